@@ -1,0 +1,189 @@
+import { Readable } from 'node:stream';
+import pLimit, { type LimitFunction } from 'p-limit';
+import { UsageError, VerificationError } from './cli/errors.ts';
+import type { Descriptor, ImageIndex, Platform } from './oci/descriptor.ts';
+import { digestOf } from './oci/digest.ts';
+import { childrenOf, isIndex, isManifestOrIndex, parseManifest } from './oci/mediatype.ts';
+import { isAttestationManifest, matchesAny } from './oci/platform.ts';
+import { MAX_MANIFEST_BYTES } from './registry/client.ts';
+import { isRetryableNetworkError, sleep } from './registry/retry.ts';
+import type { ContentSink, ContentSource } from './store/store.ts';
+
+/**
+ * copyGraph: the one graph copy (after oras-go's Copy). Walks index ->
+ * manifests -> config and layers, copies children before parents, skips what
+ * the destination already has (a present manifest means its whole subtree is
+ * there), and runs every transfer of a session under one concurrency limit.
+ */
+
+export type CopyEvent =
+  | { type: 'blob-start'; descriptor: Descriptor; destination: string }
+  | { type: 'blob-done'; descriptor: Descriptor; destination: string; bytes: number }
+  | { type: 'blob-skip'; descriptor: Descriptor; destination: string; bytes: number }
+  | { type: 'blob-mount'; descriptor: Descriptor; destination: string; bytes: number }
+  | { type: 'manifest-done'; descriptor: Descriptor; destination: string; skipped: boolean }
+  | { type: 'retry'; descriptor: Descriptor; destination: string; attempt: number; reason: string };
+
+export interface CopySessionOptions {
+  /** Transfers running at once, across every image of the session. */
+  concurrency?: number;
+  onEvent?: (event: CopyEvent) => void;
+  /** Tries for one blob transfer when the connection breaks mid-stream. */
+  blobAttempts?: number;
+}
+
+/**
+ * State shared by every copyGraph call of one run: the concurrency limit and
+ * the transfers in flight, so that a blob two images share moves once and the
+ * second destination can mount it instead of uploading it again.
+ */
+export class CopySession {
+  readonly limit: LimitFunction;
+  readonly emit: (event: CopyEvent) => void;
+  readonly blobAttempts: number;
+  /** digest -> the transfer of that blob now running (to any destination). */
+  readonly inflight = new Map<string, Promise<unknown>>();
+  /** "destination digest" -> the finished or running copy of that node. */
+  readonly nodes = new Map<string, Promise<Descriptor>>();
+
+  constructor(options: CopySessionOptions = {}) {
+    this.limit = pLimit(Math.max(1, options.concurrency ?? 8));
+    this.emit = options.onEvent ?? (() => undefined);
+    this.blobAttempts = options.blobAttempts ?? 3;
+  }
+}
+
+export interface CopyOptions {
+  session?: CopySession;
+  /** Keep only these platforms of an index; without it an index is copied whole with its digest. */
+  platforms?: Platform[];
+}
+
+/**
+ * Copy the graph under `root` from src to dst. Returns the root as written:
+ * the same descriptor, or a filtered index's new descriptor when platforms
+ * removed some of its manifests.
+ */
+export async function copyGraph(
+  src: ContentSource,
+  dst: ContentSink,
+  root: Descriptor,
+  options: CopyOptions = {},
+): Promise<Descriptor> {
+  const session = options.session ?? new CopySession();
+  return copyNode(session, src, dst, root, options.platforms, true);
+}
+
+function copyNode(
+  session: CopySession,
+  src: ContentSource,
+  dst: ContentSink,
+  desc: Descriptor,
+  platforms: Platform[] | undefined,
+  isRoot: boolean,
+): Promise<Descriptor> {
+  const key = `${dst.name} ${desc.digest} ${isRoot && platforms ? platformKey(platforms) : ''}`;
+  let node = session.nodes.get(key);
+  if (!node) {
+    node = isManifestOrIndex(desc.mediaType)
+      ? copyManifest(session, src, dst, desc, platforms, isRoot)
+      : copyBlob(session, src, dst, desc).then(() => desc);
+    session.nodes.set(key, node);
+    // A failed node may be tried again by a later copy of the same session.
+    node.catch(() => session.nodes.delete(key));
+  }
+  return node;
+}
+
+async function copyManifest(
+  session: CopySession,
+  src: ContentSource,
+  dst: ContentSink,
+  desc: Descriptor,
+  platforms: Platform[] | undefined,
+  isRoot: boolean,
+): Promise<Descriptor> {
+  const bytes = await session.limit(() => readManifest(src, desc));
+  const parsed = parseManifest(bytes, desc.mediaType, `manifest ${desc.digest}`);
+  let target = desc;
+  let targetBytes = bytes;
+  let children = childrenOf(parsed);
+
+  // Only the root index is filtered: a nested index is copied as it is.
+  if (isRoot && platforms && isIndex(parsed.mediaType) && parsed.index) {
+    const kept = parsed.index.manifests.filter((m) => !isAttestationManifest(m) && matchesAny(platforms, m.platform));
+    if (kept.length === 0) {
+      const offered = parsed.index.manifests
+        .map((m) => (m.platform ? `${m.platform.os}/${m.platform.architecture}${m.platform.variant ? '/' + m.platform.variant : ''}` : 'unknown'))
+        .join(', ');
+      throw new UsageError(`image index ${desc.digest} has no manifest for the requested platforms (it offers ${offered})`, {
+        hint: 'change --platform / platforms in the spec, or drop the image',
+      });
+    }
+    if (kept.length !== parsed.index.manifests.length) {
+      const filtered: ImageIndex = { ...parsed.index, manifests: kept };
+      targetBytes = Buffer.from(JSON.stringify(filtered));
+      target = { ...desc, mediaType: parsed.mediaType, digest: digestOf(targetBytes), size: targetBytes.length };
+      children = kept;
+    }
+  }
+
+  if (await dst.exists(target)) {
+    session.emit({ type: 'manifest-done', descriptor: target, destination: dst.name, skipped: true });
+    return target;
+  }
+  await Promise.all(children.map((child) => copyNode(session, src, dst, child, undefined, false)));
+  await session.limit(() => dst.push(target, Readable.from([targetBytes])));
+  session.emit({ type: 'manifest-done', descriptor: target, destination: dst.name, skipped: false });
+  return target;
+}
+
+async function readManifest(src: ContentSource, desc: Descriptor): Promise<Buffer> {
+  if (desc.size > MAX_MANIFEST_BYTES) {
+    throw new VerificationError(`manifest ${desc.digest} claims ${desc.size} bytes, over the ${MAX_MANIFEST_BYTES}-byte limit`);
+  }
+  const parts: Buffer[] = [];
+  for await (const chunk of (await src.fetch(desc)) as AsyncIterable<Buffer>) parts.push(chunk);
+  return Buffer.concat(parts);
+}
+
+async function copyBlob(session: CopySession, src: ContentSource, dst: ContentSink, desc: Descriptor): Promise<void> {
+  // Another image of this session moving the same blob (maybe to another
+  // repository): wait for it, so this one can skip or mount.
+  const running = session.inflight.get(desc.digest);
+  if (running) await running.catch(() => undefined);
+
+  const transfer = session.limit(async () => {
+    if (await dst.exists(desc)) {
+      session.emit({ type: 'blob-skip', descriptor: desc, destination: dst.name, bytes: desc.size });
+      return;
+    }
+    if (dst.mount && (await dst.mount(desc))) {
+      session.emit({ type: 'blob-mount', descriptor: desc, destination: dst.name, bytes: desc.size });
+      return;
+    }
+    for (let attempt = 1; ; attempt++) {
+      session.emit({ type: 'blob-start', descriptor: desc, destination: dst.name });
+      try {
+        await dst.push(desc, await src.fetch(desc));
+        session.emit({ type: 'blob-done', descriptor: desc, destination: dst.name, bytes: desc.size });
+        return;
+      } catch (err) {
+        const retryable = !(err instanceof VerificationError) && isRetryableNetworkError(err);
+        if (!retryable || attempt >= session.blobAttempts) throw err;
+        session.emit({ type: 'retry', descriptor: desc, destination: dst.name, attempt, reason: (err as Error).message });
+        await sleep(250 * attempt);
+      }
+    }
+  });
+  session.inflight.set(desc.digest, transfer);
+  try {
+    await transfer;
+  } finally {
+    if (session.inflight.get(desc.digest) === transfer) session.inflight.delete(desc.digest);
+  }
+}
+
+function platformKey(platforms: Platform[]): string {
+  return platforms.map((p) => `${p.os}/${p.architecture}/${p.variant ?? ''}`).join(',');
+}

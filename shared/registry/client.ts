@@ -1,0 +1,572 @@
+import { Readable, pipeline } from 'node:stream';
+import { AirlockError, RemoteError, VerificationError } from '../cli/errors.ts';
+import type { Descriptor } from '../oci/descriptor.ts';
+import { digestOf, VerifyingStream } from '../oci/digest.ts';
+import { MANIFEST_ACCEPT, parseManifest } from '../oci/mediatype.ts';
+import { apiHost } from '../oci/reference.ts';
+import { RegistryAuth, repositoryScope } from './auth.ts';
+import type { Credentials } from './credentials.ts';
+import { DEFAULT_RETRY, isRetryableNetworkError, retryDelayMs, sleep, type RetryPolicy } from './retry.ts';
+import { header, HttpTransport, type HttpHeaders, type HttpResponse, type TransportOptions } from './transport.ts';
+
+/**
+ * A client for one registry host speaking the OCI distribution API
+ * (opencontainers/distribution-spec): manifests and blobs, pull and push,
+ * cross-repository mount, with authentication and streaming verification.
+ * Every blob is hashed as it streams; nothing is held whole in memory.
+ */
+
+/** Where requests for a registry go: its API host, or a mirror standing in for it. */
+export interface Endpoint {
+  /** The registry as written in references: "docker.io", "127.0.0.1:5000". */
+  registry: string;
+  /** scheme://host[:port] requests are sent to. */
+  origin: URL;
+  /** Repository prefix on a mirror that keeps mirrored repositories under a path ("dockerhub-proxy/"). */
+  repositoryPrefix: string;
+}
+
+export interface RegistryOptions extends TransportOptions {
+  /** Speak plain HTTP to registries that have no mirror. Only when asked. */
+  plainHttp?: boolean;
+  /** registry -> mirror URL, e.g. { "docker.io": "http://127.0.0.1:5000" }. */
+  mirrors?: Record<string, string>;
+  /** Credentials for the host requests actually go to. */
+  credentials?: (host: string) => Credentials | undefined;
+  /** Blobs up to this size are uploaded with one PUT; larger ones in PATCH chunks. */
+  monolithicMaxBytes?: number;
+  chunkBytes?: number;
+}
+
+export const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
+const DEFAULT_MONOLITHIC_MAX = 64 * 1024 * 1024;
+const DEFAULT_CHUNK = 64 * 1024 * 1024;
+
+type Scopes = string[];
+
+interface RegistryRequest {
+  method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  /** A path under the origin ("/v2/...") or an absolute URL (upload Location). */
+  url: URL;
+  headers?: HttpHeaders;
+  body?: Buffer | Readable;
+  scopes: Scopes;
+  what: string;
+}
+
+export function resolveEndpoint(registry: string, options: Pick<RegistryOptions, 'mirrors' | 'plainHttp'>): Endpoint {
+  const mirror = options.mirrors?.[registry];
+  if (mirror !== undefined) {
+    const url = new URL(mirror);
+    const prefix = url.pathname.replace(/^\/+|\/+$/g, '');
+    return { registry, origin: new URL(url.origin), repositoryPrefix: prefix ? `${prefix}/` : '' };
+  }
+  const scheme = options.plainHttp ? 'http' : 'https';
+  return { registry, origin: new URL(`${scheme}://${apiHost(registry)}`), repositoryPrefix: '' };
+}
+
+export class RegistryClient {
+  readonly endpoint: Endpoint;
+  private readonly auth: RegistryAuth;
+  private readonly retry: RetryPolicy;
+  private readonly monolithicMax: number;
+  private readonly chunkBytes: number;
+  /** Repositories of this registry known to hold a blob: candidates for a mount. */
+  private readonly blobHomes = new Map<string, Set<string>>();
+
+  constructor(
+    registry: string,
+    private readonly transport: HttpTransport,
+    options: RegistryOptions = {},
+  ) {
+    this.endpoint = resolveEndpoint(registry, options);
+    this.auth = new RegistryAuth(this.endpoint.origin.host, transport, options.credentials?.(this.endpoint.origin.host));
+    this.retry = options.retry ?? DEFAULT_RETRY;
+    this.monolithicMax = options.monolithicMaxBytes ?? DEFAULT_MONOLITHIC_MAX;
+    this.chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK;
+  }
+
+  /** "host/repo" as shown to users (the registry as referenced, not the mirror). */
+  display(repository: string): string {
+    return `${this.endpoint.registry}/${repository}`;
+  }
+
+  // ---- manifests ----------------------------------------------------------
+
+  /** The descriptor a tag or digest points to, or undefined when the registry has none. */
+  async resolve(repository: string, reference: string): Promise<Descriptor | undefined> {
+    const what = `resolve ${this.display(repository)}${refSuffix(reference)}`;
+    const res = await this.send({
+      method: 'HEAD',
+      url: this.url(repository, `manifests/${reference}`),
+      headers: { accept: MANIFEST_ACCEPT },
+      scopes: [repositoryScope(this.repo(repository), ['pull'])],
+      what,
+    });
+    await res.body.dump();
+    if (res.status === 404) return undefined;
+    if (res.status !== 200) throw await this.failure(res, what);
+    const digest = header(res, 'docker-content-digest');
+    const mediaType = header(res, 'content-type')?.split(';')[0]?.trim();
+    const size = Number(header(res, 'content-length'));
+    if (digest && mediaType && /^application\/vnd\./.test(mediaType) && Number.isSafeInteger(size) && size > 0) {
+      if (reference.includes(':') && reference !== digest) {
+        throw new VerificationError(`${what}: the registry reports digest ${digest} for a request by digest`);
+      }
+      return { mediaType, digest, size };
+    }
+    // Older registries leave the digest out of HEAD: fetch the manifest and hash it.
+    const m = await this.getManifest(repository, reference);
+    return m?.descriptor;
+  }
+
+  /**
+   * Fetch a manifest or index. Its digest is computed over the exact bytes and
+   * checked against the reference (when by digest) and Docker-Content-Digest.
+   */
+  async getManifest(repository: string, reference: string): Promise<{ descriptor: Descriptor; bytes: Buffer } | undefined> {
+    const what = `get manifest ${this.display(repository)}${refSuffix(reference)}`;
+    const res = await this.send({
+      method: 'GET',
+      url: this.url(repository, `manifests/${reference}`),
+      headers: { accept: MANIFEST_ACCEPT },
+      scopes: [repositoryScope(this.repo(repository), ['pull'])],
+      what,
+    });
+    if (res.status === 404) {
+      await res.body.dump();
+      return undefined;
+    }
+    if (res.status !== 200) throw await this.failure(res, what);
+    const bytes = await readLimited(res, MAX_MANIFEST_BYTES, what);
+    const digest = digestOf(bytes);
+    const claimed = header(res, 'docker-content-digest');
+    if (reference.startsWith('sha256:') && reference !== digest) {
+      throw new VerificationError(`${what}: content has digest ${digest}, not the requested ${reference}`);
+    }
+    if (claimed && claimed.startsWith('sha256:') && claimed !== digest) {
+      throw new VerificationError(`${what}: content has digest ${digest}, the registry claims ${claimed}`);
+    }
+    const { mediaType } = parseManifest(bytes, header(res, 'content-type'), what);
+    return { descriptor: { mediaType, digest, size: bytes.length }, bytes };
+  }
+
+  /** Store a manifest under a tag or its digest. Returns the digest of the bytes sent. */
+  async putManifest(repository: string, reference: string, mediaType: string, bytes: Buffer): Promise<string> {
+    const digest = digestOf(bytes);
+    const what = `push manifest ${this.display(repository)}${refSuffix(reference)}`;
+    const res = await this.send({
+      method: 'PUT',
+      url: this.url(repository, `manifests/${reference}`),
+      headers: { 'content-type': mediaType },
+      body: bytes,
+      scopes: [repositoryScope(this.repo(repository), ['pull', 'push'])],
+      what,
+    });
+    if (res.status !== 201 && res.status !== 200) throw await this.failure(res, what);
+    await res.body.dump();
+    const stored = header(res, 'docker-content-digest');
+    if (stored && stored !== digest) {
+      throw new VerificationError(`${what}: the registry stored digest ${stored}, we sent ${digest}`);
+    }
+    return digest;
+  }
+
+  // ---- blobs --------------------------------------------------------------
+
+  async blobExists(repository: string, desc: Descriptor): Promise<boolean> {
+    const what = `check blob ${shortDigest(desc.digest)} in ${this.display(repository)}`;
+    const res = await this.send({
+      method: 'HEAD',
+      url: this.url(repository, `blobs/${desc.digest}`),
+      scopes: [repositoryScope(this.repo(repository), ['pull'])],
+      what,
+    });
+    await res.body.dump();
+    if (res.status === 404) return false;
+    if (res.status !== 200 && res.status !== 307) throw await this.failure(res, what);
+    const len = header(res, 'content-length');
+    if (res.status === 200 && len !== undefined && Number(len) !== desc.size) {
+      throw new VerificationError(`${what}: the registry holds ${len} bytes, the descriptor says ${desc.size}`);
+    }
+    this.remember(repository, desc.digest);
+    return true;
+  }
+
+  /**
+   * The blob's bytes as a stream, verified against desc while they flow.
+   * A dropped connection is resumed with a Range request from the last byte
+   * received; the verifier holds back the final chunk until the digest matched.
+   */
+  fetchBlob(repository: string, desc: Descriptor): Readable {
+    const what = `blob ${shortDigest(desc.digest)} of ${this.display(repository)}`;
+    const source = Readable.from(this.blobChunks(repository, desc, what), { objectMode: false });
+    return pipeline(source, new VerifyingStream(desc, what), () => undefined);
+  }
+
+  private async *blobChunks(repository: string, desc: Descriptor, what: string): AsyncGenerator<Buffer> {
+    let offset = 0;
+    for (let attempt = 1; ; attempt++) {
+      const res = await this.openBlob(repository, desc, offset, what);
+      // A server that ignores Range answers 200 with the whole blob: skip what we have.
+      let skip = res.status === 200 ? offset : 0;
+      try {
+        for await (const chunk of res.body as AsyncIterable<Buffer>) {
+          let c = chunk;
+          if (skip > 0) {
+            if (c.length <= skip) {
+              skip -= c.length;
+              continue;
+            }
+            c = c.subarray(skip);
+            skip = 0;
+          }
+          offset += c.length;
+          yield c;
+        }
+        if (offset >= desc.size) return;
+        throw Object.assign(new Error(`connection closed after ${offset} of ${desc.size} bytes`), {
+          code: 'ECONNRESET',
+        });
+      } catch (err) {
+        res.body.destroy();
+        if (err instanceof AirlockError || !isRetryableNetworkError(err) || attempt >= this.retry.attempts) {
+          if (err instanceof AirlockError) throw err;
+          throw new RemoteError(`${what}: download failed at byte ${offset} of ${desc.size}: ${(err as Error).message}`, {
+            cause: err,
+          });
+        }
+        await sleep(retryDelayMs(attempt, this.retry));
+      }
+    }
+  }
+
+  /** GET the blob from `offset`, following a redirect to storage without our credentials. */
+  private async openBlob(repository: string, desc: Descriptor, offset: number, what: string): Promise<HttpResponse> {
+    const range: HttpHeaders = offset > 0 ? { range: `bytes=${offset}-` } : {};
+    let res = await this.send({
+      method: 'GET',
+      url: this.url(repository, `blobs/${desc.digest}`),
+      headers: range,
+      scopes: [repositoryScope(this.repo(repository), ['pull'])],
+      what,
+    });
+    for (let hops = 0; isRedirect(res.status); hops++) {
+      const location = header(res, 'location');
+      await res.body.dump();
+      if (!location || hops >= 5) throw new RemoteError(`${what}: too many or empty redirects`);
+      const target = new URL(location, res.url);
+      // Authorization never leaves the registry's origin (distribution-spec).
+      res = await this.transport.send({ method: 'GET', url: target, headers: range, what });
+    }
+    if (res.status === 200 || (res.status === 206 && offset > 0)) return res;
+    if (res.status === 404) {
+      await res.body.dump();
+      throw new RemoteError(`${what}: not found in the registry (HTTP 404)`, {
+        hint: 'the image may have been deleted or garbage-collected since its manifest was read',
+      });
+    }
+    throw await this.failure(res, what);
+  }
+
+  /**
+   * Mount a blob from another repository of this registry. True when the
+   * registry linked it (201); false when it did not (it then opened an upload, cancelled here).
+   */
+  async mountBlob(repository: string, desc: Descriptor, from: string): Promise<boolean> {
+    const what = `mount blob ${shortDigest(desc.digest)} from ${from} into ${this.display(repository)}`;
+    const url = this.url(repository, 'blobs/uploads/');
+    url.searchParams.set('mount', desc.digest);
+    url.searchParams.set('from', this.repo(from));
+    const res = await this.send({
+      method: 'POST',
+      url,
+      headers: { 'content-length': '0' },
+      scopes: [repositoryScope(this.repo(repository), ['pull', 'push']), repositoryScope(this.repo(from), ['pull'])],
+      what,
+    });
+    await res.body.dump();
+    if (res.status === 201) {
+      this.remember(repository, desc.digest);
+      return true;
+    }
+    if (res.status === 202) {
+      const location = header(res, 'location');
+      if (location) await this.cancelUpload(repository, new URL(location, res.url));
+      return false;
+    }
+    throw await this.failure(res, what);
+  }
+
+  /** Repositories of this registry where the blob was seen, other than `except`. */
+  mountSources(digest: string, except: string): string[] {
+    return [...(this.blobHomes.get(digest) ?? [])].filter((r) => r !== except);
+  }
+
+  /**
+   * Upload a blob from a stream. Small blobs go in one PUT, large ones in
+   * PATCH chunks of chunkBytes; the upload is completed (the final PUT with
+   * the digest) only after the body ended cleanly. On any failure the upload
+   * session is cancelled, so nothing partial is ever committed.
+   */
+  async pushBlob(repository: string, desc: Descriptor, body: Readable): Promise<void> {
+    const what = `push blob ${shortDigest(desc.digest)} to ${this.display(repository)}`;
+    const scopes = [repositoryScope(this.repo(repository), ['pull', 'push'])];
+    let location = await this.startUpload(repository, scopes, what);
+    const reader = new ChunkReader(body);
+    try {
+      if (desc.size <= this.monolithicMax) {
+        location = await this.finishUpload(location, desc, reader.stream(desc.size), desc.size, scopes, what);
+        await reader.expectEnd();
+      } else {
+        for (let start = 0; start < desc.size; ) {
+          const len = Math.min(this.chunkBytes, desc.size - start);
+          const res = await this.send({
+            method: 'PATCH',
+            url: location,
+            headers: {
+              'content-type': 'application/octet-stream',
+              'content-length': String(len),
+              'content-range': `${start}-${start + len - 1}`,
+            },
+            body: reader.stream(len),
+            scopes,
+            what: `${what} (bytes ${start}-${start + len - 1})`,
+          });
+          await res.body.dump();
+          if (res.status !== 202) throw await this.failure(res, what);
+          location = nextLocation(res, what);
+          start += len;
+        }
+        await reader.expectEnd();
+        location = await this.finishUpload(location, desc, undefined, 0, scopes, what);
+      }
+    } catch (err) {
+      await this.cancelUpload(repository, location);
+      // The source's own failure (a digest mismatch, a broken download) is the real cause.
+      throw reader.error ?? err;
+    }
+    this.remember(repository, desc.digest);
+  }
+
+  private async startUpload(repository: string, scopes: Scopes, what: string): Promise<URL> {
+    const res = await this.send({
+      method: 'POST',
+      url: this.url(repository, 'blobs/uploads/'),
+      headers: { 'content-length': '0' },
+      scopes,
+      what,
+    });
+    await res.body.dump();
+    if (res.status !== 202) throw await this.failure(res, what);
+    return nextLocation(res, what);
+  }
+
+  private async finishUpload(
+    location: URL,
+    desc: Descriptor,
+    body: Readable | undefined,
+    length: number,
+    scopes: Scopes,
+    what: string,
+  ): Promise<URL> {
+    const url = new URL(location);
+    url.searchParams.set('digest', desc.digest);
+    const res = await this.send({
+      method: 'PUT',
+      url,
+      headers: { 'content-type': 'application/octet-stream', 'content-length': String(length) },
+      body: body ?? Buffer.alloc(0),
+      scopes,
+      what,
+    });
+    await res.body.dump();
+    if (res.status !== 201) throw await this.failure(res, what);
+    return url;
+  }
+
+  private async cancelUpload(repository: string, location: URL): Promise<void> {
+    try {
+      const res = await this.send({
+        method: 'DELETE',
+        url: location,
+        scopes: [repositoryScope(this.repo(repository), ['pull', 'push'])],
+        what: `cancel upload to ${this.display(repository)}`,
+      });
+      await res.body.dump();
+    } catch {
+      // Best effort: the registry purges abandoned uploads itself.
+    }
+  }
+
+  // ---- plumbing -----------------------------------------------------------
+
+  private remember(repository: string, digest: string): void {
+    let homes = this.blobHomes.get(digest);
+    if (!homes) this.blobHomes.set(digest, (homes = new Set()));
+    homes.add(repository);
+  }
+
+  private repo(repository: string): string {
+    return this.endpoint.repositoryPrefix + repository;
+  }
+
+  private url(repository: string, rest: string): URL {
+    return new URL(`/v2/${this.repo(repository)}/${rest}`, this.endpoint.origin);
+  }
+
+  /** Send with authentication: answer a 401 challenge once, then give up with a clear error. */
+  private async send(req: RegistryRequest): Promise<HttpResponse> {
+    for (let attempt = 0; ; attempt++) {
+      const authorization = await this.auth.authorization(req.scopes);
+      const headers = { ...req.headers };
+      if (authorization) headers.authorization = authorization;
+      const res = await this.transport.send({ method: req.method, url: req.url, headers, body: req.body, what: req.what });
+      if (res.status !== 401) return res;
+      const challenge = header(res, 'www-authenticate');
+      const replayable = req.body === undefined || Buffer.isBuffer(req.body);
+      if (attempt > 0 || !replayable || !this.auth.onUnauthorized(challenge, req.scopes, authorization)) {
+        throw await this.failure(res, req.what);
+      }
+      await res.body.dump();
+    }
+  }
+
+  /** A RemoteError naming the registry, the operation, the HTTP status and the registry's error codes. */
+  private async failure(res: HttpResponse, what: string): Promise<AirlockError> {
+    const text = res.status === 0 ? '' : await readText(res, 4096);
+    const detail = describeRegistryErrors(text);
+    const host = this.endpoint.origin.host;
+    const base = `${what}: registry ${host} answered HTTP ${res.status}${detail ? ` ${detail}` : ''}`;
+    switch (res.status) {
+      case 401:
+        return new RemoteError(base, {
+          hint: 'authentication failed: check --registry-username / --registry-password-env or ~/.docker/config.json',
+        });
+      case 403:
+        return new RemoteError(base, { hint: 'the credentials are valid but lack permission for this action' });
+      case 405:
+        return new RemoteError(base, {
+          hint: 'the registry refuses writes (read-only or maintenance mode); ask its operator to allow the loader identity',
+        });
+      case 429:
+        return new RemoteError(base, { hint: 'rate limited: try again later or use --registry-mirror' });
+      default:
+        return new RemoteError(base);
+    }
+  }
+}
+
+/** Reads a stream in exact-length pieces, without copying, for chunked uploads. */
+class ChunkReader {
+  private readonly it: AsyncIterator<Buffer>;
+  private leftover: Buffer | undefined;
+  /** The body's own error, when it failed (it wins over the HTTP error it caused). */
+  error: unknown;
+
+  constructor(body: Readable) {
+    this.it = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  }
+
+  stream(length: number): Readable {
+    return Readable.from(this.take(length), { objectMode: false });
+  }
+
+  private async *take(length: number): AsyncGenerator<Buffer> {
+    let remaining = length;
+    while (remaining > 0) {
+      const chunk = this.leftover ?? (await this.next());
+      if (chunk === undefined) throw new VerificationError(`the blob ended ${remaining} bytes short`);
+      if (chunk.length > remaining) {
+        this.leftover = chunk.subarray(remaining);
+        yield chunk.subarray(0, remaining);
+        return;
+      }
+      this.leftover = undefined;
+      remaining -= chunk.length;
+      yield chunk;
+    }
+  }
+
+  /** The source must end exactly where the descriptor says (this also lets its verifier finish). */
+  async expectEnd(): Promise<void> {
+    const extra = this.leftover ?? (await this.next());
+    if (extra !== undefined) throw new VerificationError('the blob is longer than its descriptor says');
+  }
+
+  private async next(): Promise<Buffer | undefined> {
+    try {
+      const r = await this.it.next();
+      return r.done ? undefined : r.value;
+    } catch (err) {
+      this.error = err;
+      throw err;
+    }
+  }
+}
+
+function nextLocation(res: HttpResponse, what: string): URL {
+  const location = header(res, 'location');
+  if (!location) throw new RemoteError(`${what}: the registry answered ${res.status} without a Location header`);
+  return new URL(location, res.url);
+}
+
+function isRedirect(status: number): boolean {
+  return status === 301 || status === 302 || status === 303 || status === 307 || status === 308;
+}
+
+function refSuffix(reference: string): string {
+  return reference.includes(':') ? `@${reference}` : `:${reference}`;
+}
+
+export function shortDigest(digest: string): string {
+  return digest.length > 19 ? digest.slice(0, 19) : digest;
+}
+
+async function readLimited(res: HttpResponse, limit: number, what: string): Promise<Buffer> {
+  const declared = Number(header(res, 'content-length'));
+  if (Number.isFinite(declared) && declared > limit) {
+    res.body.destroy();
+    throw new VerificationError(`${what}: manifest of ${declared} bytes exceeds the ${limit}-byte limit`);
+  }
+  const parts: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of res.body as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total > limit) {
+      res.body.destroy();
+      throw new VerificationError(`${what}: manifest exceeds the ${limit}-byte limit`);
+    }
+    parts.push(chunk);
+  }
+  return Buffer.concat(parts);
+}
+
+async function readText(res: HttpResponse, limit: number): Promise<string> {
+  try {
+    const parts: Buffer[] = [];
+    let total = 0;
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      if (total < limit) parts.push(chunk);
+      total += chunk.length;
+    }
+    return Buffer.concat(parts).toString('utf8').slice(0, limit);
+  } catch {
+    return '';
+  }
+}
+
+/** "DENIED: requested access to the resource is denied" from a distribution error body. */
+export function describeRegistryErrors(text: string): string {
+  const trimmed = text.trim();
+  if (trimmed === '') return '';
+  try {
+    const body = JSON.parse(trimmed) as { errors?: { code?: string; message?: string }[] };
+    if (Array.isArray(body.errors) && body.errors.length > 0) {
+      return body.errors.map((e) => [e.code, e.message].filter(Boolean).join(': ')).join('; ');
+    }
+  } catch {
+    // not JSON: show the start of the text
+  }
+  return `(${trimmed.replace(/\s+/g, ' ').slice(0, 160)})`;
+}

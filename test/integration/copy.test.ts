@@ -212,6 +212,24 @@ describe('copyGraph through real registries', { concurrency: false }, () => {
     }
   });
 
+  test('a docker.io reference is pulled through a mirror and keeps its docker.io name', async () => {
+    const transport = new HttpTransport({ retry: FAST_RETRY });
+    try {
+      const hub = new RegistryClient('docker.io', transport, { mirrors: { 'docker.io': source.url }, retry: FAST_RETRY });
+      assert.equal(hub.display('harness/ng-manager'), 'docker.io/harness/ng-manager');
+      const from = new RemoteStore(hub, 'harness/ng-manager');
+      const dir = join(work, 'mirror');
+      const layout = await LayoutStore.open(dir);
+      const copied = await copyGraph(from, layout, await from.resolve('1.0'));
+      await layout.tag(copied, 'docker.io/harness/ng-manager:1.0');
+      const raw = await runBytes('skopeo', ['inspect', '--raw', `oci:${dir}:docker.io/harness/ng-manager:1.0`]);
+      assert.equal('sha256:' + createHash('sha256').update(raw).digest('hex'), images[0]!.digest);
+      assert.ok((await source.requests(/^GET \/v2\/harness\/ng-manager\/manifests\//)).length > 0, 'served by the mirror');
+    } finally {
+      await transport.close();
+    }
+  });
+
   test('survives two dropped connections mid-blob and a 429, byte-exact', async () => {
     const proxy = await startFaultProxy({ host: '127.0.0.1', port: source.port });
     const img = images[0]!;

@@ -1,0 +1,19 @@
+/**
+ * The airlock entry point: composes the connected side's commands
+ * (packer/cli.ts) and the enclave side's (loader/cli.ts) into one CLI.
+ */
+import { hideBin } from 'yargs/helpers';
+import { registerLoaderCommands } from './loader/cli.ts';
+import { registerPackerCommands } from './packer/cli.ts';
+import { packageVersion, runCli } from './shared/cli/main.ts';
+
+await runCli(hideBin(process.argv), (y) =>
+  registerLoaderCommands(
+    registerPackerCommands(
+      y
+        .scriptName('airlock')
+        .usage('airlock <command> [options]\n\nMove a Kubernetes application and its images into an air-gapped enclave.')
+        .version(packageVersion(import.meta.url)),
+    ),
+  ).epilog('Exit codes: 0 ok, 1 internal error, 2 usage, 3 verification failed, 4 remote failure, 5 policy refused.'),
+);

@@ -1,0 +1,129 @@
+/**
+ * The enclave side's commands: verify, inspect, load, promote, download,
+ * inventory. The one-file enclave loader is built from this module alone, so
+ * it must not import packer/.
+ */
+import type { Argv } from 'yargs';
+import { notBuiltYet, withGitAuth, withJobs, withJson, withNetworkOptions, withPlainHttp, withRegistryAuth } from '../shared/cli/main.ts';
+
+const BUNDLE_DESCRIPTION = 'The bundle: a file, s3://bucket/key, or the first volume of a split bundle (BUNDLE.000)';
+
+export function registerLoaderCommands(y: Argv): Argv {
+  return y
+    .command(
+      'verify <bundle>',
+      "Check a bundle's signature, then every entry's size and sha256",
+      (b) =>
+        withJson(
+          withNetworkOptions(
+            b
+              .positional('bundle', { type: 'string', demandOption: true, describe: BUNDLE_DESCRIPTION })
+              .option('key', { type: 'string', demandOption: true, describe: 'Public key (airlock.pub)', normalize: true }),
+          ),
+        ),
+      () => notBuiltYet('verify', 3),
+    )
+    .command(
+      'inspect <bundle>',
+      'Show what a bundle holds: name, version, images, charts, manifests, sizes (reads the index only; use verify to check it)',
+      (b) =>
+        withJson(
+          withNetworkOptions(b.positional('bundle', { type: 'string', demandOption: true, describe: BUNDLE_DESCRIPTION })),
+        ),
+      () => notBuiltYet('inspect', 3),
+    )
+    .command(
+      'load <bundle>',
+      'Verify a bundle while loading it: images into the enclave registry, manifests into git as a kustomize base',
+      (b) =>
+        withJson(
+          withNetworkOptions(
+            withGitAuth(
+              withRegistryAuth(
+                withPlainHttp(
+                  withJobs(
+                    b
+                      .positional('bundle', { type: 'string', demandOption: true, describe: BUNDLE_DESCRIPTION })
+                      .option('key', { type: 'string', demandOption: true, describe: 'Public key (airlock.pub)', normalize: true })
+                      .option('registry', {
+                        type: 'string',
+                        demandOption: true,
+                        describe: 'Enclave registry: HOST[:PORT][/PREFIX]',
+                        group: 'Registry:',
+                      })
+                      .option('git', { type: 'string', describe: 'Git repository URL (https:// or ssh://) to commit the manifests to', group: 'Git:' })
+                      .option('git-branch', { type: 'string', default: 'dev', describe: 'Branch to commit to', group: 'Git:' })
+                      .option('git-path', { type: 'string', describe: "Directory in the repository (default: the bundle's name)", group: 'Git:' })
+                      .option('overwrite-tags', {
+                        type: 'boolean',
+                        default: false,
+                        describe: 'Move tags that already point at other content (default: refuse, exit 5)',
+                      })
+                      .option('skip-images', { type: 'boolean', default: false, describe: 'Do not push images (verify and write git only)' })
+                      .option('dry-run', {
+                        type: 'boolean',
+                        default: false,
+                        describe: 'Verify and show what would be pushed and committed, change nothing',
+                      }),
+                    'uploads',
+                  ),
+                ),
+              ),
+            ),
+          ),
+        ),
+      (argv) => (argv.git === undefined ? notBuiltYet('load', 4) : notBuiltYet('load --git', 5)),
+    )
+    .command(
+      'promote',
+      'Merge the dev branch into an environment branch (or push a review branch with --review); overlays survive',
+      (b) =>
+        withJson(
+          withNetworkOptions(
+            withGitAuth(
+              b
+                .option('git', { type: 'string', demandOption: true, describe: 'Git repository URL (https:// or ssh://)', group: 'Git:' })
+                .option('from', { type: 'string', default: 'dev', describe: 'Branch to promote from', group: 'Git:' })
+                .option('to', { type: 'string', demandOption: true, describe: 'Environment branch to promote to (ENV)', group: 'Git:' })
+                .option('git-path', { type: 'string', describe: "Directory in the repository (default: the bundle's name)", group: 'Git:' })
+                .option('review', {
+                  type: 'boolean',
+                  default: false,
+                  describe: 'Push a review branch for a merge request instead of updating the environment branch',
+                }),
+            ),
+          ),
+        ),
+      () => notBuiltYet('promote', 5),
+    )
+    .command(
+      'download <source>',
+      'Download a bundle (with its volumes, if split) from s3://... or sftp://...',
+      (b) =>
+        withJson(
+          withNetworkOptions(
+            b
+              .positional('source', { type: 'string', demandOption: true, describe: 's3://bucket/key or sftp://user@host[:port]/path' })
+              .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'The bundle file to write', normalize: true }),
+          ),
+        ),
+      () => notBuiltYet('download', 6),
+    )
+    .command(
+      'inventory',
+      'List the blobs and tags the enclave registry holds, for pack --since',
+      (b) =>
+        withJson(
+          withNetworkOptions(
+            withRegistryAuth(
+              withPlainHttp(
+                b
+                  .option('registry', { type: 'string', demandOption: true, describe: 'Enclave registry: HOST[:PORT][/PREFIX]', group: 'Registry:' })
+                  .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'File to write (inventory.json)', normalize: true }),
+              ),
+            ),
+          ),
+        ),
+      () => notBuiltYet('inventory'),
+    );
+}

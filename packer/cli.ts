@@ -1,0 +1,119 @@
+/**
+ * The connected side's commands: keygen, pack, split, upload.
+ * (verify and inspect live in loader/cli.ts: the one-file enclave loader is
+ * built from loader/cli.ts alone and needs them; the airlock entry point
+ * composes both sides.)
+ */
+import type { Argv } from 'yargs';
+import { notBuiltYet, withJobs, withJson, withNetworkOptions, withPlainHttp } from '../shared/cli/main.ts';
+
+export function registerPackerCommands(y: Argv): Argv {
+  return y
+    .command(
+      'keygen',
+      'Make a signing key pair: airlock.key (cosign format, encrypted with the password in AIRLOCK_PASSWORD or COSIGN_PASSWORD, else asked for) and airlock.pub',
+      (b) =>
+        b.option('out-dir', {
+          type: 'string',
+          default: '.',
+          describe: 'Directory to write airlock.key and airlock.pub to',
+          normalize: true,
+        }),
+      () => notBuiltYet('keygen', 3),
+    )
+    .command(
+      'pack',
+      'Pack an application (manifests, charts, images) into one signed bundle',
+      (b) =>
+        withJson(
+          withNetworkOptions(
+            withPlainHttp(
+              withJobs(
+                b
+                  .option('file', {
+                    alias: 'f',
+                    type: 'string',
+                    default: 'airlock.yaml',
+                    describe: 'The bundle spec',
+                    normalize: true,
+                  })
+                  .option('output', {
+                    alias: 'o',
+                    type: 'string',
+                    demandOption: true,
+                    describe: 'The bundle to write (BUNDLE.tar)',
+                    normalize: true,
+                  })
+                  .option('key', {
+                    type: 'string',
+                    demandOption: true,
+                    describe: 'Private key to sign with (airlock.key or a cosign key; password from AIRLOCK_PASSWORD or COSIGN_PASSWORD)',
+                    normalize: true,
+                  })
+                  .option('platform', {
+                    type: 'string',
+                    array: true,
+                    describe: 'Platform to pack, os/arch[/variant]; repeat for several (default: the spec\'s platforms)',
+                  })
+                  .option('registry-mirror', {
+                    type: 'string',
+                    array: true,
+                    describe: 'Pull a registry\'s images from a mirror: REGISTRY=URL, e.g. docker.io=http://127.0.0.1:5000; repeatable',
+                  })
+                  .option('volume-size', {
+                    type: 'string',
+                    describe: 'Also split the bundle into volumes of at most this size (e.g. 4G, 700M)',
+                  })
+                  .option('since', {
+                    type: 'string',
+                    describe: 'Leave out blobs the enclave already has: an inventory.json (airlock inventory) or an older bundle',
+                    normalize: true,
+                  }),
+                'downloads',
+              ),
+              'Talk plain HTTP to source registries given as HOST:PORT (mirrors carry their own scheme)',
+            ),
+          ),
+        ),
+      () => notBuiltYet('pack', 3),
+    )
+    .command(
+      'split <bundle>',
+      'Split a bundle into volumes (BUNDLE.000, BUNDLE.001, ...) plus BUNDLE.parts.json',
+      (b) =>
+        withJson(
+          withNetworkOptions(
+            b
+              .positional('bundle', { type: 'string', demandOption: true, describe: 'The bundle (a file or s3://...)' })
+              .option('volume-size', {
+                type: 'string',
+                demandOption: true,
+                describe: 'Largest volume size (e.g. 4G, 700M, 1048576)',
+              })
+              .option('out-dir', {
+                type: 'string',
+                describe: 'Directory for the volumes (default: next to the bundle)',
+                normalize: true,
+              }),
+          ),
+        ),
+      () => notBuiltYet('split', 6),
+    )
+    .command(
+      'upload <bundle> <destination>',
+      'Upload a bundle (with its volumes and parts list, if split) to s3://bucket/key or sftp://user@host[:port]/path',
+      (b) =>
+        withJson(
+          withNetworkOptions(
+            b
+              .positional('bundle', { type: 'string', demandOption: true, describe: 'The bundle, or the first volume of a split bundle' })
+              .positional('destination', {
+                type: 'string',
+                demandOption: true,
+                describe: 's3://bucket/key or sftp://user@host[:port]/path',
+              }),
+          ),
+        ),
+      () => notBuiltYet('upload', 6),
+    );
+}

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The test command (npm test). From a fresh clone on Debian with Node 20+:
+# installs what the tests need, then typechecks, lints and runs every test.
+#
+#   scripts/test.sh              typecheck, lint, unit tests, integration tests
+#   scripts/test.sh unit         unit tests only (no system packages needed)
+#   scripts/test.sh integration  integration tests only
+#   scripts/test.sh check        typecheck and lint only
+#   scripts/test.sh FILE...      just these test files
+#
+# Unit test files run two at a time; integration test files run one at a time
+# (each starts real servers, and the reference box has 2 cores).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+mode="${1:-all}"
+files=()
+case "$mode" in
+  all | unit | integration | check) ;;
+  -h | --help)
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    exit 0
+    ;;
+  *)
+    mode=files
+    files=("$@")
+    ;;
+esac
+
+if ! command -v node >/dev/null 2>&1; then
+  echo "test.sh: node not found: install Node.js 20 or newer (e.g. from https://nodejs.org or NodeSource)" >&2
+  exit 1
+fi
+node_major="$(node -p 'process.versions.node.split(".")[0]')"
+if [ "$node_major" -lt 20 ]; then
+  echo "test.sh: Node.js $(node --version) is too old: airlock needs Node 20 or newer" >&2
+  exit 1
+fi
+
+# System programs the integration tests run for real (registry, skopeo, git, nginx, sshd...).
+if [ "$mode" != unit ] && [ "$mode" != check ] && [ -f scripts/install-test-deps.sh ]; then
+  bash scripts/install-test-deps.sh
+fi
+
+# Node dependencies, when missing or older than the lock file.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+
+shopt -s nullglob
+unit_tests=(test/unit/*.test.ts)
+integration_tests=(test/integration/*.test.ts)
+shopt -u nullglob
+
+run_tests() {
+  local concurrency="$1"
+  shift
+  [ "$#" -gt 0 ] || return 0
+  node --import tsx --test --test-concurrency="$concurrency" --test-timeout=600000 "$@"
+}
+
+if [ "$mode" = all ] || [ "$mode" = check ]; then
+  echo "== typecheck" >&2
+  npx tsc -p tsconfig.json --noEmit
+  echo "== lint" >&2
+  npx eslint .
+fi
+if [ "$mode" = all ] || [ "$mode" = unit ]; then
+  echo "== unit tests" >&2
+  run_tests 2 "${unit_tests[@]}"
+fi
+if [ "$mode" = all ] || [ "$mode" = integration ]; then
+  echo "== integration tests" >&2
+  run_tests 1 "${integration_tests[@]}"
+fi
+if [ "$mode" = files ]; then
+  run_tests 1 "${files[@]}"
+fi

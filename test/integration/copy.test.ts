@@ -8,6 +8,7 @@ import { copyGraph, CopySession, type CopyEvent } from '../../shared/copy.ts';
 import { VerificationError } from '../../shared/cli/errors.ts';
 import { RegistryClient, type RegistryOptions } from '../../shared/registry/client.ts';
 import { HttpTransport } from '../../shared/registry/transport.ts';
+import { credentialsFor } from '../../shared/registry/credentials.ts';
 import { LayoutStore } from '../../shared/store/layout.ts';
 import { RemoteStore } from '../../shared/store/remote.ts';
 import { parsePlatform } from '../../shared/oci/platform.ts';
@@ -157,6 +158,39 @@ describe('copyGraph through real registries', { concurrency: false }, () => {
       });
       await transport.close();
     } finally {
+      await dst.stop();
+    }
+  });
+
+  test('credentials from a docker config.json and from a named environment variable', async () => {
+    const dst = await startRegistry({ auth: 'token' });
+    const transport = new HttpTransport({ retry: FAST_RETRY });
+    try {
+      const config = join(work, 'docker-config.json');
+      const auth = Buffer.from(`${dst.username}:${dst.password}`).toString('base64');
+      await writeFile(config, JSON.stringify({ auths: { [`http://${dst.host}`]: { auth } } }));
+      const fromConfig = new RegistryClient(dst.host, transport, {
+        plainHttp: true,
+        retry: FAST_RETRY,
+        credentials: (host) => credentialsFor(host, { dockerConfigPath: config, env: {} }),
+      });
+      const to = new RemoteStore(fromConfig, 'cfg/app');
+      const img = images[0]!;
+      const from = new RemoteStore(clientFor(source).client, img.repository);
+      await to.tag(await copyGraph(from, to, await from.resolve(img.tag)), 'v1');
+      assert.equal(await skopeoDigest(dst, 'cfg/app:v1'), img.digest);
+
+      const fromEnv = new RegistryClient(dst.host, transport, {
+        plainHttp: true,
+        retry: FAST_RETRY,
+        credentials: (host) =>
+          credentialsFor(host, { username: dst.username, passwordEnv: 'REG_PW', env: { REG_PW: dst.password } }),
+      });
+      assert.equal((await fromEnv.resolve('cfg/app', 'v1'))?.digest, img.digest);
+      const granted = dst.tokenRequests.filter((r) => r.user === dst.username && r.status === 200);
+      assert.ok(granted.length >= 2, 'tokens were issued to the configured user');
+    } finally {
+      await transport.close();
       await dst.stop();
     }
   });

@@ -27,25 +27,12 @@ case "$mode" in
     ;;
 esac
 
-if ! command -v node >/dev/null 2>&1; then
-  echo "test.sh: node not found: install Node.js 20 or newer (e.g. from https://nodejs.org or NodeSource)" >&2
-  exit 1
-fi
-node_major="$(node -p 'process.versions.node.split(".")[0]')"
-if [ "$node_major" -lt 20 ]; then
-  echo "test.sh: Node.js $(node --version) is too old: airlock needs Node 20 or newer" >&2
-  exit 1
-fi
-
 # System programs the integration tests run for real (registry, skopeo, git, nginx, sshd...).
 if [ "$mode" != unit ] && [ "$mode" != check ] && [ -f scripts/install-test-deps.sh ]; then
   bash scripts/install-test-deps.sh
 fi
 
-# Node dependencies, when missing or older than the lock file.
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund
-fi
+. scripts/ensure-node.sh
 
 shopt -s nullglob
 unit_tests=(test/unit/*.test.ts)

@@ -375,6 +375,15 @@ describe('copyGraph through real registries', { concurrency: false }, () => {
       assert.ok(mounts >= 49 * 2, `shared base layers mounted, not uploaded (${mounts} mounts)`);
       assert.ok(events.some((e) => e.type === 'blob-mount'));
       for (const img of many.slice(0, 3)) assert.equal(await skopeoDigest(dst, `${img.repository}:v1`), img.digest);
+
+      // A second copy of the same images finds everything in place: no upload, no mount.
+      const before = (await dst.requests(/^(PUT|POST|PATCH) /)).length;
+      const again = new CopySession({ concurrency: 8 });
+      for (const img of many) {
+        const from = new RemoteStore(a.client, img.repository);
+        await copyGraph(from, new RemoteStore(b.client, img.repository), await from.resolve(img.tag), { session: again });
+      }
+      assert.equal((await dst.requests(/^(PUT|POST|PATCH) /)).length, before, 'nothing written the second time');
     } finally {
       await a.transport.close();
       await b.transport.close();

@@ -5,6 +5,7 @@
  * composes both sides.)
  */
 import type { Argv } from 'yargs';
+import { keygen } from './keygen.ts';
 import { notBuiltYet, withJobs, withJson, withNetworkOptions, withPlainHttp } from '../shared/cli/main.ts';
 
 export function registerPackerCommands(y: Argv): Argv {
@@ -19,7 +20,10 @@ export function registerPackerCommands(y: Argv): Argv {
           describe: 'Directory to write airlock.key and airlock.pub to',
           normalize: true,
         }),
-      () => notBuiltYet('keygen', 3),
+      async (argv) => {
+        const { privateKeyPath, publicKeyPath } = await keygen(argv['out-dir']);
+        process.stdout.write(`wrote ${privateKeyPath} (private, keep it on the connected side) and ${publicKeyPath}\n`);
+      },
     )
     .command(
       'pack',

@@ -13,12 +13,13 @@
  * The bundle writer (issue #3) replaces the layout as the destination when it lands.
  */
 import { execFile } from 'node:child_process';
-import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { copyGraph, CopySession } from '../shared/copy.ts';
 import { formatBytes } from '../shared/cli/progress.ts';
-import { formatReference, parseReference, withDefaultTag } from '../shared/oci/reference.ts';
+import { formatReference } from '../shared/oci/reference.ts';
+import { mergeImages, readImageList } from '../packer/images.ts';
 import { RegistryClient } from '../shared/registry/client.ts';
 import { HttpTransport } from '../shared/registry/transport.ts';
 import { LayoutStore } from '../shared/store/layout.ts';
@@ -41,16 +42,8 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   return (performance.now() - t) / 1000;
 }
 
-const list = await readFile(join(root, '..', 'shared', 'fixtures', 'harness', 'images.txt'), 'utf8');
-const refs = [
-  ...new Set(
-    list
-      .split('\n')
-      .map((l) => l.trim())
-      .filter((l) => l && !l.startsWith('#'))
-      .map((l) => formatReference(withDefaultTag(parseReference(l)))),
-  ),
-].map(parseReference);
+const harnessList = join(root, '..', 'shared', 'fixtures', 'harness', 'images.txt');
+const refs = mergeImages(await readImageList(harnessList)).map((image) => image.reference);
 
 await rm(work, { recursive: true, force: true });
 await mkdir(work, { recursive: true });

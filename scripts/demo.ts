@@ -14,11 +14,12 @@
  * This grows into pack -> verify -> load -> git as the later issues land.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { copyGraph, CopySession } from '../shared/copy.ts';
 import { Progress, formatBytes, progressListener } from '../shared/cli/progress.ts';
-import { formatReference, parseReference, withDefaultTag } from '../shared/oci/reference.ts';
+import { formatReference } from '../shared/oci/reference.ts';
+import { mergeImages, readImageList } from '../packer/images.ts';
 import { RegistryClient } from '../shared/registry/client.ts';
 import { HttpTransport } from '../shared/registry/transport.ts';
 import { LayoutStore } from '../shared/store/layout.ts';
@@ -32,16 +33,8 @@ const root = join(import.meta.dirname, '..');
 const work = join(root, '.tmp', 'demo');
 const say = (s: string) => process.stdout.write(`${s}\n`);
 
-const list = await readFile(join(root, '..', 'shared', 'fixtures', 'harness', 'images.txt'), 'utf8');
-const refs = [
-  ...new Set(
-    list
-      .split('\n')
-      .map((l) => l.trim())
-      .filter((l) => l && !l.startsWith('#'))
-      .map((l) => formatReference(withDefaultTag(parseReference(l)))),
-  ),
-].map(parseReference);
+const harnessList = join(root, '..', 'shared', 'fixtures', 'harness', 'images.txt');
+const refs = mergeImages(await readImageList(harnessList)).map((image) => image.reference);
 say(`Harness SMP 0.44.1 image list: ${refs.length} distinct references`);
 
 await rm(work, { recursive: true, force: true });

@@ -1,0 +1,126 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
+import { readBundle } from '../../shared/bundle/reader.ts';
+import { generateKeyPair, readPrivateKey, readPublicKey } from '../../shared/sign/keys.ts';
+import { buildBundle, tarFile, tarHeader, TAR_END, type TestEntry } from '../helpers/tar.ts';
+
+const pair = generateKeyPair('pw');
+const key = readPrivateKey(pair.privateKeyPem, 'pw', 'test.key');
+const pub = readPublicKey(pair.publicKeyPem, 'test.pub');
+const other = readPublicKey(generateKeyPair('pw').publicKeyPem, 'other.pub');
+
+const layer = Buffer.alloc(300_000, 7);
+const ENTRIES: TestEntry[] = [
+  { path: 'manifests/app.yaml', body: Buffer.from('apiVersion: v1\nkind: Namespace\nmetadata: { name: demo }\n') },
+  { path: 'oci/oci-layout', body: Buffer.from('{"imageLayoutVersion":"1.0.0"}') },
+  { path: 'oci/blobs/sha256/' + 'a'.repeat(64), body: layer },
+  { path: 'oci/index.json', body: Buffer.from('{"schemaVersion":2,"manifests":[]}') },
+];
+
+/** Read a bundle in odd-sized chunks; collect what each entry handed downstream. */
+async function read(tar: Buffer, publicKey = pub) {
+  const chunks: Buffer[] = [];
+  for (let i = 0; i < tar.length; i += 7777) chunks.push(tar.subarray(i, i + 7777));
+  const got = new Map<string, number>();
+  const index = await readBundle(Readable.from(chunks), {
+    publicKey,
+    source: 'test.tar',
+    onEntry: async (entry, body) => {
+      let n = 0;
+      for await (const c of body as AsyncIterable<Buffer>) n += c.length;
+      got.set(entry.path, n);
+    },
+  });
+  return { index, got };
+}
+
+async function refused(tar: Buffer, why: RegExp, publicKey = pub) {
+  await assert.rejects(read(tar, publicKey), (err: Error & { exitCode?: number }) => {
+    assert.equal(err.exitCode, 3, err.message);
+    assert.match(err.message, why);
+    return true;
+  });
+}
+
+test('a good bundle: signature, then every entry streamed and checked, in order', async () => {
+  const { tar } = buildBundle(ENTRIES, key);
+  const { index, got } = await read(tar);
+  assert.equal(index.name, 'demo');
+  assert.deepEqual([...got.keys()], ENTRIES.map((e) => e.path));
+  assert.equal(got.get(ENTRIES[2]!.path), layer.length);
+});
+
+test('a flipped byte in a layer: exit 3 naming the entry, its bytes never all handed on', async () => {
+  const { tar } = buildBundle(ENTRIES, key);
+  const at = tar.indexOf(layer) + 150_000;
+  tar[at] = tar[at]! ^ 1;
+  await refused(tar, /entry oci\/blobs\/sha256\/a{64}: content has digest/);
+});
+
+test('the index edited to match a changed blob: the signature fails', async () => {
+  const { tar, indexBytes } = buildBundle(ENTRIES, key);
+  const changed = Buffer.from(indexBytes.toString().replace('"demo"', '"evil"'));
+  const evil = Buffer.concat([tarFile('airlock.json', changed), tar.subarray(512 + Math.ceil(indexBytes.length / 512) * 512)]);
+  await refused(evil, /airlock.json: the signature does not match/);
+});
+
+test('a signature from another key', async () => {
+  await refused(buildBundle(ENTRIES, key).tar, /signature does not match/, other);
+});
+
+test('a truncated tar, cut mid-entry or between entries', async () => {
+  const { tar } = buildBundle(ENTRIES, key);
+  await refused(tar.subarray(0, tar.indexOf(layer) + 1000), /entry oci\/blobs\/sha256\/a{64}: got 1000 bytes, expected 300000/);
+  const afterLayer = tar.indexOf(layer) + Math.ceil(layer.length / 512) * 512;
+  await refused(tar.subarray(0, afterLayer), /truncated: entry oci\/index.json/);
+});
+
+test('an extra entry the index does not list', async () => {
+  const { head } = buildBundle(ENTRIES, key);
+  const tar = Buffer.concat([head, ...ENTRIES.map((e) => tarFile(e.path, e.body)), tarFile('oci/extra', Buffer.from('x')), TAR_END]);
+  await refused(tar, /entry oci\/extra is not listed in the signed index/);
+});
+
+test('../ and absolute paths, in the tar or in the signed index', async () => {
+  const { head } = buildBundle(ENTRIES, key);
+  await refused(Buffer.concat([head, tarFile('../etc/passwd', Buffer.from('x')), TAR_END]), /has a "\.\.", "\." or empty path component/);
+  await refused(Buffer.concat([head, tarFile('/etc/passwd', Buffer.from('x')), TAR_END]), /has an absolute or empty path/);
+  const listed = buildBundle([{ path: 'manifests/../../x', body: Buffer.from('x') }], key);
+  await refused(listed.tar, /entries\[0\] "manifests\/\.\.\/\.\.\/x" has a/);
+});
+
+test('symlink, hardlink and device entries', async () => {
+  const { head } = buildBundle(ENTRIES, key);
+  for (const [type, name] of [['2', 'SymbolicLink'], ['1', 'Link'], ['3', 'CharacterDevice'], ['4', 'BlockDevice'], ['6', 'FIFO']]) {
+    const tar = Buffer.concat([head, tarHeader('manifests/app.yaml', 0, type, '/etc/shadow'), TAR_END]);
+    await refused(tar, new RegExp(`entry "manifests/app.yaml" is a ${name}: bundles hold regular files only`));
+  }
+});
+
+test('a duplicate entry', async () => {
+  const { head } = buildBundle(ENTRIES, key);
+  const first = ENTRIES[0]!;
+  const tar = Buffer.concat([head, tarFile(first.path, first.body), tarFile(first.path, first.body), TAR_END]);
+  await refused(tar, /entry manifests\/app.yaml appears twice/);
+});
+
+test('a tar header claiming 10 GB for a tiny file', async () => {
+  const { head } = buildBundle(ENTRIES, key);
+  const tar = Buffer.concat([head, tarHeader(ENTRIES[0]!.path, 10 * 1024 ** 3), Buffer.alloc(512), TAR_END]);
+  await refused(tar, /its tar header says 10737418240 bytes, the signed index says/);
+});
+
+test('an index that is not valid JSON or lacks fields (validly signed)', async () => {
+  const bad = (edit: (i: Record<string, unknown>) => void) => buildBundle(ENTRIES, key, edit).tar;
+  await refused(bad((i) => delete i.entries), /airlock.json: missing field entries/);
+  await refused(bad((i) => delete i.name), /missing or empty field name/);
+  await refused(bad((i) => (i.airlockVersion = 2)), /airlockVersion 2 is not 1/);
+  await refused(bad((i) => ((i.entries as { size: number }[])[0]!.size = -1)), /has an invalid size/);
+});
+
+test('not a bundle at all: an unsigned tar or garbage', async () => {
+  await refused(Buffer.concat([tarFile('manifests/a.yaml', Buffer.from('x')), TAR_END]), /first entry is "manifests\/a.yaml", not airlock.json/);
+  await refused(Buffer.concat([tarFile('airlock.json', Buffer.from('{}')), TAR_END]), /no signed index|unsigned/);
+  await refused(Buffer.alloc(4096, 0x41), /malformed|no signed index/);
+});

@@ -4,6 +4,7 @@
  * it must not import packer/.
  */
 import type { Argv } from 'yargs';
+import { inspectCommand, verifyCommand } from './verify.ts';
 import { notBuiltYet, withGitAuth, withJobs, withJson, withNetworkOptions, withPlainHttp, withRegistryAuth } from '../shared/cli/main.ts';
 
 const BUNDLE_DESCRIPTION = 'The bundle: a file, s3://bucket/key, or the first volume of a split bundle (BUNDLE.000)';
@@ -21,7 +22,9 @@ export function registerLoaderCommands(y: Argv): Argv {
               .option('key', { type: 'string', demandOption: true, describe: 'Public key (airlock.pub)', normalize: true }),
           ),
         ),
-      () => notBuiltYet('verify', 3),
+      async (argv) => {
+        await verifyCommand(argv.bundle as string, argv.key as string, Boolean(argv.json));
+      },
     )
     .command(
       'inspect <bundle>',
@@ -30,7 +33,9 @@ export function registerLoaderCommands(y: Argv): Argv {
         withJson(
           withNetworkOptions(b.positional('bundle', { type: 'string', demandOption: true, describe: BUNDLE_DESCRIPTION })),
         ),
-      () => notBuiltYet('inspect', 3),
+      async (argv) => {
+        await inspectCommand(argv.bundle as string, Boolean(argv.json));
+      },
     )
     .command(
       'load <bundle>',

@@ -170,3 +170,41 @@ function collect(e: ReadEntry, limit: number, path: string): Promise<Buffer> {
 function discard(): Writable {
   return new Writable({ write: (_c, _e, cb) => cb() });
 }
+
+/**
+ * The index alone, for `inspect`: read from the first entry, validated but NOT
+ * verified against a key (the caller says so). Stops reading after it.
+ */
+export function peekBundleIndex(input: Readable, source: string): Promise<BundleIndex> {
+  return new Promise<BundleIndex>((resolve, reject) => {
+    let done = false;
+    let first = true;
+    const finish = (err: unknown, index?: BundleIndex) => {
+      if (done) return;
+      done = true;
+      input.unpipe(parser);
+      input.destroy();
+      if (err) reject(err instanceof VerificationError ? err : new VerificationError(`${source}: ${(err as Error).message}`));
+      else resolve(index!);
+    };
+    const parser = new Parser({
+      strict: false,
+      onReadEntry: (e: ReadEntry) => {
+        if (done || !first) return void e.resume();
+        first = false;
+        if (e.path !== INDEX_PATH || (e.type !== 'File' && e.type !== 'OldFile')) {
+          e.resume();
+          return finish(new VerificationError(`${source}: the first entry is ${JSON.stringify(e.path)}, not ${INDEX_PATH}: not an airlock bundle`));
+        }
+        collect(e, MAX_INDEX_BYTES, INDEX_PATH).then(
+          (bytes) => finish(undefined, parseBundleIndex(bytes)),
+          (err) => finish(err),
+        );
+      },
+    });
+    parser.on('warn', (_c: string, m: string | Error) => finish(tarError(source, m)));
+    parser.on('close', () => finish(new VerificationError(`${source}: no index: not an airlock bundle`)));
+    input.on('error', (err) => finish(err));
+    input.pipe(parser);
+  });
+}

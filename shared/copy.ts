@@ -104,29 +104,7 @@ async function copyManifest(
   isRoot: boolean,
 ): Promise<Descriptor> {
   const bytes = await session.limit(() => readManifest(src, desc));
-  const parsed = parseManifest(bytes, desc.mediaType, `manifest ${desc.digest}`);
-  let target = desc;
-  let targetBytes = bytes;
-  let children = childrenOf(parsed);
-
-  // Only the root index is filtered: a nested index is copied as it is.
-  if (isRoot && platforms && isIndex(parsed.mediaType) && parsed.index) {
-    const kept = parsed.index.manifests.filter((m) => !isAttestationManifest(m) && matchesAny(platforms, m.platform));
-    if (kept.length === 0) {
-      const offered = parsed.index.manifests
-        .map((m) => (m.platform ? `${m.platform.os}/${m.platform.architecture}${m.platform.variant ? '/' + m.platform.variant : ''}` : 'unknown'))
-        .join(', ');
-      throw new UsageError(`image index ${desc.digest} has no manifest for the requested platforms (it offers ${offered})`, {
-        hint: 'change --platform / platforms in the spec, or drop the image',
-      });
-    }
-    if (kept.length !== parsed.index.manifests.length) {
-      const filtered: ImageIndex = { ...parsed.index, manifests: kept };
-      targetBytes = Buffer.from(JSON.stringify(filtered));
-      target = { ...desc, mediaType: parsed.mediaType, digest: digestOf(targetBytes), size: targetBytes.length };
-      children = kept;
-    }
-  }
+  const { descriptor: target, bytes: targetBytes, children } = manifestNode(desc, bytes, isRoot ? platforms : undefined);
 
   if (await dst.exists(target)) {
     session.emit({ type: 'manifest-done', descriptor: target, destination: dst.name, skipped: true });
@@ -136,6 +114,85 @@ async function copyManifest(
   await session.limit(() => dst.push(target, Readable.from([targetBytes])));
   session.emit({ type: 'manifest-done', descriptor: target, destination: dst.name, skipped: false });
   return target;
+}
+
+/** A manifest or index as it is written: its descriptor, its bytes, the children it points to. */
+export interface GraphNode {
+  descriptor: Descriptor;
+  bytes: Buffer;
+  children: Descriptor[];
+}
+
+/**
+ * Parse a manifest or index. With platforms (given for a root only: a nested
+ * index is copied as it is), an index keeps only the matching manifests and
+ * drops attestations; when that removes any, the result is a new index with
+ * its own digest.
+ */
+export function manifestNode(desc: Descriptor, bytes: Buffer, platforms?: Platform[]): GraphNode {
+  const parsed = parseManifest(bytes, desc.mediaType, `manifest ${desc.digest}`);
+  const children = childrenOf(parsed);
+  if (!platforms || !isIndex(parsed.mediaType) || !parsed.index) return { descriptor: desc, bytes, children };
+  const kept = parsed.index.manifests.filter((m) => !isAttestationManifest(m) && matchesAny(platforms, m.platform));
+  if (kept.length === 0) {
+    const offered = parsed.index.manifests
+      .map((m) => (m.platform ? `${m.platform.os}/${m.platform.architecture}${m.platform.variant ? '/' + m.platform.variant : ''}` : 'unknown'))
+      .join(', ');
+    throw new UsageError(`image index ${desc.digest} has no manifest for the requested platforms (it offers ${offered})`, {
+      hint: 'change --platform / platforms in the spec, or drop the image',
+    });
+  }
+  if (kept.length === parsed.index.manifests.length) return { descriptor: desc, bytes, children };
+  const filtered: ImageIndex = { ...parsed.index, manifests: kept };
+  const filteredBytes = Buffer.from(JSON.stringify(filtered));
+  return {
+    descriptor: { ...desc, mediaType: parsed.mediaType, digest: digestOf(filteredBytes), size: filteredBytes.length },
+    bytes: filteredBytes,
+    children: kept,
+  };
+}
+
+/** Everything under one root, as planGraph found it. */
+export interface GraphPlan {
+  /** The root as it will be written (a filtered index has a new digest). */
+  root: GraphNode;
+  /** Every manifest and index, children before parents, the root last. */
+  manifests: GraphNode[];
+  /** Every config and layer, once each, in the order first met. */
+  blobs: Descriptor[];
+  /** Every manifest and index as read from the source, by digest (for PreloadedManifests). */
+  read: Map<string, Buffer>;
+}
+
+/**
+ * Walk the graph under `root` reading manifests only, no blobs: what a
+ * copyGraph of the same root with the same platforms would write. The packer
+ * uses it to lay out the bundle before a single layer is downloaded.
+ */
+export async function planGraph(src: ContentSource, root: Descriptor, options: CopyOptions = {}): Promise<GraphPlan> {
+  const limit = options.session?.limit ?? pLimit(8);
+  const manifests: GraphNode[] = [];
+  const blobs = new Map<string, Descriptor>();
+  const read = new Map<string, Buffer>();
+  const visited = new Map<string, Promise<GraphNode>>();
+  const visit = (desc: Descriptor, platforms: Platform[] | undefined): Promise<GraphNode> => {
+    let node = visited.get(desc.digest);
+    if (!node) {
+      node = (async () => {
+        const bytes = await limit(() => readManifest(src, desc));
+        read.set(desc.digest, bytes);
+        const found = manifestNode(desc, bytes, platforms);
+        for (const child of found.children) if (!isManifestOrIndex(child.mediaType) && !blobs.has(child.digest)) blobs.set(child.digest, child);
+        await Promise.all(found.children.filter((c) => isManifestOrIndex(c.mediaType)).map((c) => visit(c, undefined)));
+        manifests.push(found);
+        return found;
+      })();
+      visited.set(desc.digest, node);
+    }
+    return node;
+  };
+  const rootNode = await visit(root, options.platforms);
+  return { root: rootNode, manifests, blobs: [...blobs.values()], read };
 }
 
 async function readManifest(src: ContentSource, desc: Descriptor): Promise<Buffer> {

@@ -1,0 +1,307 @@
+import { createReadStream } from 'node:fs';
+import { open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { randomBytes, createHash } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
+import { Writable, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Header, Pax } from 'tar';
+import { UsageError, VerificationError } from '../cli/errors.ts';
+import { ANNOTATION_REF_NAME, type Descriptor, type ImageIndex } from '../oci/descriptor.ts';
+import { parseDigest, VerifyingStream } from '../oci/digest.ts';
+import { MediaType } from '../oci/mediatype.ts';
+import type { ContentSink } from '../store/store.ts';
+import { checkEntryPath, INDEX_PATH, SIGNATURE_PATH, type BundleEntry, type BundleImage, type BundleIndex } from './format.ts';
+
+/**
+ * BundleWriter: lays out the whole bundle tar (DESIGN.md §2) before any blob
+ * arrives, then fills it in. Every blob's size and sha256 are in its
+ * descriptor, so each entry's header and offset, and the signed index, are
+ * known up front: the file is pre-sized, the index, signature, headers and
+ * small entries are written at once, and blobs are then written in parallel
+ * straight into their slots (positional writes, no temp copy). As a
+ * ContentSink it takes copyGraph's pushes. The bundle is written under a
+ * temporary name next to the output and renamed only by commit(), after
+ * every slot is filled and the data is on disk.
+ */
+
+/** A local file that goes into the bundle as it is (manifests/..., charts/...). */
+export interface BundleFile {
+  path: string;
+  size: number;
+  /** hex */
+  sha256: string;
+  /** Local path holding exactly these bytes. */
+  file: string;
+}
+
+export interface BundleContent {
+  name: string;
+  version: string;
+  created: Date;
+  platforms: string[];
+  images: BundleImage[];
+  charts: unknown[];
+  files: BundleFile[];
+  /** Configs and layers, once each. */
+  blobs: Descriptor[];
+  /** Manifests and indexes, children before parents. */
+  manifests: Descriptor[];
+  /** oci/index.json: one descriptor per image, named by its full source reference. */
+  refs: { ref: string; descriptor: Descriptor }[];
+}
+
+interface Slot {
+  entry: BundleEntry;
+  /** Where the entry's data starts in the tar. */
+  offset: number;
+  filled: boolean;
+}
+
+const BLOCK = 512;
+const OCI_LAYOUT = Buffer.from(JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+
+export class BundleWriter implements ContentSink {
+  readonly name: string;
+  private closed = false;
+
+  private constructor(
+    readonly output: string,
+    readonly tempPath: string,
+    private readonly fh: FileHandle,
+    readonly index: BundleIndex,
+    /** Total size of the tar in bytes. */
+    readonly size: number,
+    private readonly slots: Map<string, Slot>,
+    private readonly blobSlots: Map<string, Slot>,
+  ) {
+    this.name = `bundle ${basename(output)}`;
+  }
+
+  /**
+   * Lay out the bundle and write everything but the blobs and the local files:
+   * the index and its signature (`sign` returns base64 of a signature over the
+   * exact index bytes), every tar header, oci/oci-layout and oci/index.json.
+   */
+  static async create(output: string, content: BundleContent, sign: (indexBytes: Buffer) => string): Promise<BundleWriter> {
+    const ociIndex = Buffer.from(JSON.stringify(layoutIndex(content.refs)));
+    const small = new Map<string, Buffer>([
+      ['oci/oci-layout', OCI_LAYOUT],
+      ['oci/index.json', ociIndex],
+    ]);
+    const entries: BundleEntry[] = [
+      ...content.files.map((f) => ({ path: f.path, size: f.size, sha256: f.sha256 })),
+      { path: 'oci/oci-layout', size: OCI_LAYOUT.length, sha256: sha256Hex(OCI_LAYOUT) },
+      ...[...content.blobs, ...content.manifests].map((d) => ({ path: blobPath(d.digest), size: d.size, sha256: parseDigest(d.digest).hex })),
+      { path: 'oci/index.json', size: ociIndex.length, sha256: sha256Hex(ociIndex) },
+    ];
+    const seen = new Set<string>();
+    for (const e of entries) {
+      const unsafe = checkEntryPath(e.path);
+      if (unsafe) throw new UsageError(`cannot pack ${JSON.stringify(e.path)}: it has ${unsafe}`);
+      if (seen.has(e.path)) throw new UsageError(`cannot pack ${e.path} twice: two sources give the same bundle path`);
+      seen.add(e.path);
+    }
+    const index: BundleIndex = {
+      airlockVersion: 1,
+      name: content.name,
+      version: content.version,
+      created: content.created.toISOString(),
+      platforms: content.platforms,
+      images: content.images,
+      charts: content.charts,
+      entries,
+    };
+    const indexBytes = Buffer.from(JSON.stringify(index, null, 2) + '\n');
+    const signature = Buffer.from(sign(indexBytes));
+
+    const mtime = content.created;
+    const head = Buffer.concat([
+      tarHeader(INDEX_PATH, indexBytes.length, mtime),
+      padded(indexBytes),
+      tarHeader(SIGNATURE_PATH, signature.length, mtime),
+      padded(signature),
+    ]);
+    const slots = new Map<string, Slot>();
+    const headers: { offset: number; bytes: Buffer }[] = [];
+    let offset = head.length;
+    for (const entry of entries) {
+      const header = tarHeader(entry.path, entry.size, mtime);
+      headers.push({ offset, bytes: header });
+      offset += header.length;
+      slots.set(entry.path, { entry, offset, filled: false });
+      offset += entry.size + padding(entry.size);
+    }
+    const size = offset + 2 * BLOCK;
+
+    const tempPath = join(dirname(output), `.${basename(output)}.${randomBytes(6).toString('hex')}.partial`);
+    let fh: FileHandle;
+    try {
+      fh = await open(tempPath, 'wx', 0o644);
+    } catch (err) {
+      throw new UsageError(`cannot write the bundle next to ${output}: ${(err as Error).message}`, {
+        hint: 'check that the output folder exists and is writable',
+      });
+    }
+    try {
+      await fh.truncate(size);
+      await writeAll(fh, head, 0);
+      for (const h of headers) await writeAll(fh, h.bytes, h.offset);
+      for (const [path, bytes] of small) {
+        const slot = slots.get(path)!;
+        await writeAll(fh, bytes, slot.offset);
+        slot.filled = true;
+      }
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      await rm(tempPath, { force: true });
+      throw new UsageError(`cannot write the bundle ${tempPath}: ${(err as Error).message}`, {
+        hint: 'check the free space on the output disk',
+      });
+    }
+    const blobSlots = new Map<string, Slot>();
+    for (const d of [...content.blobs, ...content.manifests]) blobSlots.set(d.digest, slots.get(blobPath(d.digest))!);
+    return new BundleWriter(output, tempPath, fh, index, size, slots, blobSlots);
+  }
+
+  exists(desc: Descriptor): Promise<boolean> {
+    return Promise.resolve(this.blobSlots.get(desc.digest)?.filled === true);
+  }
+
+  /** Write a blob into its slot. The source verifies the bytes; the slot counts as filled only on a clean end. */
+  async push(desc: Descriptor, body: Readable): Promise<void> {
+    const slot = this.blobSlots.get(desc.digest);
+    if (!slot || slot.entry.size !== desc.size) {
+      body.destroy();
+      throw new Error(`internal: ${desc.digest} (${desc.size} bytes) is not in the bundle's layout`);
+    }
+    await pipeline(body, new SlotStream(this.fh, slot.offset, desc.size, slot.entry.path));
+    slot.filled = true;
+  }
+
+  /** oci/index.json was written with the layout; a tag must be one of its names. */
+  tag(desc: Descriptor, reference: string): Promise<void> {
+    if (!this.blobSlots.has(desc.digest)) return Promise.reject(new Error(`internal: cannot name ${reference}: ${desc.digest} is not in the bundle`));
+    return Promise.resolve();
+  }
+
+  /** Copy a local file (manifests/..., charts/...) into its slot, checking its size and sha256 on the way. */
+  async writeFile(file: BundleFile): Promise<void> {
+    const slot = this.slots.get(file.path);
+    if (!slot) throw new Error(`internal: ${file.path} is not in the bundle's layout`);
+    const verifier = new VerifyingStream({ digest: `sha256:${file.sha256}`, size: file.size }, `${file.file} (changed while packing?)`);
+    await pipeline(createReadStream(file.file), verifier, new SlotStream(this.fh, slot.offset, file.size, file.path));
+    slot.filled = true;
+  }
+
+  /** Every entry written: flush to disk and rename into place. Refuses when a slot is still empty. */
+  async commit(): Promise<void> {
+    const missing = [...this.slots.values()].filter((s) => !s.filled);
+    if (missing.length > 0) {
+      throw new Error(`internal: ${missing.length} bundle entries were never written (first: ${missing[0]!.entry.path})`);
+    }
+    await this.fh.datasync();
+    await this.fh.close();
+    this.closed = true;
+    await rename(this.tempPath, this.output);
+    // Make the rename itself durable.
+    const dir = await open(dirname(this.output), 'r').catch(() => undefined);
+    await dir?.sync().catch(() => undefined);
+    await dir?.close();
+  }
+
+  /** Drop the partial bundle. Safe to call more than once and after commit (then it does nothing). */
+  async abort(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.fh.close().catch(() => undefined);
+    await rm(this.tempPath, { force: true });
+  }
+}
+
+/** Positional writes into one slot of the bundle file; errors unless exactly `size` bytes arrive. */
+class SlotStream extends Writable {
+  private position: number;
+  private readonly stop: number;
+
+  constructor(
+    private readonly fh: FileHandle,
+    start: number,
+    size: number,
+    private readonly path: string,
+  ) {
+    super({ highWaterMark: 1 << 20 });
+    this.position = start;
+    this.stop = start + size;
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], callback: (err?: Error | null) => void): void {
+    this.writeAt(chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk)), callback);
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    this.writeAt(chunk, callback);
+  }
+
+  private writeAt(bytes: Buffer, callback: (err?: Error | null) => void): void {
+    if (this.position + bytes.length > this.stop) {
+      callback(new VerificationError(`${this.path}: more bytes than its descriptor's size`));
+      return;
+    }
+    const at = this.position;
+    this.position += bytes.length;
+    writeAll(this.fh, bytes, at).then(() => callback(), callback);
+  }
+
+  override _final(callback: (err?: Error | null) => void): void {
+    callback(this.position === this.stop ? null : new VerificationError(`${this.path}: ${this.stop - this.position} bytes short`));
+  }
+}
+
+async function writeAll(fh: FileHandle, bytes: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < bytes.length) {
+    const { bytesWritten } = await fh.write(bytes, done, bytes.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+/** A ustar header for a regular file, preceded by a PAX header when the path or size needs one. */
+export function tarHeader(path: string, size: number, mtime: Date): Buffer {
+  const header = new Header({ path, mode: 0o644, uid: 0, gid: 0, size, mtime, type: 'File', uname: '', gname: '' });
+  const block = Buffer.alloc(BLOCK);
+  if (!header.encode(block, 0)) return block;
+  return Buffer.concat([new Pax({ path, size, mtime }).encode(), block]);
+}
+
+function padding(size: number): number {
+  return (BLOCK - (size % BLOCK)) % BLOCK;
+}
+
+function padded(bytes: Buffer): Buffer {
+  return Buffer.concat([bytes, Buffer.alloc(padding(bytes.length))]);
+}
+
+function blobPath(digest: string): string {
+  const { algorithm, hex } = parseDigest(digest);
+  if (algorithm !== 'sha256') {
+    throw new UsageError(`cannot pack ${digest}: bundles carry sha256 content only`, { hint: 'ask the image publisher for a sha256 reference' });
+  }
+  return `oci/blobs/sha256/${hex}`;
+}
+
+function sha256Hex(bytes: Buffer): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+function layoutIndex(refs: { ref: string; descriptor: Descriptor }[]): ImageIndex {
+  return {
+    schemaVersion: 2,
+    mediaType: MediaType.ociIndex,
+    manifests: refs.map(({ ref, descriptor }) => ({
+      mediaType: descriptor.mediaType,
+      digest: descriptor.digest,
+      size: descriptor.size,
+      annotations: { [ANNOTATION_REF_NAME]: ref },
+    })),
+  };
+}

@@ -3,7 +3,8 @@ import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { UsageError } from '../shared/cli/errors.ts';
 import { Progress, formatBytes, formatRate } from '../shared/cli/progress.ts';
-import { peekBundleIndex, readBundle } from '../shared/bundle/reader.ts';
+import { peekBundleIndex } from '../shared/bundle/reader.ts';
+import { verifyBundleFile } from '../shared/bundle/file-verifier.ts';
 import type { BundleIndex } from '../shared/bundle/format.ts';
 import { readPublicKey } from '../shared/sign/keys.ts';
 
@@ -32,14 +33,11 @@ export async function verifyCommand(bundle: string, keyPath: string, json: boole
   const progress = new Progress({ json });
   progress.phase('verify', { bytes: size });
   const started = performance.now();
-  const index = await readBundle(createReadStream(bundle, { highWaterMark: 1 << 20 }), {
+  const { index } = await verifyBundleFile(bundle, {
     publicKey,
     source: basename(bundle),
     onIndex: (i) => progress.addTotal(0, i.entries.length),
-    onEntry: async (_entry, body) => {
-      for await (const chunk of body as AsyncIterable<Buffer>) progress.advance(chunk.length);
-      progress.advance(0, 1);
-    },
+    onEntryVerified: (bytes) => progress.advance(bytes, 1),
   });
   const seconds = (performance.now() - started) / 1000;
   progress.done({});

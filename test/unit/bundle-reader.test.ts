@@ -1,7 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { readBundle } from '../../shared/bundle/reader.ts';
+import { verifyBundleFile } from '../../shared/bundle/file-verifier.ts';
 import { generateKeyPair, readPrivateKey, readPublicKey } from '../../shared/sign/keys.ts';
 import { buildBundle, tarFile, tarHeader, TAR_END, type TestEntry } from '../helpers/tar.ts';
 
@@ -35,18 +39,35 @@ async function read(tar: Buffer, publicKey = pub) {
   return { index, got };
 }
 
+/** The same bundle as a file, through the parallel file verifier. */
+async function verifyFile(tar: Buffer, publicKey = pub) {
+  const dir = mkdtempSync(join(tmpdir(), 'airlock-fv-'));
+  try {
+    writeFileSync(join(dir, 'test.tar'), tar);
+    return await verifyBundleFile(join(dir, 'test.tar'), { publicKey, source: 'test.tar', threads: 2 });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Refused by the streaming reader and by the file verifier, exit 3, with the same message. */
 async function refused(tar: Buffer, why: RegExp, publicKey = pub) {
-  await assert.rejects(read(tar, publicKey), (err: Error & { exitCode?: number }) => {
+  const check = (err: Error & { exitCode?: number }) => {
     assert.equal(err.exitCode, 3, err.message);
     assert.match(err.message, why);
     return true;
-  });
+  };
+  await assert.rejects(read(tar, publicKey), check);
+  await assert.rejects(verifyFile(tar, publicKey), check);
 }
 
 test('a good bundle: signature, then every entry streamed and checked, in order', async () => {
   const { tar } = buildBundle(ENTRIES, key);
   const { index, got } = await read(tar);
   assert.equal(index.name, 'demo');
+  const fromFile = await verifyFile(tar);
+  assert.equal(fromFile.method, 'parallel', 'a good bundle file is verified by the parallel path');
+  assert.deepEqual(fromFile.index, index);
   assert.deepEqual([...got.keys()], ENTRIES.map((e) => e.path));
   assert.equal(got.get(ENTRIES[2]!.path), layer.length);
 });

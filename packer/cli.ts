@@ -6,6 +6,8 @@
  */
 import type { Argv } from 'yargs';
 import { keygen } from './keygen.ts';
+import { formatPackSummary, pack } from './pack.ts';
+import { Logger } from '../shared/cli/log.ts';
 import { notBuiltYet, withJobs, withJson, withNetworkOptions, withPlainHttp } from '../shared/cli/main.ts';
 
 export function registerPackerCommands(y: Argv): Argv {
@@ -79,7 +81,24 @@ export function registerPackerCommands(y: Argv): Argv {
             ),
           ),
         ),
-      () => notBuiltYet('pack', 3),
+      async (argv) => {
+        if (argv['volume-size'] !== undefined) notBuiltYet('pack --volume-size', 6);
+        if (argv.since !== undefined) notBuiltYet('pack --since');
+        const json = Boolean(argv.json);
+        const summary = await pack({
+          spec: argv.file,
+          output: argv.output,
+          key: argv.key,
+          platforms: argv.platform,
+          mirrors: argv['registry-mirror'],
+          jobs: argv.jobs,
+          caFile: argv['ca-file'],
+          plainHttp: argv['plain-http'],
+          json,
+          logger: new Logger({ json }),
+        });
+        process.stdout.write(json ? JSON.stringify({ event: 'packed', ...summary }) + '\n' : formatPackSummary(summary) + '\n');
+      },
     )
     .command(
       'split <bundle>',

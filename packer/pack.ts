@@ -1,0 +1,342 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { RemoteError, UsageError, VerificationError } from '../shared/cli/errors.ts';
+import type { Logger } from '../shared/cli/log.ts';
+import { onShutdown } from '../shared/cli/main.ts';
+import { formatBytes, formatRate, Progress, progressListener } from '../shared/cli/progress.ts';
+import { BundleWriter, type BundleContent, type BundleFile } from '../shared/bundle/writer.ts';
+import type { BundleImage } from '../shared/bundle/format.ts';
+import { copyGraph, CopySession, planGraph, type GraphPlan } from '../shared/copy.ts';
+import type { Descriptor, Platform } from '../shared/oci/descriptor.ts';
+import { mappingConflicts } from '../shared/oci/mapping.ts';
+import { isIndex, MediaType } from '../shared/oci/mediatype.ts';
+import { formatPlatform, parsePlatform } from '../shared/oci/platform.ts';
+import { RegistryClient } from '../shared/registry/client.ts';
+import { credentialsFor } from '../shared/registry/credentials.ts';
+import { HttpTransport } from '../shared/registry/transport.ts';
+import { PreloadedManifests } from '../shared/store/preloaded.ts';
+import { RemoteStore } from '../shared/store/remote.ts';
+import { readPrivateKey, signBlob } from '../shared/sign/keys.ts';
+import { keyPassword } from '../shared/sign/password.ts';
+import { discoverImages } from './discover.ts';
+import { foundToSources, mergeImages, readImageList, type WantedImage } from './images.ts';
+import { fetchManifests } from './sources/manifests.ts';
+import { readSpec } from './spec.ts';
+
+/**
+ * airlock pack: spec -> manifests + images -> one signed bundle.
+ *
+ * 1. Read the spec, the key (the password is asked for before any network
+ *    work) and the manifests; gather the images (explicit, lists, discovered).
+ * 2. Resolve every image to a digest and read its manifests (planGraph),
+ *    failing fast with the full list of missing or refused images before any
+ *    layer is downloaded.
+ * 3. Lay out and sign the bundle (BundleWriter), then one copyGraph per image
+ *    into it under one session: every blob downloads once, in parallel,
+ *    straight into its slot. Commit renames the finished file into place.
+ */
+export interface PackOptions {
+  spec: string;
+  output: string;
+  key: string;
+  platforms?: string[];
+  mirrors?: string[];
+  jobs?: number;
+  caFile?: string;
+  plainHttp?: boolean;
+  json?: boolean;
+  logger: Logger;
+  /** Pack time (tests); default now. */
+  now?: Date;
+}
+
+export interface PackSummary {
+  output: string;
+  name: string;
+  version: string;
+  images: number;
+  manifestFiles: number;
+  uniqueBlobs: number;
+  /** Bytes of unique blobs and manifests (what the registry side needs). */
+  contentBytes: number;
+  /** Bytes the images reference in total, shared layers counted once per image. */
+  referencedBytes: number;
+  /** referencedBytes - contentBytes: what deduplication saved. */
+  savedBytes: number;
+  bundleBytes: number;
+  seconds: number;
+}
+
+interface PlannedImage {
+  wanted: WantedImage;
+  source: RemoteStore;
+  /** The root as the registry has it (before platform filtering). */
+  rootRead: Descriptor;
+  plan: GraphPlan;
+  platforms: string[];
+}
+
+export async function pack(options: PackOptions): Promise<PackSummary> {
+  const started = performance.now();
+  const { logger } = options;
+  const spec = await readSpec(options.spec);
+  const platforms: Platform[] = options.platforms?.length ? options.platforms.map((p) => parsePlatform(p)) : spec.platforms;
+  const mirrors = parseMirrors(options.mirrors ?? []);
+  const output = resolve(options.output);
+
+  const keyPem = await readFile(options.key, 'utf8').catch((err: Error) => {
+    throw new UsageError(`cannot read the signing key ${options.key}: ${err.message}`);
+  });
+  const privateKey = readPrivateKey(keyPem, await keyPassword({ confirm: false }), options.key);
+
+  const workDir = await mkdtemp(join(tmpdir(), 'airlock-pack-'));
+  const removeWorkDir = onShutdown(() => rm(workDir, { recursive: true, force: true }));
+  const transport = new HttpTransport({
+    caFile: options.caFile,
+    onRetry: (r) => logger.debug(`retrying ${r.what} in ${r.delayMs} ms: ${r.reason}`),
+    onWarning: (w) => logger.warn(`${w.what}: ${w.warning}`),
+  });
+  const progress = new Progress({ json: options.json });
+  logger.attachStatusLine(progress);
+  let writer: BundleWriter | undefined;
+  const abortWriter = onShutdown(() => writer?.abort());
+  try {
+    // 1. Manifests and the image list.
+    const files: BundleFile[] = await fetchManifests(spec.manifests, { workDir, transport, onLog: (m) => logger.warn(m) });
+    const wanted = await wantedImages(spec.images.map((i) => ({ text: i.text, where: `${spec.file}:${i.line}` })), spec.imageLists, spec.discoverImages ? files : []);
+    if (wanted.length === 0 && files.length === 0) {
+      throw new UsageError(`${spec.file}: nothing to pack: no images, image lists, discovered images or manifests`);
+    }
+    const conflicts = mappingConflicts(wanted.map((w) => w.reference));
+    if (conflicts.length > 0) {
+      throw new UsageError(
+        `${conflicts.length} enclave repositor${conflicts.length === 1 ? 'y' : 'ies'} would receive images from more than one source registry:\n` +
+          conflicts.map((c) => `  ${c.repository} <- ${c.sources.join(', ')}`).join('\n'),
+        { hint: 'the enclave name drops the source registry (DESIGN.md §6); pack one of each pair in another bundle, or mirror it under another path' },
+      );
+    }
+
+    // 2. Resolve and plan every image before downloading any layer.
+    const session = new CopySession({ concurrency: options.jobs ?? 8, onEvent: progressListener(progress) });
+    const clients = new Map<string, RegistryClient>();
+    const clientFor = (registry: string): RegistryClient => {
+      let c = clients.get(registry);
+      if (!c) {
+        c = new RegistryClient(registry, transport, {
+          mirrors,
+          plainHttp: options.plainHttp,
+          credentials: (host) => credentialsFor(host, { warn: (m) => logger.warn(m) }),
+        });
+        clients.set(registry, c);
+      }
+      return c;
+    };
+    progress.phase('resolve', { items: wanted.length });
+    const planned = await planAll(wanted, clientFor, session, platforms, () => progress.advance(0, 1));
+
+    // 3. Lay out, sign and fill the bundle.
+    const { content, referencedBytes } = bundleContent(spec.name, spec.version, options.now ?? new Date(), platforms, planned, files);
+    const contentBytes = [...content.blobs, ...content.manifests].reduce((a, d) => a + d.size, 0);
+    writer = await BundleWriter.create(output, content, (bytes) => signBlob(bytes, privateKey));
+    const blobBytes = content.blobs.reduce((a, d) => a + d.size, 0);
+    logger.info(
+      `packing ${planned.length} images (${content.blobs.length} unique blobs, ${formatBytes(blobBytes)}) and ${files.length} manifest files into ${options.output}`,
+    );
+    progress.phase('download', { bytes: blobBytes, items: planned.length });
+    for (const f of files) await writer.writeFile(f);
+    const bundle = writer;
+    await Promise.all(
+      planned.map(async (p) => {
+        const source = new PreloadedManifests(p.source, p.plan.read);
+        await copyGraph(source, bundle, p.rootRead, { session, platforms: platforms.length > 0 ? platforms : undefined });
+        progress.advance(0, 1);
+      }),
+    );
+    progress.phase('sync');
+    await writer.commit();
+    const seconds = (performance.now() - started) / 1000;
+    const summary: PackSummary = {
+      output: options.output,
+      name: spec.name,
+      version: spec.version,
+      images: planned.length,
+      manifestFiles: files.length,
+      uniqueBlobs: content.blobs.length,
+      contentBytes,
+      referencedBytes,
+      savedBytes: referencedBytes - contentBytes,
+      bundleBytes: writer.size,
+      seconds: Number(seconds.toFixed(3)),
+    };
+    progress.done();
+    return summary;
+  } catch (err) {
+    progress.done();
+    await writer?.abort();
+    throw err;
+  } finally {
+    logger.attachStatusLine(undefined);
+    abortWriter();
+    removeWorkDir();
+    await rm(workDir, { recursive: true, force: true });
+    await transport.close();
+  }
+}
+
+export function formatPackSummary(s: PackSummary): string {
+  return [
+    `packed ${s.output}: ${s.name} ${s.version}`,
+    `  images          ${s.images}`,
+    `  manifest files  ${s.manifestFiles}`,
+    `  unique blobs    ${s.uniqueBlobs} (${formatBytes(s.contentBytes)} with manifests)`,
+    `  saved by dedup  ${formatBytes(s.savedBytes)} of ${formatBytes(s.referencedBytes)} referenced`,
+    `  bundle          ${formatBytes(s.bundleBytes)}`,
+    `  time            ${s.seconds.toFixed(1)} s (${formatRate(s.contentBytes / Math.max(s.seconds, 1e-6))})`,
+  ].join('\n');
+}
+
+/** REGISTRY=URL pairs of --registry-mirror. */
+export function parseMirrors(values: string[]): Record<string, string> {
+  const mirrors: Record<string, string> = {};
+  for (const v of values) {
+    const m = /^([^=\s]+)=(https?:\/\/\S+)$/.exec(v);
+    if (!m) throw new UsageError(`--registry-mirror ${v}: expected REGISTRY=URL, e.g. docker.io=http://127.0.0.1:5000`);
+    mirrors[m[1]!] = m[2]!;
+  }
+  return mirrors;
+}
+
+async function wantedImages(
+  explicit: { text: string; where: string }[],
+  imageLists: string[],
+  discoverIn: BundleFile[],
+): Promise<WantedImage[]> {
+  const sources = [...explicit];
+  for (const list of imageLists) sources.push(...(await readImageList(list)));
+  for (const f of discoverIn) {
+    if (!/\.ya?ml$/i.test(f.path)) continue;
+    sources.push(...foundToSources(discoverImages(await readFile(f.file, 'utf8'), f.path)));
+  }
+  return mergeImages(sources);
+}
+
+/**
+ * Resolve and plan every image, all of them even when some fail, so that one
+ * run names every missing, refused or unusable image.
+ */
+async function planAll(
+  wanted: WantedImage[],
+  clientFor: (registry: string) => RegistryClient,
+  session: CopySession,
+  platforms: Platform[],
+  onPlanned: () => void,
+): Promise<PlannedImage[]> {
+  const failures: { image: WantedImage; error: unknown }[] = [];
+  const planned = await Promise.all(
+    wanted.map(async (image): Promise<PlannedImage | undefined> => {
+      const ref = image.reference;
+      const source = new RemoteStore(clientFor(ref.registry), ref.repository);
+      try {
+        const rootRead = await session.limit(() => source.resolve(ref.digest ?? ref.tag!));
+        const plan = await planGraph(source, rootRead, { session, platforms: platforms.length > 0 ? platforms : undefined });
+        const imagePlatforms = await platformsOf(source, plan, session);
+        onPlanned();
+        return { wanted: image, source, rootRead, plan, platforms: imagePlatforms };
+      } catch (error) {
+        failures.push({ image, error });
+        return undefined;
+      }
+    }),
+  );
+  if (failures.length === 0) return planned as PlannedImage[];
+  const order = new Map(wanted.map((w, i) => [w, i]));
+  failures.sort((a, b) => order.get(a.image)! - order.get(b.image)!);
+  const lines = failures.map(({ image, error }) => `  ${image.canonical}: ${messageOf(error)} (wanted by ${image.from.slice(0, 2).join(', ')}${image.from.length > 2 ? ', ...' : ''})`);
+  const message = `${failures.length} of ${wanted.length} images cannot be packed; nothing was downloaded:\n${lines.join('\n')}`;
+  const first = failures[0]!.error;
+  if (failures.every((f) => f.error instanceof UsageError)) throw new UsageError(message, { hint: hintOf(first) });
+  if (failures.every((f) => f.error instanceof VerificationError)) throw new VerificationError(message, { hint: hintOf(first) });
+  throw new RemoteError(message, {
+    hint: 'check each reference, that the registry is reachable, and the credentials (--registry-mirror, ~/.docker/config.json)',
+  });
+}
+
+function messageOf(err: unknown): string {
+  return (err as Error).message.split('\n')[0]!;
+}
+
+function hintOf(err: unknown): string | undefined {
+  return (err as { hint?: string }).hint;
+}
+
+const IMAGE_CONFIGS = new Set<string>([MediaType.ociConfig, MediaType.dockerConfig]);
+const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
+
+/** The platforms an image provides: its index's (as filtered), else its config's os/architecture. */
+async function platformsOf(source: RemoteStore, plan: GraphPlan, session: CopySession): Promise<string[]> {
+  const root = plan.root;
+  if (isIndex(root.descriptor.mediaType)) {
+    return root.children.filter((c) => c.platform).map((c) => formatPlatform(c.platform!));
+  }
+  const config = root.children[0];
+  if (!config || !IMAGE_CONFIGS.has(config.mediaType) || config.size > MAX_CONFIG_BYTES) return [];
+  const bytes = await session.limit(async () => {
+    const parts: Buffer[] = [];
+    for await (const chunk of (await source.fetch(config)) as AsyncIterable<Buffer>) parts.push(chunk);
+    return Buffer.concat(parts);
+  });
+  try {
+    const c = JSON.parse(bytes.toString('utf8')) as { os?: string; architecture?: string; variant?: string };
+    return c.os && c.architecture ? [formatPlatform({ os: c.os, architecture: c.architecture, ...(c.variant ? { variant: c.variant } : {}) })] : [];
+  } catch {
+    return [];
+  }
+}
+
+/** What goes into the bundle: every image's blobs and manifests once, in DESIGN.md §2 order. */
+function bundleContent(
+  name: string,
+  version: string,
+  created: Date,
+  platforms: Platform[],
+  planned: PlannedImage[],
+  files: BundleFile[],
+): { content: BundleContent; referencedBytes: number } {
+  const blobs = new Map<string, Descriptor>();
+  const manifests = new Map<string, Descriptor>();
+  const indexes = new Map<string, Descriptor>();
+  let referencedBytes = 0;
+  for (const p of planned) {
+    for (const b of p.plan.blobs) {
+      referencedBytes += b.size;
+      if (!blobs.has(b.digest)) blobs.set(b.digest, b);
+    }
+    for (const m of p.plan.manifests) {
+      referencedBytes += m.descriptor.size;
+      const group = isIndex(m.descriptor.mediaType) ? indexes : manifests;
+      if (!group.has(m.descriptor.digest)) group.set(m.descriptor.digest, m.descriptor);
+    }
+  }
+  const images: BundleImage[] = planned.map((p) => ({
+    ref: p.wanted.canonical,
+    digest: p.plan.root.descriptor.digest,
+    mediaType: p.plan.root.descriptor.mediaType,
+    ...(p.platforms.length > 0 ? { platforms: p.platforms } : {}),
+  }));
+  return {
+    referencedBytes,
+    content: {
+      name,
+      version,
+      created,
+      platforms: platforms.map(formatPlatform),
+      images,
+      charts: [],
+      files,
+      blobs: [...blobs.values()],
+      manifests: [...manifests.values(), ...indexes.values()],
+      refs: planned.map((p) => ({ ref: p.wanted.canonical, descriptor: p.plan.root.descriptor })),
+    },
+  };
+}

@@ -1,134 +1,183 @@
 /**
- * npm run bench: airlock's copy engine against skopeo and the machine's limits,
- * in the same run, on the Harness shape (the 201 references of Harness SMP
- * 0.44.1's image list as synthetic images with shared base layers).
+ * npm run bench: airlock pack and verify against skopeo and the machine's
+ * limits, side by side in the same run, on two workloads:
  *
- * Measured, each RUNS times (median reported):
- *   airlock   copyGraph of all 201 images registry -> one OCI layout (--jobs)
- *   skopeo    `skopeo copy docker://... oci:DIR:REF` image by image (what users script today)
- *   sha256    `openssl dgst -sha256` over every blob of the layout (the hashing limit)
- *   disk      `cp -r` of the layout's blobs (the disk limit)
+ *   Harness shape   the 201 references of Harness SMP 0.44.1's image list as
+ *                   synthetic images (about 400 MB, shared base layers)
+ *   larger images   a few images with big layers (about 1 GB)
  *
- * Environment: BENCH_RUNS (default 3), BENCH_JOBS (default 16), BENCH_SCALE (1 = about 400 MB).
- * The bundle writer (issue #3) replaces the layout as the destination when it lands.
+ * Measured for each workload, each BENCH_RUNS times (medians reported):
+ *   airlock pack    the real CLI (`airlock pack`, a child process) from a local
+ *                   registry through --registry-mirror into one signed bundle
+ *   skopeo loop     `skopeo copy docker://... oci:DIR:REF` image by image into
+ *                   one OCI layout (what users, and Harness's own air-gap
+ *                   script, do today)
+ *   airlock verify  the real CLI over the bundle
+ *   openssl sha256  `openssl dgst -sha256` over the bundle (read + hash limit)
+ *   cp              a plain copy of the bundle file (disk limit)
+ * plus the peak RSS of each airlock process (GNU time) and the bundle's size
+ * against the unique blob bytes plus manifests.
+ *
+ * Environment: BENCH_RUNS (default 3), BENCH_JOBS (default 16),
+ * BENCH_SCALE (Harness shape, 1 = about 400 MB), BENCH_LARGE_MB (default 1024),
+ * BENCH_ONLY (harness | large).
  */
 import { execFile } from 'node:child_process';
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { copyGraph, CopySession } from '../shared/copy.ts';
 import { formatBytes } from '../shared/cli/progress.ts';
-import { formatReference } from '../shared/oci/reference.ts';
+import { formatReference, type ImageReference } from '../shared/oci/reference.ts';
+import { generateKeyPair } from '../shared/sign/keys.ts';
 import { mergeImages, readImageList } from '../packer/images.ts';
-import { RegistryClient } from '../shared/registry/client.ts';
-import { HttpTransport } from '../shared/registry/transport.ts';
-import { LayoutStore } from '../shared/store/layout.ts';
-import { RemoteStore } from '../shared/store/remote.ts';
-import { generateImages, pushImages } from '../test/services/fixtures.ts';
-import { startRegistry } from '../test/services/registry.ts';
+import { generateImages, pushImages, type ImageSpec } from '../test/services/fixtures.ts';
+import { startRegistry, type RegistryService } from '../test/services/registry.ts';
 
 const exec = promisify(execFile);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const JOBS = Number(process.env.BENCH_JOBS ?? 16);
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
+const LARGE_MB = Number(process.env.BENCH_LARGE_MB ?? 1024);
+const ONLY = process.env.BENCH_ONLY;
 const root = join(import.meta.dirname, '..');
 const work = join(root, '.tmp', 'bench');
+const PASSWORD = 'bench';
 const say = (s: string) => process.stdout.write(`${s}\n`);
-
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+interface Workload {
+  name: string;
+  refs: ImageReference[];
+  specs: ImageSpec[];
+  baseLayerSize: number;
+}
+
 async function timed(fn: () => Promise<unknown>): Promise<number> {
   const t = performance.now();
   await fn();
   return (performance.now() - t) / 1000;
 }
 
-const harnessList = join(root, '..', 'shared', 'fixtures', 'harness', 'images.txt');
-const refs = mergeImages(await readImageList(harnessList)).map((image) => image.reference);
+/** Run the airlock CLI under GNU time; returns seconds and peak RSS in bytes. */
+async function airlock(args: string[]): Promise<{ seconds: number; rss: number; stdout: string }> {
+  const t = performance.now();
+  const { stdout, stderr } = await exec(
+    '/usr/bin/time',
+    ['-f', 'airlock-max-rss-kb %M', process.execPath, '--import', 'tsx', join(root, 'airlock.ts'), ...args],
+    { cwd: root, env: { ...process.env, AIRLOCK_PASSWORD: PASSWORD }, maxBuffer: 1 << 26 },
+  );
+  const seconds = (performance.now() - t) / 1000;
+  const kb = /airlock-max-rss-kb (\d+)/.exec(stderr);
+  return { seconds, rss: kb ? Number(kb[1]) * 1024 : 0, stdout };
+}
 
-await rm(work, { recursive: true, force: true });
-await mkdir(work, { recursive: true });
-const registry = await startRegistry();
-try {
-  // About 400 MB: 3 shared base layers (8 MB each) and 2 unique layers of ~0.9 MB per image.
-  const images = await generateImages({
-    seed: 2026,
+async function harnessShape(): Promise<Workload> {
+  const list = join(root, '..', 'shared', 'fixtures', 'harness', 'images.txt');
+  const refs = mergeImages(await readImageList(list)).map((i) => i.reference);
+  return {
+    name: `Harness shape (${refs.length} images)`,
+    refs,
+    // 3 shared base layers (8 MB each) and 2 unique layers of ~0.9 MB per image.
     baseLayerSize: Math.round(8e6 * SCALE),
-    images: refs.map((r) => ({
-      repository: r.repository,
-      tag: r.tag!,
-      layers: 5,
-      layerSize: Math.round(0.93e6 * SCALE),
-      sharedBaseLayers: 3,
-    })),
-  });
+    specs: refs.map((r) => ({ repository: r.repository, tag: r.tag!, layers: 5, layerSize: Math.round(0.93e6 * SCALE), sharedBaseLayers: 3 })),
+  };
+}
+
+function largerImages(): Workload {
+  // 8 images of 4 layers: one shared 32 MB base, 3 unique layers each; about LARGE_MB in total.
+  const count = 8;
+  const layer = Math.round(((LARGE_MB - 32) * 1024 * 1024) / (count * 3));
+  const refs: ImageReference[] = Array.from({ length: count }, (_, i) => ({ registry: 'docker.io', repository: `bench/large-${i}`, tag: '1.0' }));
+  return {
+    name: `larger images (${count} images)`,
+    refs,
+    baseLayerSize: 32 * 1024 * 1024,
+    specs: refs.map((r) => ({ repository: r.repository, tag: r.tag!, layers: 4, layerSize: layer, sharedBaseLayers: 1 })),
+  };
+}
+
+async function measure(w: Workload, registry: RegistryService, dir: string): Promise<void> {
+  const images = await generateImages({ seed: 2026, baseLayerSize: w.baseLayerSize, images: w.specs });
   await pushImages(registry.url, images, { concurrency: 8 });
   const unique = new Map<string, number>();
-  for (const img of images) for (const b of img.blobs) unique.set(b.digest, b.size);
+  for (const img of images) {
+    unique.set(img.digest, img.size);
+    for (const b of img.blobs) unique.set(b.digest, b.size);
+    for (const c of img.children ?? []) unique.set(c.digest, c.size);
+  }
   const bytes = [...unique.values()].reduce((a, b) => a + b, 0);
-  say(`Harness shape: ${refs.length} images, ${unique.size} unique blobs, ${formatBytes(bytes)}; ${RUNS} runs each, jobs ${JOBS}\n`);
+  say(`\n## ${w.name}: ${unique.size} unique blobs and manifests, ${formatBytes(bytes)}; ${RUNS} runs each, --jobs ${JOBS}\n`);
 
-  const mirrors = { 'docker.io': registry.url, 'registry.k8s.io': registry.url };
-  const results: Record<string, number[]> = { airlock: [], skopeo: [], sha256: [], disk: [] };
-  let rssPeak = 0;
+  await writeFile(join(dir, 'images.txt'), w.refs.map((r) => formatReference(r)).join('\n') + '\n');
+  await writeFile(join(dir, 'airlock.yaml'), `name: bench\nversion: "1.0"\nimageLists: [images.txt]\n`);
+  const mirrors = [...new Set(w.refs.map((r) => r.registry))].flatMap((r) => ['--registry-mirror', `${r}=${registry.url}`]);
+  const bundle = join(dir, 'bundle.tar');
+  const results: Record<string, number[]> = { pack: [], skopeo: [], verify: [], sha256: [], cp: [] };
+  let packRss = 0;
+  let verifyRss = 0;
+  let bundleSize = 0;
   for (let run = 0; run < RUNS; run++) {
-    const dir = join(work, `airlock-${run}`);
-    const transport = new HttpTransport();
-    const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, process.memoryUsage.rss())), 50);
-    results.airlock!.push(
-      await timed(async () => {
-        const layout = await LayoutStore.open(dir);
-        const session = new CopySession({ concurrency: JOBS });
-        const clients = new Map<string, RegistryClient>();
-        await Promise.all(
-          refs.map(async (ref) => {
-            let client = clients.get(ref.registry);
-            if (!client) clients.set(ref.registry, (client = new RegistryClient(ref.registry, transport, { mirrors })));
-            const from = new RemoteStore(client, ref.repository);
-            const copied = await copyGraph(from, layout, await from.resolve(ref.tag!), { session });
-            await layout.tag(copied, formatReference(ref));
-          }),
-        );
-      }),
-    );
-    clearInterval(sampler);
-    await transport.close();
+    await rm(bundle, { force: true });
+    const packed = await airlock(['pack', '-f', join(dir, 'airlock.yaml'), '-o', bundle, '--key', join(work, 'airlock.key'), '--jobs', String(JOBS), ...mirrors, '--json']);
+    results.pack!.push(packed.seconds);
+    packRss = Math.max(packRss, packed.rss);
+    bundleSize = (await stat(bundle)).size;
 
-    const skopeoDir = join(work, `skopeo-${run}`);
+    const verified = await airlock(['verify', bundle, '--key', join(work, 'airlock.pub'), '--json']);
+    results.verify!.push(verified.seconds);
+    verifyRss = Math.max(verifyRss, verified.rss);
+    results.sha256!.push(await timed(() => exec('openssl', ['dgst', '-sha256', bundle])));
+    results.cp!.push(await timed(() => exec('cp', [bundle, join(dir, 'copy.tar')])));
+    await rm(join(dir, 'copy.tar'), { force: true });
+
+    const layout = join(dir, `skopeo-${run}`);
     results.skopeo!.push(
       await timed(async () => {
-        for (const ref of refs) {
-          await exec('skopeo', [
-            'copy',
-            '-q',
-            '--src-tls-verify=false',
-            `docker://${registry.host}/${ref.repository}:${ref.tag}`,
-            `oci:${skopeoDir}:${formatReference(ref)}`,
-          ]);
+        for (const ref of w.refs) {
+          await exec('skopeo', ['copy', '-q', '--src-tls-verify=false', `docker://${registry.host}/${ref.repository}:${ref.tag}`, `oci:${layout}:${formatReference(ref)}`]);
         }
       }),
     );
-    const blobs = join(dir, 'blobs', 'sha256');
-    const files = (await readdir(blobs)).map((f) => join(blobs, f));
-    results.sha256!.push(await timed(() => exec('openssl', ['dgst', '-sha256', ...files], { maxBuffer: 1 << 24 })));
-    results.disk!.push(await timed(() => exec('cp', ['-r', blobs, join(work, `copy-${run}`)])));
-    await rm(skopeoDir, { recursive: true, force: true });
-    await rm(join(work, `copy-${run}`), { recursive: true, force: true });
-    if (run > 0) await rm(dir, { recursive: true, force: true });
+    await rm(layout, { recursive: true, force: true });
   }
 
-  const a = median(results.airlock!);
+  const pack = median(results.pack!);
+  const sha = median(results.sha256!);
   const row = (name: string, s: number, note: string) =>
-    say(
-      `| ${name.padEnd(34)} | ${s.toFixed(2).padStart(7)} s | ${formatBytes(bytes / s).padStart(10)}/s | ${(s / a).toFixed(2).padStart(6)}x | ${note}`,
-    );
-  say('| workload: Harness shape, registry -> OCI layout | median    | rate         | vs airlock | note');
-  say('|---|---|---|---|---|');
-  row(`airlock copyGraph (jobs ${JOBS})`, a, `peak RSS ${formatBytes(rssPeak)}`);
-  row('skopeo copy, image by image', median(results.skopeo!), `airlock is ${(median(results.skopeo!) / a).toFixed(1)}x faster (rate over unique bytes)`);
-  row('openssl dgst -sha256 (hash limit)', median(results.sha256!), 'same bytes');
-  row('cp -r blobs (disk limit)', median(results.disk!), 'same bytes');
-  say(`\nruns: ${JSON.stringify(Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.map((x) => +x.toFixed(2))])))}`);
+    say(`| ${name.padEnd(36)} | ${s.toFixed(2).padStart(7)} s | ${(formatBytes(bytes / s) + '/s').padStart(11)} | ${note}`);
+  say('| what | median | rate | ratios |');
+  say('|---|---|---|---|');
+  row(`airlock pack (CLI, jobs ${JOBS})`, pack, `${(median(results.skopeo!) / pack).toFixed(1)}x faster than the skopeo loop; ${(pack / sha).toFixed(2)}x openssl; peak RSS ${formatBytes(packRss)}`);
+  row('skopeo copy, image by image', median(results.skopeo!), '');
+  row('airlock verify (CLI)', median(results.verify!), `${(median(results.verify!) / sha).toFixed(2)}x openssl; peak RSS ${formatBytes(verifyRss)}`);
+  row('openssl dgst -sha256 bundle', sha, 'read + hash limit');
+  row('cp bundle', median(results.cp!), 'disk limit');
+  say(`\nbundle ${formatBytes(bundleSize)} = unique blobs and manifests + ${(((bundleSize - bytes) / bytes) * 100).toFixed(3)}% (tar headers, padding, index, signature, layout files)`);
+  say(`runs (s): ${JSON.stringify(Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.map((x) => +x.toFixed(2))])))}`);
+  await rm(bundle, { force: true });
+}
+
+await rm(work, { recursive: true, force: true });
+await mkdir(work, { recursive: true });
+const pair = generateKeyPair(PASSWORD);
+await writeFile(join(work, 'airlock.key'), pair.privateKeyPem, { mode: 0o600 });
+await writeFile(join(work, 'airlock.pub'), pair.publicKeyPem);
+say(`airlock bench on ${(await readFile('/proc/cpuinfo', 'utf8').catch(() => '')).match(/^processor/gm)?.length ?? '?'} CPUs, node ${process.version}`);
+const workloads: (() => Promise<Workload> | Workload)[] = [];
+if (ONLY !== 'large') workloads.push(harnessShape);
+if (ONLY !== 'harness') workloads.push(largerImages);
+try {
+  for (const make of workloads) {
+    const registry = await startRegistry();
+    const dir = join(work, `w${workloads.indexOf(make)}`);
+    await mkdir(dir, { recursive: true });
+    try {
+      await measure(await make(), registry, dir);
+    } finally {
+      await registry.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
 } finally {
-  await registry.stop();
   await rm(work, { recursive: true, force: true });
 }

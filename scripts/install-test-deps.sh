@@ -22,6 +22,7 @@ declare -A PKG=(
   [nginx]=nginx                     # git smart HTTP (with fcgiwrap + git-http-backend)
   [fcgiwrap]=fcgiwrap
   [sshd]=openssh-server             # git over ssh, sftp
+  [/usr/bin/time]=time              # GNU time: peak RSS in npm run bench
 )
 # kubectl: Debian has no "kubectl" package. bookworm's kubernetes-client is kubectl 1.20
 # (2021, old embedded kustomize), so it is not installed here; tests that need kubectl skip

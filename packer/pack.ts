@@ -15,7 +15,7 @@ import { formatPlatform, parsePlatform } from '../shared/oci/platform.ts';
 import { RegistryClient } from '../shared/registry/client.ts';
 import { credentialsFor } from '../shared/registry/credentials.ts';
 import { HttpTransport } from '../shared/registry/transport.ts';
-import { PreloadedManifests } from '../shared/store/preloaded.ts';
+import { PreloadedContent } from '../shared/store/preloaded.ts';
 import { RemoteStore } from '../shared/store/remote.ts';
 import { readPrivateKey, signBlob } from '../shared/sign/keys.ts';
 import { keyPassword } from '../shared/sign/password.ts';
@@ -148,7 +148,7 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
     const bundle = writer;
     await Promise.all(
       planned.map(async (p) => {
-        const source = new PreloadedManifests(p.source, p.plan.read);
+        const source = new PreloadedContent(p.source, p.plan.read);
         await copyGraph(source, bundle, p.rootRead, { session, platforms: platforms.length > 0 ? platforms : undefined });
         progress.advance(0, 1);
       }),
@@ -238,8 +238,13 @@ async function planAll(
       const ref = image.reference;
       const source = new RemoteStore(clientFor(ref.registry), ref.repository);
       try {
-        const rootRead = await session.limit(() => source.resolve(ref.digest ?? ref.tag!));
-        const plan = await planGraph(source, rootRead, { session, platforms: platforms.length > 0 ? platforms : undefined });
+        // One GET resolves the reference and reads its manifest; planGraph reuses the bytes.
+        const root = await session.limit(() => source.fetchReference(ref.digest ?? ref.tag!));
+        const rootRead = root.descriptor;
+        const plan = await planGraph(new PreloadedContent(source, new Map([[rootRead.digest, root.bytes]])), rootRead, {
+          session,
+          platforms: platforms.length > 0 ? platforms : undefined,
+        });
         const imagePlatforms = await platformsOf(source, plan, session);
         onPlanned();
         return { wanted: image, source, rootRead, plan, platforms: imagePlatforms };
@@ -286,6 +291,8 @@ async function platformsOf(source: RemoteStore, plan: GraphPlan, session: CopySe
     for await (const chunk of (await source.fetch(config)) as AsyncIterable<Buffer>) parts.push(chunk);
     return Buffer.concat(parts);
   });
+  // Kept: the download phase writes it from memory instead of fetching it again.
+  plan.read.set(config.digest, bytes);
   try {
     const c = JSON.parse(bytes.toString('utf8')) as { os?: string; architecture?: string; variant?: string };
     return c.os && c.architecture ? [formatPlatform({ os: c.os, architecture: c.architecture, ...(c.variant ? { variant: c.variant } : {}) })] : [];

@@ -7,12 +7,12 @@
  *   larger images   a few images with big layers (about 1 GB)
  *
  * Measured for each workload, each BENCH_RUNS times (medians reported):
- *   airlock pack    the real CLI (`airlock pack`, a child process) from a local
+ *   airlock pack    the built CLI (`node dist/airlock.js pack`) from a local
  *                   registry through --registry-mirror into one signed bundle
  *   skopeo loop     `skopeo copy docker://... oci:DIR:REF` image by image into
  *                   one OCI layout (what users, and Harness's own air-gap
  *                   script, do today)
- *   airlock verify  the real CLI over the bundle
+ *   airlock verify  the built CLI over the bundle
  *   openssl sha256  `openssl dgst -sha256` over the bundle (read + hash limit)
  *   cp              a plain copy of the bundle file (disk limit)
  * plus the peak RSS of each airlock process (GNU time) and the bundle's size
@@ -58,12 +58,12 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   return (performance.now() - t) / 1000;
 }
 
-/** Run the airlock CLI under GNU time; returns seconds and peak RSS in bytes. */
+/** Run the built airlock CLI (dist/, what `npm install` gives users) under GNU time; returns seconds and peak RSS in bytes. */
 async function airlock(args: string[]): Promise<{ seconds: number; rss: number; stdout: string }> {
   const t = performance.now();
   const { stdout, stderr } = await exec(
     '/usr/bin/time',
-    ['-f', 'airlock-max-rss-kb %M', process.execPath, '--import', 'tsx', join(root, 'airlock.ts'), ...args],
+    ['-f', 'airlock-max-rss-kb %M', process.execPath, join(root, 'dist', 'airlock.js'), ...args],
     { cwd: root, env: { ...process.env, AIRLOCK_PASSWORD: PASSWORD }, maxBuffer: 1 << 26 },
   );
   const seconds = (performance.now() - t) / 1000;
@@ -159,6 +159,7 @@ async function measure(w: Workload, registry: RegistryService, dir: string): Pro
 
 await rm(work, { recursive: true, force: true });
 await mkdir(work, { recursive: true });
+await exec('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root });
 const pair = generateKeyPair(PASSWORD);
 await writeFile(join(work, 'airlock.key'), pair.privateKeyPem, { mode: 0o600 });
 await writeFile(join(work, 'airlock.pub'), pair.publicKeyPem);

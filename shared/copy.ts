@@ -160,7 +160,7 @@ export interface GraphPlan {
   manifests: GraphNode[];
   /** Every config and layer, once each, in the order first met. */
   blobs: Descriptor[];
-  /** Every manifest and index as read from the source, by digest (for PreloadedManifests). */
+  /** Every manifest and index as read from the source, by digest (for PreloadedContent). */
   read: Map<string, Buffer>;
 }
 

@@ -58,11 +58,15 @@ interface Slot {
 }
 
 const BLOCK = 512;
+const SYNC_EVERY = 64 * 1024 * 1024;
 const OCI_LAYOUT = Buffer.from(JSON.stringify({ imageLayoutVersion: '1.0.0' }));
 
 export class BundleWriter implements ContentSink {
   readonly name: string;
   private closed = false;
+  /** Bytes written since the last flush to disk was started. */
+  private unsynced = 0;
+  private syncing: Promise<void> | undefined;
 
   private constructor(
     readonly output: string,
@@ -174,7 +178,7 @@ export class BundleWriter implements ContentSink {
       body.destroy();
       throw new Error(`internal: ${desc.digest} (${desc.size} bytes) is not in the bundle's layout`);
     }
-    await pipeline(body, new SlotStream(this.fh, slot.offset, desc.size, slot.entry.path));
+    await pipeline(body, new SlotStream(this.fh, slot.offset, desc.size, slot.entry.path, (n) => this.written(n)));
     slot.filled = true;
   }
 
@@ -189,7 +193,7 @@ export class BundleWriter implements ContentSink {
     const slot = this.slots.get(file.path);
     if (!slot) throw new Error(`internal: ${file.path} is not in the bundle's layout`);
     const verifier = new VerifyingStream({ digest: `sha256:${file.sha256}`, size: file.size }, `${file.file} (changed while packing?)`);
-    await pipeline(createReadStream(file.file), verifier, new SlotStream(this.fh, slot.offset, file.size, file.path));
+    await pipeline(createReadStream(file.file), verifier, new SlotStream(this.fh, slot.offset, file.size, file.path, (n) => this.written(n)));
     slot.filled = true;
   }
 
@@ -199,6 +203,7 @@ export class BundleWriter implements ContentSink {
     if (missing.length > 0) {
       throw new Error(`internal: ${missing.length} bundle entries were never written (first: ${missing[0]!.entry.path})`);
     }
+    await this.syncing;
     await this.fh.datasync();
     await this.fh.close();
     this.closed = true;
@@ -207,6 +212,21 @@ export class BundleWriter implements ContentSink {
     const dir = await open(dirname(this.output), 'r').catch(() => undefined);
     await dir?.sync().catch(() => undefined);
     await dir?.close();
+  }
+
+  /**
+   * Start flushing to disk every SYNC_EVERY bytes, in the background, so that
+   * the flush commit() must wait for (the bundle is on the medium when pack
+   * returns: think of a USB drive pulled right after) is only the tail.
+   */
+  private written(bytes: number): void {
+    this.unsynced += bytes;
+    if (this.unsynced < SYNC_EVERY || this.syncing || this.closed) return;
+    this.unsynced = 0;
+    this.syncing = this.fh
+      .datasync()
+      .catch(() => undefined)
+      .finally(() => (this.syncing = undefined));
   }
 
   /** Drop the partial bundle. Safe to call more than once and after commit (then it does nothing). */
@@ -228,6 +248,7 @@ class SlotStream extends Writable {
     start: number,
     size: number,
     private readonly path: string,
+    private readonly onWritten: (bytes: number) => void,
   ) {
     super({ highWaterMark: 1 << 20 });
     this.position = start;
@@ -249,7 +270,10 @@ class SlotStream extends Writable {
     }
     const at = this.position;
     this.position += bytes.length;
-    writeAll(this.fh, bytes, at).then(() => callback(), callback);
+    writeAll(this.fh, bytes, at).then(() => {
+      this.onWritten(bytes.length);
+      callback();
+    }, callback);
   }
 
   override _final(callback: (err?: Error | null) => void): void {

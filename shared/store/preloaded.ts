@@ -3,12 +3,11 @@ import type { Descriptor } from '../oci/descriptor.ts';
 import type { ContentSource } from './store.ts';
 
 /**
- * A source whose manifests were already read (by planGraph): they are served
- * from memory, everything else comes from the underlying source. Manifests
- * are small and were verified when first read; a filtered index exists only
- * here, since no registry has it.
+ * A source some of whose content was already read while planning (manifests,
+ * image configs: small, and verified when first read): that is served from
+ * memory, everything else comes from the underlying source.
  */
-export class PreloadedManifests implements ContentSource {
+export class PreloadedContent implements ContentSource {
   constructor(
     private readonly source: ContentSource,
     private readonly manifests: ReadonlyMap<string, Buffer>,

@@ -28,6 +28,17 @@ export class RemoteStore implements ContentStore, ReferenceResolver {
     return desc;
   }
 
+  /** Resolve and read a tag or digest in one request: the manifest's descriptor and exact bytes. */
+  async fetchReference(reference: string): Promise<{ descriptor: Descriptor; bytes: Buffer }> {
+    const found = await this.client.getManifest(this.repository, reference);
+    if (!found) {
+      throw new RemoteError(`${this.name}${reference.includes(':') ? '@' : ':'}${reference} not found`, {
+        hint: 'check the image reference and that the credentials can see this repository',
+      });
+    }
+    return found;
+  }
+
   async exists(desc: Descriptor): Promise<boolean> {
     if (isManifestOrIndex(desc.mediaType)) return (await this.client.resolve(this.repository, desc.digest)) !== undefined;
     return this.client.blobExists(this.repository, desc);

@@ -1,11 +1,9 @@
 import { createReadStream } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
 import type { KeyObject } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { Header, Pax } from 'tar';
-import { verifyBlob } from '../sign/keys.ts';
-import { INDEX_PATH, MAX_INDEX_BYTES, MAX_SIGNATURE_BYTES, parseBundleIndex, SIGNATURE_PATH, type BundleIndex } from './format.ts';
+import type { BundleIndex } from './format.ts';
+import { scanBundleFile } from './file.ts';
 import { readBundle } from './reader.ts';
 
 /**
@@ -59,87 +57,20 @@ export async function verifyBundleFile(path: string, options: FileVerifyOptions)
   return { index, method: 'sequential' };
 }
 
-const BLOCK = 512;
+/** Resolves with the index when everything checked out; undefined (or a rejection) means "ask the sequential reader". */
+async function verifyInParallel(path: string, options: FileVerifyOptions): Promise<BundleIndex | undefined> {
+  const scan = await scanBundleFile(path, options.publicKey, options.source);
+  if (!scan) return undefined;
+  options.onIndex?.(scan.index);
+  const ranges = scan.entries.map((e) => ({ start: e.offset, size: e.size, sha256: e.sha256 }));
+  const ok = await hashRanges(path, ranges, options.threads ?? Math.min(availableParallelism(), 8), options.onEntryVerified);
+  return ok ? scan.index : undefined;
+}
 
 interface Range {
   start: number;
   size: number;
   sha256: string;
-}
-
-/** Resolves with the index when everything checked out; undefined (or a rejection) means "ask the sequential reader". */
-async function verifyInParallel(path: string, options: FileVerifyOptions): Promise<BundleIndex | undefined> {
-  const fh = await open(path, 'r');
-  try {
-    const fileSize = (await fh.stat()).size;
-    const headers = new HeaderWalk(fh, fileSize);
-    const indexEntry = await headers.next();
-    if (indexEntry?.path !== INDEX_PATH || indexEntry.size > MAX_INDEX_BYTES) return undefined;
-    const indexBytes = await headers.readData(indexEntry.start, indexEntry.size);
-    const sigEntry = await headers.next();
-    if (sigEntry?.path !== SIGNATURE_PATH || sigEntry.size > MAX_SIGNATURE_BYTES) return undefined;
-    const signature = (await headers.readData(sigEntry.start, sigEntry.size)).toString('utf8');
-    // A bad signature is final either way; the sequential reader would say the same.
-    verifyBlob(indexBytes, signature, options.publicKey, `${options.source}: ${INDEX_PATH}`);
-    const index = parseBundleIndex(indexBytes);
-    options.onIndex?.(index);
-
-    const ranges: Range[] = [];
-    for (const expected of index.entries) {
-      const h = await headers.next();
-      if (!h || h.path !== expected.path || h.size !== expected.size) return undefined;
-      ranges.push({ start: h.start, size: h.size, sha256: expected.sha256 });
-    }
-    if (!(await headers.atCleanEnd())) return undefined;
-    const ok = await hashRanges(path, ranges, options.threads ?? Math.min(availableParallelism(), 8), options.onEntryVerified);
-    return ok ? index : undefined;
-  } finally {
-    await fh.close();
-  }
-}
-
-/** The tar's headers one by one: regular files only, PAX path/size honoured, everything else refused. */
-class HeaderWalk {
-  private offset = 0;
-  constructor(
-    private readonly fh: FileHandle,
-    private readonly fileSize: number,
-  ) {}
-
-  async readData(start: number, size: number): Promise<Buffer> {
-    const buf = Buffer.alloc(size);
-    const { bytesRead } = await this.fh.read(buf, 0, size, start);
-    if (bytesRead !== size) throw new Error('short read');
-    return buf;
-  }
-
-  /** The next file entry, or undefined for anything that is not a plain regular file. */
-  async next(): Promise<{ path: string; size: number; start: number } | undefined> {
-    let extended: Pax | undefined;
-    for (;;) {
-      if (this.offset + BLOCK > this.fileSize) return undefined;
-      const block = await this.readData(this.offset, BLOCK);
-      const h = new Header(block, 0, extended);
-      if (!h.cksumValid || h.nullBlock) return undefined;
-      const size = h.size ?? -1;
-      const start = this.offset + BLOCK;
-      if (size < 0 || start + size > this.fileSize) return undefined;
-      this.offset = start + size + ((BLOCK - (size % BLOCK)) % BLOCK);
-      if (h.type === 'ExtendedHeader' && extended === undefined && size <= 64 * 1024) {
-        extended = Pax.parse((await this.readData(start, size)).toString('utf8'));
-        continue;
-      }
-      if ((h.type !== 'File' && h.type !== 'OldFile') || !h.path) return undefined;
-      return { path: h.path, size, start };
-    }
-  }
-
-  /** Two zero blocks, then nothing but zeros to the end of the file. */
-  async atCleanEnd(): Promise<boolean> {
-    const rest = this.fileSize - this.offset;
-    if (rest < 2 * BLOCK || rest > 64 * BLOCK) return false;
-    return (await this.readData(this.offset, rest)).every((b) => b === 0);
-  }
 }
 
 /**

@@ -5,6 +5,9 @@
  */
 import type { Argv } from 'yargs';
 import { inspectCommand, verifyCommand } from './verify.ts';
+import { formatLoadReport, load } from './load.ts';
+import { Logger } from '../shared/cli/log.ts';
+import { UsageError } from '../shared/cli/errors.ts';
 import { notBuiltYet, withGitAuth, withJobs, withJson, withNetworkOptions, withPlainHttp, withRegistryAuth } from '../shared/cli/main.ts';
 
 const BUNDLE_DESCRIPTION = 'The bundle: a file, s3://bucket/key, or the first volume of a split bundle (BUNDLE.000)';
@@ -77,7 +80,26 @@ export function registerLoaderCommands(y: Argv): Argv {
             ),
           ),
         ),
-      (argv) => (argv.git === undefined ? notBuiltYet('load', 4) : notBuiltYet('load --git', 5)),
+      async (argv) => {
+        if (argv.git !== undefined) notBuiltYet('load --git', 5);
+        if (argv['skip-images']) throw new UsageError('--skip-images only makes sense with --git (issue #5)');
+        const json = Boolean(argv.json);
+        const report = await load({
+          bundle: argv.bundle as string,
+          key: argv.key,
+          registry: argv.registry,
+          username: argv['registry-username'],
+          passwordEnv: argv['registry-password-env'],
+          plainHttp: argv['plain-http'],
+          caFile: argv['ca-file'],
+          overwriteTags: argv['overwrite-tags'],
+          jobs: argv.jobs,
+          dryRun: argv['dry-run'],
+          json,
+          logger: new Logger({ json }),
+        });
+        process.stdout.write(json ? JSON.stringify({ event: 'loaded', ...report }) + '\n' : formatLoadReport(report) + '\n');
+      },
     )
     .command(
       'promote',

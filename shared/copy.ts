@@ -46,10 +46,22 @@ export class CopySession {
   /** "destination digest" -> the finished or running copy of that node. */
   readonly nodes = new Map<string, Promise<Descriptor>>();
 
+  private cancelled: unknown;
+
   constructor(options: CopySessionOptions = {}) {
     this.limit = pLimit(Math.max(1, options.concurrency ?? 8));
     this.emit = options.onEvent ?? (() => undefined);
     this.blobAttempts = options.blobAttempts ?? 3;
+  }
+
+  /** Stop starting transfers: every copy of the session still running fails with `reason`. */
+  cancel(reason: unknown): void {
+    // Queued transfers still run, and fail at once (their promises must settle).
+    this.cancelled ??= reason;
+  }
+
+  throwIfCancelled(): void {
+    if (this.cancelled !== undefined) throw this.cancelled;
   }
 }
 
@@ -111,7 +123,10 @@ async function copyManifest(
     return target;
   }
   await Promise.all(children.map((child) => copyNode(session, src, dst, child, undefined, false)));
-  await session.limit(() => dst.push(target, Readable.from([targetBytes])));
+  await session.limit(() => {
+    session.throwIfCancelled();
+    return dst.push(target, Readable.from([targetBytes]));
+  });
   session.emit({ type: 'manifest-done', descriptor: target, destination: dst.name, skipped: false });
   return target;
 }
@@ -211,6 +226,7 @@ async function copyBlob(session: CopySession, src: ContentSource, dst: ContentSi
   if (running) await running.catch(() => undefined);
 
   const transfer = session.limit(async () => {
+    session.throwIfCancelled();
     if (await dst.exists(desc)) {
       session.emit({ type: 'blob-skip', descriptor: desc, destination: dst.name, bytes: desc.size });
       return;

@@ -1,0 +1,352 @@
+import { createReadStream } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { PolicyError, UsageError, VerificationError } from '../shared/cli/errors.ts';
+import type { Logger } from '../shared/cli/log.ts';
+import { formatBytes, Progress, progressListener } from '../shared/cli/progress.ts';
+import { scanBundleFile, type BundleFileScan } from '../shared/bundle/file.ts';
+import { readBundle } from '../shared/bundle/reader.ts';
+import { BundleFileSource } from '../shared/bundle/source.ts';
+import { copyGraph, CopySession, planGraph, type CopyEvent } from '../shared/copy.ts';
+import type { Descriptor } from '../shared/oci/descriptor.ts';
+import { internalRepository, mappingConflicts } from '../shared/oci/mapping.ts';
+import { parseReference, type ImageReference } from '../shared/oci/reference.ts';
+import { RegistryClient } from '../shared/registry/client.ts';
+import { credentialsFor } from '../shared/registry/credentials.ts';
+import { HttpTransport } from '../shared/registry/transport.ts';
+import { DeferredManifests } from '../shared/store/deferred.ts';
+import { RemoteStore } from '../shared/store/remote.ts';
+import { readPublicKey } from '../shared/sign/keys.ts';
+
+/**
+ * airlock load (images): verify while loading, straight from the bundle file.
+ *
+ * 1. Check: the signature, the tar's structure (a header-only pass), then
+ *    every manifest the images need, read from the bundle and verified.
+ *    Nothing is sent before all of this checked out.
+ * 2. Preflight: each image's tag in the target registry. A tag pointing at
+ *    other content is a conflict (exit 5, all listed) unless --overwrite-tags;
+ *    a tag already at the image's digest means the image is there.
+ * 3. One copyGraph session for every image still missing: blobs are read by
+ *    offset and hashed while they upload (HEAD first, cross-repository mounts
+ *    for shared layers); manifests are held back until every blob of every
+ *    image is in, then pushed children first; tags go last.
+ */
+export interface LoadOptions {
+  bundle: string;
+  key: string;
+  /** HOST[:PORT][/PREFIX] */
+  registry: string;
+  username?: string;
+  passwordEnv?: string;
+  plainHttp?: boolean;
+  caFile?: string;
+  overwriteTags?: boolean;
+  jobs?: number;
+  dryRun?: boolean;
+  json?: boolean;
+  logger: Logger;
+}
+
+export type ImageStatus = 'pushed' | 'present' | 'would push' | 'retagged' | 'would retag';
+
+export interface LoadedImage {
+  source: string;
+  target: string;
+  digest: string;
+  status: ImageStatus;
+  /** Blob bytes uploaded for this image (a blob shared with an earlier image counts once, there). */
+  bytes: number;
+  /** Blobs the registry lacks (dry run) or that were uploaded. */
+  blobs: number;
+  /** Seconds from the start of the push phase until the image's content was in. */
+  seconds: number;
+}
+
+export interface LoadReport {
+  bundle: string;
+  name: string;
+  version: string;
+  registry: string;
+  dryRun: boolean;
+  images: LoadedImage[];
+  blobsUploaded: number;
+  blobsMounted: number;
+  blobsPresent: number;
+  bytesUploaded: number;
+  seconds: number;
+}
+
+interface Target {
+  source: string;
+  ref: ImageReference;
+  repository: string;
+  tag?: string;
+  root: Descriptor;
+  /** The digest the tag points to now, if any. */
+  current?: string;
+}
+
+export function parseRegistryTarget(value: string): { host: string; prefix: string } {
+  if (/^[a-z]+:\/\//i.test(value)) {
+    throw new UsageError(`--registry ${value}: give HOST[:PORT][/PREFIX] without a scheme`, { hint: 'HTTPS is the default; add --plain-http for plain HTTP' });
+  }
+  const [host, ...rest] = value.replace(/\/+$/, '').split('/');
+  if (!host || !/^[A-Za-z0-9.-]+(:\d+)?$|^\[[0-9a-fA-F:]+\](:\d+)?$/.test(host)) throw new UsageError(`--registry ${value}: not HOST[:PORT][/PREFIX]`);
+  const prefix = rest.join('/');
+  if (prefix !== '' && !/^[a-z0-9]+(?:[._-][a-z0-9]+)*(\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/.test(prefix)) {
+    throw new UsageError(`--registry ${value}: the prefix ${prefix} is not a valid repository path (lowercase letters, digits, . _ - and /)`);
+  }
+  return { host, prefix };
+}
+
+export async function load(options: LoadOptions): Promise<LoadReport> {
+  const started = performance.now();
+  const { logger } = options;
+  const { host, prefix } = parseRegistryTarget(options.registry);
+  const keyPem = await readFile(options.key, 'utf8').catch((err: Error) => {
+    throw new UsageError(`cannot read the public key ${options.key}: ${err.message}`);
+  });
+  const publicKey = readPublicKey(keyPem, options.key);
+  const name = basename(options.bundle);
+  if (/^[a-z0-9]+:\/\//.test(options.bundle)) throw new UsageError(`${options.bundle}: loading remote bundles is not built yet (issue #6); download it first`);
+  const st = await stat(options.bundle).catch((err: Error) => {
+    throw new UsageError(`cannot read the bundle ${options.bundle}: ${err.message}`);
+  });
+  if (!st.isFile()) throw new UsageError(`${options.bundle} is not a regular file`);
+
+  const progress = new Progress({ json: options.json });
+  logger.attachStatusLine(progress);
+  const transport = new HttpTransport({
+    caFile: options.caFile,
+    onRetry: (r) => logger.warn(`retrying ${r.what} in ${r.delayMs} ms: ${r.reason}`),
+    onWarning: (w) => logger.warn(`${w.what}: ${w.warning}`),
+  });
+  try {
+    // 1. Check the bundle before anything is sent.
+    progress.phase('check');
+    const scan = await scanOrExplain(options.bundle, publicKey, name);
+    const source = new BundleFileSource(options.bundle, scan, name);
+    const targets = await targetsOf(scan, prefix, name);
+
+    const client = new RegistryClient(host, transport, {
+      plainHttp: options.plainHttp,
+      credentials: (h) =>
+        credentialsFor(h, { username: options.username, passwordEnv: options.passwordEnv, warn: (m) => logger.warn(m) }),
+    });
+    const display = (t: Target) => client.display(t.repository) + (t.tag ? `:${t.tag}` : `@${t.root.digest}`);
+
+    // 2. Preflight: where each tag points now.
+    progress.phase('preflight', { items: targets.length });
+    const limit = new CopySession({ concurrency: options.jobs ?? 8 }).limit;
+    await Promise.all(
+      targets.map((t) =>
+        limit(async () => {
+          t.current = (await client.resolve(t.repository, t.tag ?? t.root.digest))?.digest;
+          progress.advance(0, 1);
+        }),
+      ),
+    );
+    const conflicts = targets.filter((t) => t.tag && t.current && t.current !== t.root.digest);
+    if (conflicts.length > 0 && !options.overwriteTags) {
+      throw new PolicyError(
+        `${conflicts.length} tag${conflicts.length === 1 ? '' : 's'} in ${host} already point${conflicts.length === 1 ? 's' : ''} at other content; nothing was written:\n` +
+          conflicts.map((t) => `  ${display(t)} is ${t.current}, the bundle has ${t.root.digest} (${t.source})`).join('\n'),
+        { hint: 'tags are treated as immutable; pass --overwrite-tags to move them' },
+      );
+    }
+    const missing = targets.filter((t) => t.current !== t.root.digest);
+    // An image whose tag already points at its digest is there, whole: copyGraph would stop at its root anyway.
+    const plans = new Map(
+      await Promise.all(missing.map(async (t) => [t, await planGraph(source, t.root, { session: new CopySession({ concurrency: 4 }) })] as const)),
+    );
+
+    const stores = new Map<string, { remote: RemoteStore; deferred: DeferredManifests }>();
+    const storeFor = (repository: string) => {
+      let s = stores.get(repository);
+      if (!s) {
+        const remote = new RemoteStore(client, repository);
+        stores.set(repository, (s = { remote, deferred: new DeferredManifests(remote) }));
+      }
+      return s;
+    };
+
+    const report: LoadReport = {
+      bundle: options.bundle,
+      name: scan.index.name,
+      version: scan.index.version,
+      registry: options.registry,
+      dryRun: options.dryRun === true,
+      images: [],
+      blobsUploaded: 0,
+      blobsMounted: 0,
+      blobsPresent: 0,
+      bytesUploaded: 0,
+      seconds: 0,
+    };
+    const entry = (t: Target, status: ImageStatus, bytes = 0, blobs = 0, seconds = 0): LoadedImage => ({
+      source: t.source,
+      target: display(t),
+      digest: t.root.digest,
+      status,
+      bytes,
+      blobs,
+      seconds: Number(seconds.toFixed(3)),
+    });
+
+    if (options.dryRun) {
+      progress.phase('dry run', { items: missing.length });
+      for (const t of targets) {
+        const plan = plans.get(t);
+        if (!plan) {
+          report.images.push(entry(t, 'present'));
+          continue;
+        }
+        const remote = storeFor(t.repository).remote;
+        const rootThere = await remote.exists(t.root);
+        const absent = rootThere ? [] : (await Promise.all(plan.blobs.map(async (b) => ((await limit(() => remote.exists(b))) ? undefined : b)))).filter((b) => b !== undefined);
+        report.images.push(entry(t, rootThere ? 'would retag' : 'would push', absent.reduce((a, b) => a + b.size, 0), absent.length));
+        progress.advance(0, 1);
+      }
+      report.seconds = Number(((performance.now() - started) / 1000).toFixed(3));
+      progress.done();
+      return report;
+    }
+
+    // 3. Push: blobs now, manifests once every blob is in, tags last.
+    const bytesTotal = [...new Set([...plans.values()].flatMap((p) => p.blobs))].reduce((a, b) => a + b.size, 0);
+    progress.phase('push', { bytes: bytesTotal, items: missing.length });
+    const uploaded = new Map<string, number>();
+    const onEvent = progressListener(progress);
+    const session = new CopySession({
+      concurrency: options.jobs ?? 8,
+      onEvent: (e: CopyEvent) => {
+        onEvent(e);
+        if (e.type === 'blob-done') {
+          report.blobsUploaded++;
+          report.bytesUploaded += e.bytes;
+          uploaded.set(`${e.destination} ${e.descriptor.digest}`, e.bytes);
+        } else if (e.type === 'blob-mount') report.blobsMounted++;
+        else if (e.type === 'blob-skip') report.blobsPresent++;
+        else if (e.type === 'retry') logger.warn(`retrying ${e.descriptor.digest} to ${e.destination} (attempt ${e.attempt}): ${e.reason}`);
+      },
+    });
+    const pushStarted = performance.now();
+    const finished = new Map<Target, number>();
+    const results = await Promise.allSettled(
+      missing.map(async (t) => {
+        try {
+          await copyGraph(source, storeFor(t.repository).deferred, t.root, { session });
+          finished.set(t, (performance.now() - pushStarted) / 1000);
+          progress.advance(0, 1);
+        } catch (err) {
+          session.cancel(err);
+          throw err;
+        }
+      }),
+    );
+    const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failure) throw firstCause(results, failure.reason);
+
+    progress.phase('manifests and tags');
+    for (const { deferred } of stores.values()) await deferred.flush();
+    for (const t of missing) {
+      if (t.tag) await storeFor(t.repository).remote.tag(t.root, t.tag);
+    }
+
+    const counted = new Set<string>();
+    for (const t of targets) {
+      const plan = plans.get(t);
+      if (!plan) {
+        report.images.push(entry(t, 'present'));
+        continue;
+      }
+      let bytes = 0;
+      let blobs = 0;
+      for (const b of plan.blobs) {
+        const key = `${client.display(t.repository)} ${b.digest}`;
+        const n = uploaded.get(key);
+        if (n !== undefined && !counted.has(key)) {
+          counted.add(key);
+          bytes += n;
+          blobs++;
+        }
+      }
+      const status: ImageStatus = t.current && t.current !== t.root.digest ? 'retagged' : 'pushed';
+      report.images.push(entry(t, status, bytes, blobs, finished.get(t) ?? 0));
+    }
+    report.seconds = Number(((performance.now() - started) / 1000).toFixed(3));
+    progress.done();
+    return report;
+  } catch (err) {
+    progress.done();
+    throw err;
+  } finally {
+    logger.attachStatusLine(undefined);
+    await transport.close();
+  }
+}
+
+/** The verification failure if there is one (it explains the others), else the first failure. */
+function firstCause(results: PromiseSettledResult<unknown>[], first: unknown): unknown {
+  const verification = results.find((r) => r.status === 'rejected' && r.reason instanceof VerificationError) as PromiseRejectedResult | undefined;
+  return verification ? verification.reason : first;
+}
+
+/** The scan, or the precise reason the bundle is bad (the streaming reader names it). */
+async function scanOrExplain(path: string, publicKey: ReturnType<typeof readPublicKey>, name: string): Promise<BundleFileScan> {
+  const scan = await scanBundleFile(path, publicKey, name).catch((err: unknown) => {
+    if (err instanceof VerificationError) throw err;
+    return undefined;
+  });
+  if (scan) return scan;
+  await readBundle(createReadStream(path, { highWaterMark: 1 << 20 }), { publicKey, source: name });
+  throw new VerificationError(`${name}: the tar uses features airlock load cannot read by offset (it verifies, but is not laid out as airlock pack writes bundles)`, {
+    hint: 'pack it again with airlock pack',
+  });
+}
+
+async function targetsOf(scan: BundleFileScan, prefix: string, name: string): Promise<Target[]> {
+  const sizes = new Map(scan.entries.map((e) => [e.path, e.size]));
+  const targets = scan.index.images.map((img): Target => {
+    let ref: ImageReference;
+    try {
+      ref = parseReference(img.ref);
+    } catch (err) {
+      throw new VerificationError(`${name}: the signed index names an invalid image reference ${JSON.stringify(img.ref)}: ${(err as Error).message}`);
+    }
+    const size = sizes.get(`oci/blobs/sha256/${img.digest.slice('sha256:'.length)}`);
+    if (size === undefined) throw new VerificationError(`${name}: image ${img.ref} (${img.digest}) is not in the bundle`, { hint: 'pack it again' });
+    return {
+      source: img.ref,
+      ref,
+      repository: internalRepository(ref, prefix),
+      ...(ref.tag ? { tag: ref.tag } : {}),
+      root: { mediaType: img.mediaType, digest: img.digest, size },
+    };
+  });
+  const conflicts = mappingConflicts(targets.map((t) => t.ref));
+  if (conflicts.length > 0) {
+    throw new UsageError(`images from different registries would share enclave repositories: ${conflicts.map((c) => `${c.repository} <- ${c.sources.join(', ')}`).join('; ')}`);
+  }
+  return Promise.resolve(targets);
+}
+
+export function formatLoadReport(r: LoadReport): string {
+  const width = Math.min(60, Math.max(...r.images.map((i) => i.target.length), 6));
+  const lines = [
+    `${r.dryRun ? 'plan for' : 'loaded'} ${r.name} ${r.version} into ${r.registry}${r.dryRun ? ' (dry run: nothing was written)' : ''}`,
+    `  ${'target'.padEnd(width)}  ${'status'.padEnd(11)}  ${'blobs'.padStart(5)}  ${'bytes'.padStart(10)}  ${'s'.padStart(6)}  source`,
+    ...r.images.map(
+      (i) =>
+        `  ${i.target.padEnd(width)}  ${i.status.padEnd(11)}  ${String(i.blobs).padStart(5)}  ${formatBytes(i.bytes).padStart(10)}  ${i.seconds.toFixed(1).padStart(6)}  ${i.source}`,
+    ),
+  ];
+  if (!r.dryRun) {
+    lines.push(
+      `${r.images.length} images: ${r.images.filter((i) => i.status === 'present').length} already present; ` +
+        `${r.blobsUploaded} blobs uploaded (${formatBytes(r.bytesUploaded)}), ${r.blobsMounted} mounted, ${r.blobsPresent} already there; ${r.seconds.toFixed(1)} s`,
+    );
+  }
+  return lines.join('\n');
+}

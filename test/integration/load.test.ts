@@ -1,0 +1,268 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateKeyPair } from '../../shared/sign/keys.ts';
+import type { BundleIndex } from '../../shared/bundle/format.ts';
+import { airlock, type CliResult } from '../helpers/cli.ts';
+import { startFaultProxy } from '../services/faultProxy.ts';
+import { generateImages, pushImages, type SyntheticImage } from '../services/fixtures.ts';
+import { startRegistry, type RegistryService } from '../services/registry.ts';
+import { runBytes } from '../services/exec.ts';
+import { skopeoFlags } from '../services/skopeo.ts';
+
+/**
+ * airlock load, through the real CLI, into real registries: every image
+ * arrives with its bundle digest, a second load uploads nothing, and bad
+ * bundles, tag conflicts, read-only registries, interruptions and restarts
+ * behave as issue #4 says.
+ */
+const PASSWORD = 'load test';
+const env = { AIRLOCK_PASSWORD: PASSWORD, COSIGN_PASSWORD: undefined };
+
+describe('airlock load', () => {
+  let source: RegistryService;
+  let work: string;
+  let bundle: string;
+  let index: BundleIndex;
+  let images: SyntheticImage[];
+  const pub = () => join(work, 'airlock.pub');
+
+  before(async () => {
+    work = mkdtempSync(join(tmpdir(), 'airlock-load-it-'));
+    source = await startRegistry();
+    images = await generateImages({
+      seed: 11,
+      baseLayerSize: 2_000_000,
+      images: [
+        { repository: 'harness/ng-manager', tag: '1.0', layers: 4, layerSize: 1_500_000, sharedBaseLayers: 2 },
+        { repository: 'harness/gateway', tag: '2.0', layers: 4, layerSize: 1_500_000, sharedBaseLayers: 2, format: 'docker' },
+        { repository: 'harness/pipeline', tag: '3.0', layers: 4, layerSize: 1_500_000, sharedBaseLayers: 2 },
+        { repository: 'pause', tag: '3.9', layers: 1, layerSize: 50_000, platforms: ['linux/amd64', 'linux/arm64'] },
+      ],
+    });
+    await pushImages(source.url, images);
+    const pair = generateKeyPair(PASSWORD);
+    writeFileSync(join(work, 'airlock.key'), pair.privateKeyPem, { mode: 0o600 });
+    writeFileSync(pub(), pair.publicKeyPem);
+    writeFileSync(
+      join(work, 'airlock.yaml'),
+      'name: demo\nversion: 1.0.0\nimages:\n  - harness/ng-manager:1.0\n  - harness/gateway:2.0\n  - harness/pipeline:3.0\n  - registry.k8s.io/pause:3.9\n',
+    );
+    bundle = join(work, 'demo.tar');
+    const packed = await airlock(
+      ['pack', '-f', join(work, 'airlock.yaml'), '-o', bundle, '--key', join(work, 'airlock.key'), '--registry-mirror', `docker.io=${source.url}`, '--registry-mirror', `registry.k8s.io=${source.url}`],
+      { env },
+    );
+    assert.equal(packed.code, 0, packed.stderr);
+    const extracted = join(work, 'x');
+    mkdirSync(extracted);
+    const { execFileSync } = await import('node:child_process');
+    execFileSync('tar', ['-xf', bundle, '-C', extracted, 'airlock.json']);
+    index = JSON.parse(readFileSync(join(extracted, 'airlock.json'), 'utf8')) as BundleIndex;
+  });
+
+  after(async () => {
+    await source?.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  const load = (target: RegistryService, extra: string[] = [], opts: Parameters<typeof airlock>[1] = {}): Promise<CliResult> =>
+    airlock(['load', bundle, '--key', pub(), '--registry', target.host, ...(target.caFile ? ['--ca-file', target.caFile] : ['--plain-http']), ...extra], opts);
+
+  /** The digest each bundle image has in `target` now (undefined when absent). */
+  async function digestsIn(target: RegistryService, prefix = ''): Promise<Map<string, string | undefined>> {
+    const out = new Map<string, string | undefined>();
+    for (const img of index.images) {
+      const path = img.ref.replace(/^[^/]+\//, '');
+      try {
+        const raw = await runBytes('skopeo', ['inspect', '--raw', ...skopeoFlags(target), `docker://${target.host}/${prefix}${path}`]);
+        out.set(img.ref, `sha256:${createHash('sha256').update(raw).digest('hex')}`);
+      } catch {
+        out.set(img.ref, undefined);
+      }
+    }
+    return out;
+  }
+
+  async function assertLoaded(target: RegistryService, prefix = '') {
+    const got = await digestsIn(target, prefix);
+    for (const img of index.images) assert.equal(got.get(img.ref), img.digest, `${img.ref} in ${target.host}/${prefix}`);
+  }
+
+  test('loads every image with its digest; a second load uploads nothing and changes no tag', async () => {
+    const target = await startRegistry();
+    try {
+      const first = await load(target, ['--json']);
+      assert.equal(first.code, 0, first.stderr);
+      const report = JSON.parse(first.stdout.trim().split('\n').pop()!) as { event: string; images: { status: string }[]; blobsUploaded: number; blobsMounted: number };
+      assert.equal(report.event, 'loaded');
+      assert.deepEqual(report.images.map((i) => i.status), ['pushed', 'pushed', 'pushed', 'pushed']);
+      assert.ok(report.blobsMounted >= 2, 'shared base layers are mounted, not uploaded again');
+      await assertLoaded(target);
+      // The pause index was packed whole (no platform in the spec): both platforms are there.
+      const pause = images.find((i) => i.repository === 'pause')!;
+      assert.equal(index.images.find((i) => i.ref.endsWith('pause:3.9'))!.digest, pause.digest);
+
+      const writesBefore = (await target.requests(/^(PUT|POST|PATCH|DELETE) /)).length;
+      const second = await load(target);
+      assert.equal(second.code, 0, second.stderr);
+      assert.match(second.stdout, /4 images: 4 already present; 0 blobs uploaded/);
+      assert.equal((await target.requests(/^(PUT|POST|PATCH|DELETE) /)).length, writesBefore, 'the second load writes nothing');
+      assert.equal((await target.requests(/ \/v2\/.*\/blobs\//)).filter((r) => !r.startsWith('HEAD')).length > 0, true);
+    } finally {
+      await target.stop();
+    }
+  });
+
+  test('--dry-run verifies and prints the plan, writing nothing; a prefix maps every image under it', async () => {
+    const target = await startRegistry();
+    try {
+      const dry = await load(target, ['--dry-run']);
+      assert.equal(dry.code, 0, dry.stderr);
+      assert.match(dry.stdout, /dry run: nothing was written/);
+      assert.match(dry.stdout, /harness\/ng-manager:1\.0 +would push/);
+      assert.deepEqual(await target.requests(/^(PUT|POST|PATCH|DELETE) /), []);
+      const prefixed = await airlock(['load', bundle, '--key', pub(), '--registry', `${target.host}/mirror/prod`, '--plain-http']);
+      assert.equal(prefixed.code, 0, prefixed.stderr);
+      await assertLoaded(target, 'mirror/prod/');
+    } finally {
+      await target.stop();
+    }
+  });
+
+  test('a tampered blob mid-stream: exit 3, no manifest and no tag written', async () => {
+    const target = await startRegistry();
+    try {
+      const bad = join(work, 'tampered.tar');
+      copyFileSync(bundle, bad);
+      const tar = readFileSync(bad);
+      const layer = index.entries.filter((e) => e.path.startsWith('oci/blobs/')).sort((a, b) => b.size - a.size)[0]!;
+      // Find the layer's data by its header name, flip a byte in its middle.
+      const at = tar.indexOf(Buffer.from(layer.path)) + 512 + Math.floor(layer.size / 2);
+      tar[at] = tar[at]! ^ 0xff;
+      writeFileSync(bad, tar);
+      const res = await airlock(['load', bad, '--key', pub(), '--registry', target.host, '--plain-http']);
+      assert.equal(res.code, 3, res.stderr);
+      assert.match(res.stderr, new RegExp(`entry ${layer.path}: content has digest`));
+      assert.deepEqual(await target.requests(/^PUT \/v2\/.*\/manifests\//), [], 'no manifest and no tag');
+    } finally {
+      await target.stop();
+    }
+  });
+
+  test('a tag that points elsewhere is refused (exit 5) and left alone, unless --overwrite-tags', async () => {
+    const target = await startRegistry();
+    try {
+      const other = await generateImages({ seed: 99, images: [{ repository: 'harness/gateway', tag: '2.0', layers: 1, layerSize: 1000 }] });
+      await pushImages(target.url, other);
+      const writesBefore = (await target.requests(/^(PUT|POST|PATCH|DELETE) /)).length;
+      const res = await load(target);
+      assert.equal(res.code, 5, res.stderr);
+      assert.match(res.stderr, new RegExp(`harness/gateway:2\\.0 is ${other[0]!.digest}, the bundle has sha256:`));
+      assert.match(res.stderr, /nothing was written/);
+      assert.equal((await target.requests(/^(PUT|POST|PATCH|DELETE) /)).length, writesBefore, 'nothing was written');
+      assert.equal((await digestsIn(target)).get('docker.io/harness/gateway:2.0'), other[0]!.digest);
+
+      const forced = await load(target, ['--overwrite-tags']);
+      assert.equal(forced.code, 0, forced.stderr);
+      assert.match(forced.stdout, /harness\/gateway:2\.0 +retagged/);
+      await assertLoaded(target);
+    } finally {
+      await target.stop();
+    }
+  });
+
+  test('a read-only registry: exit 4 naming the registry, the repository and the refused action', async () => {
+    const target = await startRegistry({ readOnly: true });
+    try {
+      const res = await load(target);
+      assert.equal(res.code, 4, res.stderr);
+      assert.match(res.stderr, new RegExp(`push blob .*${target.host}/harness/.*HTTP 405`));
+      assert.match(res.stderr, /read-only/);
+    } finally {
+      await target.stop();
+    }
+  });
+
+  test('Basic auth over plain HTTP, and token auth over HTTPS with the enclave CA', async () => {
+    for (const opts of [{ auth: 'basic' as const }, { auth: 'token' as const, tls: true }]) {
+      const target = await startRegistry(opts);
+      try {
+        const refused = await load(target);
+        assert.equal(refused.code, 4, refused.stderr);
+        assert.match(refused.stderr, /HTTP 401/);
+        const res = await load(target, ['--registry-username', target.username!, '--registry-password-env', 'ENCLAVE_PW'], { env: { ENCLAVE_PW: target.password } });
+        assert.equal(res.code, 0, res.stderr);
+        assert.equal(res.stderr.includes(target.password!), false, 'the password is never printed');
+        await assertLoaded(target);
+      } finally {
+        await target.stop();
+      }
+    }
+  });
+
+  test('SIGKILL part way, then the same command completes without sending finished blobs again', async () => {
+    const target = await startRegistry();
+    const proxy = await startFaultProxy({ host: '127.0.0.1', port: target.port });
+    try {
+      const viaProxy = ['load', bundle, '--key', pub(), '--registry', `127.0.0.1:${proxy.port}`, '--plain-http', '--jobs', '2'];
+      const killed = await airlock(viaProxy, {
+        onSpawn: (child) => {
+          const poll = setInterval(() => {
+            void target.requests(/^PUT \/v2\/.*\/blobs\/uploads\//).then((done) => {
+              if (done.length >= 2) {
+                clearInterval(poll);
+                proxy.addFault({ match: /blobs\/uploads/, times: 1000, kind: 'stall', ms: 60_000 });
+                setTimeout(() => child.kill('SIGKILL'), 300);
+              }
+            });
+          }, 25);
+          child.on('close', () => clearInterval(poll));
+        },
+      });
+      assert.equal(killed.signal, 'SIGKILL');
+      assert.deepEqual(await target.requests(/^PUT \/v2\/.*\/manifests\//), [], 'no manifest before every blob is in');
+      const uploadedBefore = (await target.requests(/^PUT \/v2\/.*\/blobs\/uploads\//)).length;
+      proxy.clearFaults();
+
+      const again = await load(target, ['--json']);
+      assert.equal(again.code, 0, again.stderr);
+      const report = JSON.parse(again.stdout.trim().split('\n').pop()!) as { blobsPresent: number; blobsMounted: number };
+      assert.ok(report.blobsPresent + report.blobsMounted >= uploadedBefore, `blobs finished before the kill are not sent again (${JSON.stringify(report)})`);
+      await assertLoaded(target);
+    } finally {
+      await proxy.stop();
+      await target.stop();
+    }
+  });
+
+  test('the registry restarted part way, then the same command completes', async () => {
+    const target = await startRegistry();
+    try {
+      let restarted: Promise<void> | undefined;
+      const first = await load(target, ['--jobs', '2'], {
+        onSpawn: (child) => {
+          const poll = setInterval(() => {
+            void target.requests(/^PUT \/v2\/.*\/blobs\/uploads\//).then((done) => {
+              if (done.length >= 1 && !restarted) {
+                clearInterval(poll);
+                restarted = target.restart();
+              }
+            });
+          }, 25);
+          child.on('close', () => clearInterval(poll));
+        },
+      });
+      await restarted;
+      assert.ok(first.code === 0 || first.code === 4, `exit ${first.code}: ${first.stderr}`);
+      const again = await load(target);
+      assert.equal(again.code, 0, again.stderr);
+      await assertLoaded(target);
+    } finally {
+      await target.stop();
+    }
+  });
+});

@@ -214,7 +214,10 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
     }
 
     // 3. Push: blobs now, manifests once every blob is in, tags last.
-    const bytesTotal = [...new Set([...plans.values()].flatMap((p) => p.blobs))].reduce((a, b) => a + b.size, 0);
+    // Per repository: a layer two repositories share is uploaded to one and mounted into the other; both count as done.
+    const perRepository = new Map<string, number>();
+    for (const [t, p] of plans) for (const b of p.blobs) perRepository.set(`${t.repository} ${b.digest}`, b.size);
+    const bytesTotal = [...perRepository.values()].reduce((a, n) => a + n, 0);
     progress.phase('push', { bytes: bytesTotal, items: missing.length });
     const uploaded = new Map<string, number>();
     const onEvent = progressListener(progress);
@@ -249,10 +252,9 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
     if (failure) throw firstCause(results, failure.reason);
 
     progress.phase('manifests and tags');
-    for (const { deferred } of stores.values()) await deferred.flush();
-    for (const t of missing) {
-      if (t.tag) await storeFor(t.repository).remote.tag(t.root, t.tag);
-    }
+    // Repositories in parallel; inside one, in the order copyGraph produced (children first).
+    await Promise.all([...stores.values()].map(({ deferred }) => session.limit(() => deferred.flush())));
+    await Promise.all(missing.filter((t) => t.tag).map((t) => session.limit(() => storeFor(t.repository).remote.tag(t.root, t.tag!))));
 
     const counted = new Set<string>();
     for (const t of targets) {

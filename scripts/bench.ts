@@ -15,6 +15,10 @@
  *   airlock verify  the built CLI over the bundle
  *   openssl sha256  `openssl dgst -sha256` over the bundle (read + hash limit)
  *   cp              a plain copy of the bundle file (disk limit)
+ *   airlock load    the built CLI from the bundle into an empty registry, then
+ *                   the same load again (everything present)
+ *   skopeo load     `skopeo copy oci:DIR:REF docker://...` image by image from
+ *                   the extracted bundle into another empty registry
  * plus the peak RSS of each airlock process (GNU time) and the bundle's size
  * against the unique blob bytes plus manifests.
  *
@@ -112,9 +116,10 @@ async function measure(w: Workload, registry: RegistryService, dir: string): Pro
   await writeFile(join(dir, 'airlock.yaml'), `name: bench\nversion: "1.0"\nimageLists: [images.txt]\n`);
   const mirrors = [...new Set(w.refs.map((r) => r.registry))].flatMap((r) => ['--registry-mirror', `${r}=${registry.url}`]);
   const bundle = join(dir, 'bundle.tar');
-  const results: Record<string, number[]> = { pack: [], skopeo: [], verify: [], sha256: [], cp: [] };
+  const results: Record<string, number[]> = { pack: [], skopeo: [], verify: [], sha256: [], cp: [], load: [], reload: [], skopeoLoad: [] };
   let packRss = 0;
   let verifyRss = 0;
+  let loadRss = 0;
   let bundleSize = 0;
   for (let run = 0; run < RUNS; run++) {
     await rm(bundle, { force: true });
@@ -139,6 +144,30 @@ async function measure(w: Workload, registry: RegistryService, dir: string): Pro
       }),
     );
     await rm(layout, { recursive: true, force: true });
+
+    // The enclave side: load into an empty registry, load again, and skopeo from the extracted layout.
+    const enclave = await startRegistry();
+    const skopeoEnclave = await startRegistry();
+    const extracted = join(dir, 'extracted');
+    try {
+      const loaded = await airlock(['load', bundle, '--key', join(work, 'airlock.pub'), '--registry', enclave.host, '--plain-http', '--jobs', String(JOBS), '--json']);
+      results.load!.push(loaded.seconds);
+      loadRss = Math.max(loadRss, loaded.rss);
+      results.reload!.push((await airlock(['load', bundle, '--key', join(work, 'airlock.pub'), '--registry', enclave.host, '--plain-http', '--json'])).seconds);
+      await mkdir(extracted, { recursive: true });
+      await exec('tar', ['-xf', bundle, '-C', extracted]);
+      results.skopeoLoad!.push(
+        await timed(async () => {
+          for (const ref of w.refs) {
+            await exec('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci:${join(extracted, 'oci')}:${formatReference(ref)}`, `docker://${skopeoEnclave.host}/${ref.repository}:${ref.tag}`]);
+          }
+        }),
+      );
+    } finally {
+      await enclave.stop();
+      await skopeoEnclave.stop();
+      await rm(extracted, { recursive: true, force: true });
+    }
   }
 
   const pack = median(results.pack!);
@@ -150,6 +179,10 @@ async function measure(w: Workload, registry: RegistryService, dir: string): Pro
   row(`airlock pack (CLI, jobs ${JOBS})`, pack, `${(median(results.skopeo!) / pack).toFixed(1)}x faster than the skopeo loop; ${(pack / sha).toFixed(2)}x openssl; peak RSS ${formatBytes(packRss)}`);
   row('skopeo copy, image by image', median(results.skopeo!), '');
   row('airlock verify (CLI)', median(results.verify!), `${(median(results.verify!) / sha).toFixed(2)}x openssl; peak RSS ${formatBytes(verifyRss)}`);
+  const load = median(results.load!);
+  row(`airlock load (CLI, jobs ${JOBS})`, load, `${(median(results.skopeoLoad!) / load).toFixed(1)}x faster than the skopeo loop; peak RSS ${formatBytes(loadRss)}; no temp files`);
+  row('skopeo copy oci: -> docker://, by image', median(results.skopeoLoad!), 'from the extracted bundle');
+  row('airlock load again (all present)', median(results.reload!), `${((median(results.reload!) / load) * 100).toFixed(1)}% of the first load`);
   row('openssl dgst -sha256 bundle', sha, 'read + hash limit');
   row('cp bundle', median(results.cp!), 'disk limit');
   say(`\nbundle ${formatBytes(bundleSize)} = unique blobs and manifests + ${(((bundleSize - bytes) / bytes) * 100).toFixed(3)}% (tar headers, padding, index, signature, layout files)`);

@@ -1,29 +1,26 @@
 /**
- * The demo, on local services it starts (nothing leaves this machine):
+ * The demo, on local services it starts (nothing leaves this machine), through
+ * the real airlock CLI:
  *
  *   1. a "public" source registry holding synthetic images under the real names
- *      of Harness SMP 0.44.1's official image list (201 references);
- *   2. airlock's copy engine pulls all of them through a registry mirror
- *      (docker.io=..., registry.k8s.io=...) into one OCI image layout, every
- *      blob once, each image named by its full source reference;
- *   3. from that layout into an "enclave" registry that speaks HTTPS with its
- *      own CA and token auth, mapped as DESIGN.md §6 says
- *      (docker.io/harnesssecure/x:1 -> ENCLAVE/harnesssecure/x:1);
- *   4. skopeo, a client we did not write, checks digests on the far side.
+ *      of Harness SMP 0.44.1's official image list (201 references), and an
+ *      "enclave" registry that speaks HTTPS with its own CA and token auth;
+ *   2. airlock keygen, then airlock pack of a spec naming that image list and a
+ *      small manifest tree (whose images are discovered), pulled through
+ *      --registry-mirror into one signed bundle;
+ *   3. airlock inspect and airlock verify of the bundle;
+ *   4. airlock load into the enclave registry (verifying while it uploads),
+ *      then the same load again, which finds everything present;
+ *   5. skopeo, a client we did not write, checks digests in the enclave.
  *
- * This grows into pack -> verify -> load -> git as the later issues land.
+ * The git half (load --git, promote) joins when issue #5 lands.
  */
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, rm } from 'node:fs/promises';
+import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { copyGraph, CopySession } from '../shared/copy.ts';
-import { Progress, formatBytes, progressListener } from '../shared/cli/progress.ts';
 import { formatReference } from '../shared/oci/reference.ts';
 import { mergeImages, readImageList } from '../packer/images.ts';
-import { RegistryClient } from '../shared/registry/client.ts';
-import { HttpTransport } from '../shared/registry/transport.ts';
-import { LayoutStore } from '../shared/store/layout.ts';
-import { RemoteStore } from '../shared/store/remote.ts';
 import { generateImages, pushImages } from '../test/services/fixtures.ts';
 import { startRegistry } from '../test/services/registry.ts';
 import { runBytes } from '../test/services/exec.ts';
@@ -32,13 +29,25 @@ import { skopeoFlags } from '../test/services/skopeo.ts';
 const root = join(import.meta.dirname, '..');
 const work = join(root, '.tmp', 'demo');
 const say = (s: string) => process.stdout.write(`${s}\n`);
+const PASSWORD = 'demo password';
+
+/** Run the airlock CLI with its output shown; stop the demo when it fails. */
+function airlock(args: string[], env: Record<string, string> = {}): void {
+  say(`\n$ airlock ${args.map((a) => (a.includes(' ') ? JSON.stringify(a) : a)).join(' ')}`);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'airlock.ts'), ...args], {
+    cwd: work,
+    stdio: 'inherit',
+    env: { ...process.env, AIRLOCK_PASSWORD: PASSWORD, ...env },
+  });
+  if (r.status !== 0) throw new Error(`airlock ${args[0]} exited ${r.status}`);
+}
 
 const harnessList = join(root, '..', 'shared', 'fixtures', 'harness', 'images.txt');
 const refs = mergeImages(await readImageList(harnessList)).map((image) => image.reference);
 say(`Harness SMP 0.44.1 image list: ${refs.length} distinct references`);
 
 await rm(work, { recursive: true, force: true });
-await mkdir(work, { recursive: true });
+await mkdir(join(work, 'deploy'), { recursive: true });
 const source = await startRegistry();
 const enclave = await startRegistry({ auth: 'token', tls: true });
 say(`source registry (stands in for docker.io and registry.k8s.io): ${source.url}`);
@@ -49,87 +58,64 @@ try {
   const images = await generateImages({
     seed: 44,
     baseLayerSize: 512 * 1024,
-    images: refs.map((r) => ({
-      repository: r.repository,
-      tag: r.tag!,
-      layers: 3,
-      layerSize: 96 * 1024,
-      sharedBaseLayers: 2,
-    })),
+    images: refs.map((r) => ({ repository: r.repository, tag: r.tag!, layers: 3, layerSize: 96 * 1024, sharedBaseLayers: 2 })),
   });
   await pushImages(source.url, images, { concurrency: 8 });
 
-  say('\n2. pulling all of them through the mirror into one OCI layout...');
-  const mirrors = { 'docker.io': source.url, 'registry.k8s.io': source.url };
-  const transport = new HttpTransport({ caFile: enclave.caFile });
-  const layoutDir = join(work, 'layout');
-  const layout = await LayoutStore.open(layoutDir);
-  let started = performance.now();
-  let progress = new Progress({});
-  progress.phase('pull', { items: refs.length });
-  const pullSession = new CopySession({ concurrency: 16, onEvent: progressListener(progress) });
-  const clients = new Map<string, RegistryClient>();
-  const clientFor = (registry: string) => {
-    let c = clients.get(registry);
-    if (!c) clients.set(registry, (c = new RegistryClient(registry, transport, { mirrors })));
-    return c;
+  say('\n2. the connected side: a key pair, a spec, one signed bundle');
+  await copyFile(harnessList, join(work, 'images.txt'));
+  const [a, b] = [refs[0]!, refs[1]!];
+  await writeFile(
+    join(work, 'deploy', 'platform.yaml'),
+    [a, b]
+      .map((r, i) =>
+        [
+          'apiVersion: apps/v1',
+          'kind: Deployment',
+          `metadata: { name: service-${i} }`,
+          'spec:',
+          '  template:',
+          '    spec:',
+          '      containers:',
+          `        - { name: app, image: "${formatReference(r)}" }`,
+        ].join('\n'),
+      )
+      .join('\n---\n') + '\n',
+  );
+  await writeFile(
+    join(work, 'airlock.yaml'),
+    'name: harness\nversion: 0.44.1\nplatforms: [linux/amd64]\nimageLists: [images.txt]\ndiscoverImages: true\nmanifests:\n  - path: ./deploy\n',
+  );
+  airlock(['keygen', '--out-dir', 'keys']);
+  airlock(['pack', '-f', 'airlock.yaml', '-o', 'harness-0.44.1.tar', '--key', 'keys/airlock.key', '--registry-mirror', `docker.io=${source.url}`, '--registry-mirror', `registry.k8s.io=${source.url}`]);
+
+  say('\n3. anyone can look; only the public key says it is genuine');
+  const inspect = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'airlock.ts'), 'inspect', 'harness-0.44.1.tar'], { cwd: work, encoding: 'utf8' });
+  say(`\n$ airlock inspect harness-0.44.1.tar | head -8\n${inspect.stdout.split('\n').slice(0, 8).join('\n')}\n   ...`);
+  airlock(['verify', 'harness-0.44.1.tar', '--key', 'keys/airlock.pub']);
+
+  say('\n4. the enclave side: load into the enclave registry (HTTPS with its CA, token auth), twice');
+  const loadArgs = ['load', 'harness-0.44.1.tar', '--key', 'keys/airlock.pub', '--registry', enclave.host, '--ca-file', enclave.caFile!, '--registry-username', enclave.username!, '--registry-password-env', 'ENCLAVE_PASSWORD'];
+  const loadEnv = { ENCLAVE_PASSWORD: enclave.password! };
+  const show = (args: string[]) => {
+    say(`\n$ airlock ${args.join(' ')} | tail -3`);
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'airlock.ts'), ...args], { cwd: work, encoding: 'utf8', env: { ...process.env, ...loadEnv } });
+    if (r.status !== 0) throw new Error(`airlock load exited ${r.status}: ${r.stderr}`);
+    process.stderr.write(r.stderr);
+    say(r.stdout.trimEnd().split('\n').slice(-3).join('\n'));
   };
-  await Promise.all(
-    refs.map(async (ref) => {
-      const from = new RemoteStore(clientFor(ref.registry), ref.repository);
-      const copied = await copyGraph(from, layout, await from.resolve(ref.tag!), { session: pullSession });
-      await layout.tag(copied, formatReference(ref));
-      progress.advance(0, 1);
-    }),
-  );
-  progress.done({});
-  const pullSeconds = (performance.now() - started) / 1000;
-  const index = await layout.readIndex();
-  say(`   ${index.manifests.length} images in ${layoutDir} in ${pullSeconds.toFixed(1)} s`);
+  show(loadArgs);
+  show(loadArgs);
 
-  say('\n3. pushing the layout into the enclave registry (HTTPS with its CA, token auth)...');
-  const target = new RegistryClient(enclave.host, transport, {
-    credentials: () => ({ username: enclave.username!, password: enclave.password! }),
-  });
-  started = performance.now();
-  let bytes = 0;
-  progress = new Progress({});
-  progress.phase('push', { items: refs.length });
-  const listener = progressListener(progress);
-  const pushSession = new CopySession({
-    concurrency: 16,
-    onEvent: (e) => {
-      listener(e);
-      if (e.type === 'blob-done') bytes += e.bytes;
-    },
-  });
-  await Promise.all(
-    refs.map(async (ref) => {
-      const to = new RemoteStore(target, ref.repository);
-      const copied = await copyGraph(layout, to, await layout.resolve(formatReference(ref)), { session: pushSession });
-      await to.tag(copied, ref.tag!);
-      progress.advance(0, 1);
-    }),
-  );
-  progress.done({});
-  say(`   uploaded ${formatBytes(bytes)} once each; shared layers were mounted across repositories`);
-  say(`   in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-
-  say('\n4. skopeo (not airlock) checks digests in the enclave:');
+  say('\n5. skopeo (not airlock) checks digests in the enclave:');
   for (const ref of refs.slice(0, 3).concat(refs.slice(-2))) {
-    const raw = await runBytes('skopeo', [
-      'inspect',
-      '--raw',
-      ...skopeoFlags(enclave),
-      `docker://${enclave.host}/${ref.repository}:${ref.tag}`,
-    ]);
+    const raw = await runBytes('skopeo', ['inspect', '--raw', ...skopeoFlags(enclave), `docker://${enclave.host}/${ref.repository}:${ref.tag}`]);
     const digest = 'sha256:' + createHash('sha256').update(raw).digest('hex');
     const expected = images.find((i) => i.repository === ref.repository && i.tag === ref.tag)!.digest;
     say(`   ${digest === expected ? 'ok  ' : 'FAIL'} ${formatReference(ref)} -> ${enclave.host}/${ref.repository}:${ref.tag} ${digest.slice(0, 19)}`);
     if (digest !== expected) process.exitCode = 1;
   }
-  await transport.close();
-  say(`\nThe OCI layout stays in ${layoutDir} (try: skopeo inspect oci:${layoutDir}:${formatReference(refs[0]!)}).`);
+  say(`\nThe bundle, keys and spec stay in ${work} (try: tar -tvf ${join(work, 'harness-0.44.1.tar')} | head).`);
 } finally {
   await source.stop();
   await enclave.stop();

@@ -227,12 +227,15 @@ async function copyBlob(session: CopySession, src: ContentSource, dst: ContentSi
 
   const transfer = session.limit(async () => {
     session.throwIfCancelled();
-    if (await dst.exists(desc)) {
-      session.emit({ type: 'blob-skip', descriptor: desc, destination: dst.name, bytes: desc.size });
-      return;
-    }
+    // A mount answers "present" in one request whether the blob was already in
+    // the destination or comes from a sibling repository; only when it cannot
+    // (no known source, or the registry declines) does the HEAD follow.
     if (dst.mount && (await dst.mount(desc))) {
       session.emit({ type: 'blob-mount', descriptor: desc, destination: dst.name, bytes: desc.size });
+      return;
+    }
+    if (await dst.exists(desc)) {
+      session.emit({ type: 'blob-skip', descriptor: desc, destination: dst.name, bytes: desc.size });
       return;
     }
     for (let attempt = 1; ; attempt++) {

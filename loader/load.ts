@@ -115,7 +115,7 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
   });
   if (!st.isFile()) throw new UsageError(`${options.bundle} is not a regular file`);
 
-  const progress = new Progress({ json: options.json });
+  const progress = new Progress({ json: options.json, summaryLine: false });
   logger.attachStatusLine(progress);
   const transport = new HttpTransport({
     caFile: options.caFile,

@@ -30,7 +30,7 @@ export async function verifyCommand(bundle: string, keyPath: string, json: boole
   }
   const publicKey = readPublicKey(keyPem, keyPath);
   const { size } = await openBundle(bundle);
-  const progress = new Progress({ json });
+  const progress = new Progress({ json, summaryLine: false });
   progress.phase('verify', { bytes: size });
   const started = performance.now();
   const { index } = await verifyBundleFile(bundle, {

@@ -97,7 +97,7 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
     onRetry: (r) => logger.debug(`retrying ${r.what} in ${r.delayMs} ms: ${r.reason}`),
     onWarning: (w) => logger.warn(`${w.what}: ${w.warning}`),
   });
-  const progress = new Progress({ json: options.json });
+  const progress = new Progress({ json: options.json, summaryLine: false });
   logger.attachStatusLine(progress);
   let writer: BundleWriter | undefined;
   const abortWriter = onShutdown(() => writer?.abort());

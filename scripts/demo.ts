@@ -15,7 +15,7 @@
  *
  * The git half (load --git, promote) joins when issue #5 lands.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -31,15 +31,31 @@ const work = join(root, '.tmp', 'demo');
 const say = (s: string) => process.stdout.write(`${s}\n`);
 const PASSWORD = 'demo password';
 
-/** Run the airlock CLI with its output shown; stop the demo when it fails. */
-function airlock(args: string[], env: Record<string, string> = {}): void {
-  say(`\n$ airlock ${args.map((a) => (a.includes(' ') ? JSON.stringify(a) : a)).join(' ')}`);
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'airlock.ts'), ...args], {
-    cwd: work,
-    stdio: 'inherit',
-    env: { ...process.env, AIRLOCK_PASSWORD: PASSWORD, ...env },
+/**
+ * Run the airlock CLI (asynchronously: the token issuer of the enclave
+ * registry runs in this process and must keep answering) and collect its
+ * output; stop the demo when it fails.
+ */
+function run(args: string[], env: Record<string, string> = {}): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'airlock.ts'), ...args], {
+      cwd: work,
+      env: { ...process.env, AIRLOCK_PASSWORD: PASSWORD, ...env },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve({ stdout, stderr: '' }) : reject(new Error(`airlock ${args[0]} exited ${code}`))));
   });
-  if (r.status !== 0) throw new Error(`airlock ${args[0]} exited ${r.status}`);
+}
+
+/** Show the command and its output (the last `tail` lines, when given). */
+async function airlock(args: string[], env: Record<string, string> = {}, tail?: number): Promise<void> {
+  say(`\n$ airlock ${args.map((a) => (a.includes(' ') ? JSON.stringify(a) : a)).join(' ')}${tail ? ` | tail -${tail}` : ''}`);
+  const { stdout } = await run(args, env);
+  const lines = stdout.trimEnd().split('\n');
+  say((tail ? lines.slice(-tail) : lines).join('\n'));
 }
 
 const harnessList = join(root, '..', 'shared', 'fixtures', 'harness', 'images.txt');
@@ -86,26 +102,19 @@ try {
     join(work, 'airlock.yaml'),
     'name: harness\nversion: 0.44.1\nplatforms: [linux/amd64]\nimageLists: [images.txt]\ndiscoverImages: true\nmanifests:\n  - path: ./deploy\n',
   );
-  airlock(['keygen', '--out-dir', 'keys']);
-  airlock(['pack', '-f', 'airlock.yaml', '-o', 'harness-0.44.1.tar', '--key', 'keys/airlock.key', '--registry-mirror', `docker.io=${source.url}`, '--registry-mirror', `registry.k8s.io=${source.url}`]);
+  await airlock(['keygen', '--out-dir', 'keys']);
+  await airlock(['pack', '-f', 'airlock.yaml', '-o', 'harness-0.44.1.tar', '--key', 'keys/airlock.key', '--registry-mirror', `docker.io=${source.url}`, '--registry-mirror', `registry.k8s.io=${source.url}`]);
 
   say('\n3. anyone can look; only the public key says it is genuine');
-  const inspect = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'airlock.ts'), 'inspect', 'harness-0.44.1.tar'], { cwd: work, encoding: 'utf8' });
+  const inspect = await run(['inspect', 'harness-0.44.1.tar']);
   say(`\n$ airlock inspect harness-0.44.1.tar | head -8\n${inspect.stdout.split('\n').slice(0, 8).join('\n')}\n   ...`);
-  airlock(['verify', 'harness-0.44.1.tar', '--key', 'keys/airlock.pub']);
+  await airlock(['verify', 'harness-0.44.1.tar', '--key', 'keys/airlock.pub']);
 
   say('\n4. the enclave side: load into the enclave registry (HTTPS with its CA, token auth), twice');
   const loadArgs = ['load', 'harness-0.44.1.tar', '--key', 'keys/airlock.pub', '--registry', enclave.host, '--ca-file', enclave.caFile!, '--registry-username', enclave.username!, '--registry-password-env', 'ENCLAVE_PASSWORD'];
   const loadEnv = { ENCLAVE_PASSWORD: enclave.password! };
-  const show = (args: string[]) => {
-    say(`\n$ airlock ${args.join(' ')} | tail -3`);
-    const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'airlock.ts'), ...args], { cwd: work, encoding: 'utf8', env: { ...process.env, ...loadEnv } });
-    if (r.status !== 0) throw new Error(`airlock load exited ${r.status}: ${r.stderr}`);
-    process.stderr.write(r.stderr);
-    say(r.stdout.trimEnd().split('\n').slice(-3).join('\n'));
-  };
-  show(loadArgs);
-  show(loadArgs);
+  await airlock(loadArgs, loadEnv, 3);
+  await airlock(loadArgs, loadEnv, 3);
 
   say('\n5. skopeo (not airlock) checks digests in the enclave:');
   for (const ref of refs.slice(0, 3).concat(refs.slice(-2))) {

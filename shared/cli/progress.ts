@@ -15,6 +15,11 @@ export interface ProgressOptions {
   stream?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   /** Override terminal detection (tests). */
   tty?: boolean;
+  /**
+   * Print the human "done in ..." line at the end (default true). Commands that
+   * print their own summary turn it off; the JSON "done" event stays.
+   */
+  summaryLine?: boolean;
   /** Milliseconds clock (tests). Default performance.now-based. */
   now?: () => number;
   /** Wall clock for "ts" in JSON (tests). */
@@ -92,6 +97,7 @@ export interface ProgressSnapshot {
 export class Progress implements StatusLine {
   readonly json: boolean;
   readonly tty: boolean;
+  private readonly summaryLine: boolean;
   private readonly stream: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   private readonly now: () => number;
   private readonly wallClock: () => Date;
@@ -116,6 +122,7 @@ export class Progress implements StatusLine {
     this.json = options.json ?? false;
     this.stream = options.stream ?? (this.json ? process.stdout : process.stderr);
     this.tty = !this.json && (options.tty ?? this.stream.isTTY === true);
+    this.summaryLine = options.summaryLine ?? true;
     const start = performance.now();
     this.now = options.now ?? (() => performance.now() - start);
     this.wallClock = options.wallClock ?? (() => new Date());
@@ -213,6 +220,7 @@ export class Progress implements StatusLine {
       return;
     }
     this.clear();
+    if (!this.summaryLine) return;
     const seconds = elapsedMs / 1000;
     let line = `done in ${formatDuration(seconds)}`;
     if (seconds < 60) line = `done in ${seconds.toFixed(1)}s`;

@@ -8,7 +8,7 @@ const MiB = 1024 * KiB;
 const GiB = 1024 * MiB;
 
 /** A fake output stream, a fake clock and a fake scheduler. */
-function harness(opts: { json?: boolean; tty?: boolean; columns?: number } = {}) {
+function harness(opts: { json?: boolean; tty?: boolean; columns?: number; summaryLine?: boolean } = {}) {
   const stream = new PassThrough() as PassThrough & { isTTY?: boolean; columns?: number };
   stream.columns = opts.columns;
   let out = '';
@@ -18,6 +18,7 @@ function harness(opts: { json?: boolean; tty?: boolean; columns?: number } = {})
   const progress = new Progress({
     json: opts.json,
     tty: opts.tty,
+    summaryLine: opts.summaryLine,
     stream,
     now: () => t,
     wallClock: () => new Date(Date.UTC(2025, 0, 1) + t),
@@ -243,4 +244,12 @@ test('progressListener maps copy events', () => {
     [42, 0],
     [0, 1],
   ]);
+});
+
+test('summaryLine: false leaves the summary to the command; JSON keeps its done event', () => {
+  const h = harness({ tty: false, summaryLine: false });
+  h.progress.phase('push', { bytes: MiB });
+  h.progress.advance(MiB);
+  h.progress.done();
+  assert.equal(h.take(), '');
 });

@@ -74,6 +74,7 @@ export async function inspectCommand(bundle: string, json: boolean): Promise<voi
     `size: ${formatBytes(size)}; ${blobs.length} blobs (${formatBytes(blobs.reduce((a, e) => a + e.size, 0))}); ${manifests.length} manifest files`,
     `images (${index.images.length}):`,
     ...index.images.map((i) => `  ${i.ref}  ${i.digest}${i.platforms?.length ? '  ' + i.platforms.join(',') : ''}`),
+    ...(manifests.length > 0 ? [`manifest files (${manifests.length}):`, ...manifests.map((m) => `  ${m.path.slice('manifests/'.length)}  ${formatBytes(m.size)}`)] : []),
   ];
   process.stdout.write(lines.join('\n') + '\n');
 }

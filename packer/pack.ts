@@ -81,6 +81,11 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
   const started = performance.now();
   const { logger } = options;
   const spec = await readSpec(options.spec);
+  if (spec.charts.length > 0) {
+    throw new UsageError(`${spec.file}: charts are not supported yet; this version packs images and manifests`, {
+      hint: 'render the chart (helm template) into a manifests path for now, or remove charts:',
+    });
+  }
   const platforms: Platform[] = options.platforms?.length ? options.platforms.map((p) => parsePlatform(p)) : spec.platforms;
   const mirrors = parseMirrors(options.mirrors ?? []);
   const output = resolve(options.output);

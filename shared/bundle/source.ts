@@ -50,7 +50,7 @@ export class BundleFileSource implements ContentSource {
       verifier.end();
       return Promise.resolve(verifier);
     }
-    const file = createReadStream(this.path, { start: entry.offset, end: entry.offset + entry.size - 1, highWaterMark: 1 << 20 });
+    const file = createReadStream(this.path, { start: entry.offset, end: entry.offset + entry.size - 1, highWaterMark: 256 * 1024 });
     file.on('error', (err) => verifier.destroy(err));
     return Promise.resolve(file.pipe(verifier));
   }

@@ -236,4 +236,21 @@ describe('airlock pack', () => {
       await proxy.stop();
     }
   });
+
+  test('a blob the registry serves corrupted: exit 3 naming it, no file under the output name', async () => {
+    const [bad] = await generateImages({ seed: 5, images: [{ repository: 'harness/corrupt', tag: '1', layers: 1, layerSize: 300_000 }] });
+    await pushImages(source.url, [bad!]);
+    const layer = bad!.blobs.find((b) => b.mediaType.includes('layer'))!;
+    const hex = layer.digest.slice(7);
+    const data = join(source.dataDir, 'docker', 'registry', 'v2', 'blobs', 'sha256', hex.slice(0, 2), hex, 'data');
+    const bytes = readFileSync(data);
+    bytes[1000] = bytes[1000]! ^ 0xff;
+    writeFileSync(data, bytes);
+    const spec = join(work, 'corrupt.yaml');
+    writeFileSync(spec, 'name: c\nversion: "1"\nimages:\n  - harness/corrupt:1\n  - harness/ng-manager:1.0\n');
+    const res = await airlock(['pack', '-f', spec, '-o', join(work, 'corrupt.tar'), '--key', join(work, 'airlock.key'), ...mirrorFlags], { env });
+    assert.equal(res.code, 3, res.stderr);
+    assert.match(res.stderr, new RegExp(`${layer.digest}`));
+    assert.deepEqual(readdirSync(work).filter((f) => f.startsWith('corrupt.tar') || f.includes('partial')), []);
+  });
 });

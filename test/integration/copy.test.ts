@@ -17,8 +17,8 @@ import { startRegistry, type RegistryService } from '../services/registry.ts';
 import { startFaultProxy } from '../services/faultProxy.ts';
 import { skopeoFlags } from '../services/skopeo.ts';
 import { runBytes } from '../services/exec.ts';
+import { FAST_RETRY } from '../helpers/retry.ts';
 
-const FAST_RETRY = { attempts: 5, baseDelayMs: 20, maxDelayMs: 200, maxRetryAfterMs: 5_000 };
 
 /** A client for a test registry: its CA passed explicitly, plain HTTP only for a plain registry. */
 function clientFor(reg: RegistryService, extra: RegistryOptions = {}): { client: RegistryClient; transport: HttpTransport } {

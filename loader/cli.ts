@@ -62,6 +62,7 @@ export function registerLoaderCommands(y: Argv): Argv {
                       .option('git', { type: 'string', describe: 'Git repository URL (https:// or ssh://) to commit the manifests to', group: 'Git:' })
                       .option('git-branch', { type: 'string', default: 'dev', describe: 'Branch to commit to', group: 'Git:' })
                       .option('git-path', { type: 'string', describe: "Directory in the repository (default: the bundle's name)", group: 'Git:' })
+                      .option('git-author', { type: 'string', describe: 'Commit author "Name <email>" (default: GIT_AUTHOR_NAME / GIT_AUTHOR_EMAIL, else airlock)', group: 'Git:' })
                       .option('overwrite-tags', {
                         type: 'boolean',
                         default: false,
@@ -81,8 +82,7 @@ export function registerLoaderCommands(y: Argv): Argv {
           ),
         ),
       async (argv) => {
-        if (argv.git !== undefined) notBuiltYet('load --git', 5);
-        if (argv['skip-images']) throw new UsageError('--skip-images only makes sense with --git (issue #5)');
+        if (argv['skip-images'] && argv.git === undefined) throw new UsageError('--skip-images only makes sense with --git');
         const json = Boolean(argv.json);
         const report = await load({
           bundle: argv.bundle as string,
@@ -95,6 +95,18 @@ export function registerLoaderCommands(y: Argv): Argv {
           overwriteTags: argv['overwrite-tags'],
           jobs: argv.jobs,
           dryRun: argv['dry-run'],
+          skipImages: argv['skip-images'],
+          git:
+            argv.git === undefined
+              ? undefined
+              : {
+                  url: argv.git,
+                  branch: argv['git-branch'],
+                  path: argv['git-path'],
+                  username: argv['git-username'],
+                  passwordEnv: argv['git-password-env'],
+                  author: argv['git-author'],
+                },
           json,
           logger: new Logger({ json }),
         });

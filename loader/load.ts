@@ -1,7 +1,8 @@
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { PolicyError, UsageError, VerificationError } from '../shared/cli/errors.ts';
+import { PolicyError, RemoteError, UsageError, VerificationError } from '../shared/cli/errors.ts';
+import { commitBundle, type CommitBundleResult, type GitOptions } from './gitops/commit.ts';
 import type { Logger } from '../shared/cli/log.ts';
 import { formatBytes, Progress, progressListener } from '../shared/cli/progress.ts';
 import { scanBundleFile, type BundleFileScan } from '../shared/bundle/file.ts';
@@ -44,6 +45,10 @@ export interface LoadOptions {
   overwriteTags?: boolean;
   jobs?: number;
   dryRun?: boolean;
+  /** Images must already be in the registry (checked by digest); only git is written. */
+  skipImages?: boolean;
+  /** Commit the manifests to git (DESIGN.md §6). */
+  git?: GitOptions;
   json?: boolean;
   logger: Logger;
 }
@@ -75,6 +80,7 @@ export interface LoadReport {
   blobsPresent: number;
   bytesUploaded: number;
   seconds: number;
+  git?: CommitBundleResult;
 }
 
 interface Target {
@@ -156,6 +162,13 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
       );
     }
     const missing = targets.filter((t) => t.current !== t.root.digest);
+    if (options.skipImages && missing.length > 0) {
+      throw new RemoteError(
+        `--skip-images: ${missing.length} image${missing.length === 1 ? ' is' : 's are'} not in ${host} with the bundle's digest:\n` +
+          missing.map((t) => `  ${display(t)} (${t.current ? `is ${t.current}` : 'missing'}, the bundle has ${t.root.digest})`).join('\n'),
+        { hint: 'load the images first: the same command without --skip-images' },
+      );
+    }
     // An image whose tag already points at its digest is there, whole: copyGraph would stop at its root anyway.
     const plans = new Map(
       await Promise.all(missing.map(async (t) => [t, await planGraph(source, t.root, { session: new CopySession({ concurrency: 4 }) })] as const)),
@@ -277,6 +290,23 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
       const status: ImageStatus = t.current && t.current !== t.root.digest ? 'retagged' : 'pushed';
       report.images.push(entry(t, status, bytes, blobs, finished.get(t) ?? 0));
     }
+    if (options.git) {
+      progress.phase('git');
+      report.git = await commitBundle({
+        git: options.git,
+        transport,
+        scan,
+        source,
+        registry: { host, prefix },
+        // Only what the same bundle and registry always give: a reload then commits nothing.
+        report: {
+          bundle: scan.index.name,
+          version: scan.index.version,
+          registry: options.registry,
+          images: report.images.map((i) => ({ source: i.source, target: i.target, digest: i.digest })),
+        },
+      });
+    }
     report.seconds = Number(((performance.now() - started) / 1000).toFixed(3));
     progress.done();
     return report;
@@ -344,6 +374,13 @@ export function formatLoadReport(r: LoadReport): string {
         `  ${i.target.padEnd(width)}  ${i.status.padEnd(11)}  ${String(i.blobs).padStart(5)}  ${formatBytes(i.bytes).padStart(10)}  ${i.seconds.toFixed(1).padStart(6)}  ${i.source}`,
     ),
   ];
+  if (r.git) {
+    lines.push(
+      r.git.commit
+        ? `git: committed ${r.git.commit.slice(0, 12)} to ${r.git.branch}${r.git.createdBranch ? ' (new branch)' : ''} under ${r.git.path}/ in ${r.git.url}`
+        : `git: ${r.git.path}/ on ${r.git.branch} in ${r.git.url} already matches this bundle; no commit`,
+    );
+  }
   if (!r.dryRun) {
     lines.push(
       `${r.images.length} images: ${r.images.filter((i) => i.status === 'present').length} already present; ` +

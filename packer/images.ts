@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { UsageError } from '../shared/cli/errors.ts';
 import { formatReference, parseReference, withDefaultTag, type ImageReference } from '../shared/oci/reference.ts';
-import type { FoundImage } from './discover.ts';
+import type { FoundImage } from '../shared/manifests/discover.ts';
 
 /**
  * The images a bundle carries: the spec's explicit list, its image lists

@@ -19,7 +19,7 @@ import { PreloadedContent } from '../shared/store/preloaded.ts';
 import { RemoteStore } from '../shared/store/remote.ts';
 import { readPrivateKey, signBlob } from '../shared/sign/keys.ts';
 import { keyPassword } from '../shared/sign/password.ts';
-import { discoverImages } from './discover.ts';
+import { discoverImages } from '../shared/manifests/discover.ts';
 import { foundToSources, mergeImages, readImageList, type WantedImage } from './images.ts';
 import { fetchManifests } from './sources/manifests.ts';
 import { readSpec } from './spec.ts';

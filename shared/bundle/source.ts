@@ -14,6 +14,7 @@ import type { BundleFileScan, LocatedEntry } from './file.ts';
  */
 export class BundleFileSource implements ContentSource {
   private readonly blobs = new Map<string, LocatedEntry>();
+  private readonly entries: Map<string, LocatedEntry>;
 
   constructor(
     private readonly path: string,
@@ -21,6 +22,7 @@ export class BundleFileSource implements ContentSource {
     /** For messages: the bundle's file name. */
     private readonly source: string,
   ) {
+    this.entries = new Map(scan.entries.map((e) => [e.path, e]));
     for (const e of scan.entries) {
       const m = /^oci\/blobs\/sha256\/([a-f0-9]{64})$/.exec(e.path);
       if (!m) continue;
@@ -36,7 +38,11 @@ export class BundleFileSource implements ContentSource {
   }
 
   fetch(desc: Descriptor): Promise<Readable> {
-    const entry = this.blobs.get(desc.digest);
+    return this.open(desc);
+  }
+
+  private open(desc: Descriptor, located?: LocatedEntry): Promise<Readable> {
+    const entry = located ?? this.blobs.get(desc.digest);
     if (!entry || entry.size !== desc.size) {
       return Promise.reject(
         new VerificationError(`${this.source}: ${desc.digest} (${desc.size} bytes) is referenced but not in the bundle`, {
@@ -55,10 +61,22 @@ export class BundleFileSource implements ContentSource {
     return Promise.resolve(file.pipe(verifier));
   }
 
+  /** Every entry whose path starts with `prefix` ("manifests/"), in bundle order. */
+  entriesUnder(prefix: string): LocatedEntry[] {
+    return [...this.entries.values()].filter((e) => e.path.startsWith(prefix));
+  }
+
+  /** A small entry (a manifest file), read whole and checked against the signed index. */
+  async readEntry(path: string): Promise<Buffer> {
+    const entry = this.entries.get(path);
+    if (!entry) throw new VerificationError(`${this.source}: no entry ${path}`);
+    return this.read({ mediaType: 'application/octet-stream', digest: `sha256:${entry.sha256}`, size: entry.size }, entry);
+  }
+
   /** A manifest or index, read whole (they are small) and verified. */
-  async read(desc: Descriptor): Promise<Buffer> {
+  async read(desc: Descriptor, entry?: LocatedEntry): Promise<Buffer> {
     const parts: Buffer[] = [];
-    for await (const chunk of (await this.fetch(desc)) as AsyncIterable<Buffer>) parts.push(chunk);
+    for await (const chunk of (await this.open(desc, entry)) as AsyncIterable<Buffer>) parts.push(chunk);
     return Buffer.concat(parts);
   }
 }

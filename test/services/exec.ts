@@ -4,18 +4,18 @@ export interface ExecResult { stdout: string; stderr: string; code: number }
 
 /**
  * Run a command (no shell) and collect its output. Rejects when it exits non-zero,
- * unless `allowFail` is set. The environment is passed through unchanged.
+ * unless `allowFail` is set. The environment is passed through, plus `env`.
  */
 export function run(
   cmd: string,
   args: string[],
-  opts: { cwd?: string; input?: string | Buffer; allowFail?: boolean; timeoutMs?: number; encoding?: 'utf8' } = {},
+  opts: { cwd?: string; input?: string | Buffer; allowFail?: boolean; timeoutMs?: number; encoding?: 'utf8'; env?: Record<string, string | undefined> } = {},
 ): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
     const child = execFile(
       cmd,
       args,
-      { cwd: opts.cwd, maxBuffer: 64 * 1024 * 1024, timeout: opts.timeoutMs ?? 60_000, encoding: 'utf8' },
+      { cwd: opts.cwd, maxBuffer: 64 * 1024 * 1024, timeout: opts.timeoutMs ?? 60_000, encoding: 'utf8', env: opts.env ? { ...process.env, ...opts.env } : process.env },
       (err, stdout, stderr) => {
         const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
         if (err && !opts.allowFail) {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { discoverImages } from '../../packer/discover.ts';
+import { discoverImages } from '../../shared/manifests/discover.ts';
 
 const MANIFESTS = `
 # image: docker.io/not/a-comment:1

@@ -1,5 +1,5 @@
 import { parseAllDocuments } from 'yaml';
-import { UsageError } from '../shared/cli/errors.ts';
+import { UsageError } from '../cli/errors.ts';
 
 /**
  * Container images named by Kubernetes manifests: the containers,

@@ -1,0 +1,195 @@
+import fs from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import git, { Errors, type HttpClient, type TreeEntry } from 'isomorphic-git';
+import { PolicyError, RemoteError } from '../../shared/cli/errors.ts';
+
+/**
+ * Commits to a branch of a remote repository without a working copy: a
+ * temporary bare repository receives only the branch tip (a depth-1 fetch of
+ * one branch, never a full clone); the new tree is built from git objects,
+ * replacing whole folders under one path and keeping everything else (the
+ * environment overlays, other applications); the commit is pushed. When
+ * another writer moved the branch in between, the commit is rebuilt on the
+ * new tip and pushed again.
+ */
+export interface GitRemote {
+  url: string;
+  http: HttpClient;
+  /** For messages: the URL without credentials. */
+  display: string;
+}
+
+export interface Author {
+  name: string;
+  email: string;
+}
+
+export interface CommitFilesOptions {
+  remote: GitRemote;
+  branch: string;
+  /** Folder in the repository; each of `replace` below it is replaced whole. */
+  path: string;
+  /** Folders under `path` that the commit replaces whole ("base", "airlock"). */
+  replace: string[];
+  /** Files by path relative to `path`; each must lie under one of `replace`. */
+  files: Map<string, Buffer>;
+  message: string;
+  author: Author;
+  /** Where a missing branch starts: another branch of the remote, or empty history. */
+  startFrom?: string;
+  /** Tries when the branch moves under us (default 5). */
+  attempts?: number;
+  /** Test seam: runs after the tip was read and before the push. */
+  beforePush?: () => Promise<void>;
+}
+
+export interface CommitFilesResult {
+  /** The new commit, or undefined when nothing changed. */
+  commit?: string;
+  /** The tip the commit was built on (undefined for a new branch with no history). */
+  parent?: string;
+  createdBranch: boolean;
+  attempts: number;
+}
+
+export async function commitFiles(options: CommitFilesOptions): Promise<CommitFilesResult> {
+  const gitdir = await mkdtemp(join(tmpdir(), 'airlock-git-'));
+  try {
+    await initRepository(gitdir, options.remote, options.branch);
+    const max = options.attempts ?? 5;
+    for (let attempt = 1; ; attempt++) {
+      const tip = await fetchTip(gitdir, options.remote, options.branch);
+      let parent = tip;
+      let createdBranch = false;
+      if (!parent) {
+        createdBranch = true;
+        parent = options.startFrom ? await fetchTip(gitdir, options.remote, options.startFrom) : undefined;
+      }
+      const baseTree = parent ? (await git.readCommit({ fs, gitdir, oid: parent })).commit.tree : undefined;
+      const tree = await replaceFolders(gitdir, baseTree, options.path, options.replace, options.files);
+      if (tree === baseTree && !createdBranch) return { parent, createdBranch, attempts: attempt };
+      const now = Math.floor(Date.now() / 1000);
+      const who = { ...options.author, timestamp: now, timezoneOffset: new Date().getTimezoneOffset() };
+      const commit =
+        tree === baseTree && parent
+          ? parent // a new branch at an existing commit: nothing to commit
+          : await git.writeCommit({ fs, gitdir, commit: { message: options.message, tree, parent: parent ? [parent] : [], author: who, committer: who } });
+      await git.writeRef({ fs, gitdir, ref: `refs/heads/${options.branch}`, value: commit, force: true });
+      await options.beforePush?.();
+      const pushed = await push(gitdir, options.remote, options.branch, tip === undefined);
+      if (pushed === 'ok') return { commit: commit === parent ? undefined : commit, parent, createdBranch, attempts: attempt };
+      if (attempt >= max) {
+        throw new RemoteError(`git push to ${options.remote.display} ${options.branch}: the branch kept moving (${max} tries)`, {
+          hint: 'another writer is pushing to this branch; run the same command again',
+        });
+      }
+    }
+  } finally {
+    await rm(gitdir, { recursive: true, force: true });
+  }
+}
+
+/** An empty bare repository whose origin is the remote. */
+export async function initRepository(gitdir: string, remote: GitRemote, defaultBranch: string): Promise<void> {
+  await git.init({ fs, gitdir, bare: true, defaultBranch });
+  await git.addRemote({ fs, gitdir, remote: 'origin', url: remote.url });
+}
+
+/** The branch's tip (fetched, depth 1), or undefined when the remote has no such branch. */
+export async function fetchTip(gitdir: string, remote: GitRemote, branch: string, depth: number | undefined = 1): Promise<string | undefined> {
+  const refs = await remoteCall(remote, `list branches`, () => git.listServerRefs({ http: remote.http, url: remote.url, prefix: `refs/heads/${branch}` }));
+  const ref = refs.find((r) => r.ref === `refs/heads/${branch}`);
+  if (!ref) return undefined;
+  await remoteCall(remote, `fetch ${branch}`, () =>
+    git.fetch({ fs, http: remote.http, gitdir, remote: 'origin', ref: branch, remoteRef: branch, singleBranch: true, tags: false, ...(depth ? { depth } : {}) }),
+  );
+  return ref.oid;
+}
+
+/** The branch the remote's HEAD names (where a new branch starts), if any. */
+export async function remoteDefaultBranch(remote: GitRemote): Promise<string | undefined> {
+  const refs = await remoteCall(remote, 'list branches', () => git.listServerRefs({ http: remote.http, url: remote.url, symrefs: true, prefix: 'HEAD' }));
+  const target = refs.find((r) => r.ref === 'HEAD')?.target;
+  return target?.startsWith('refs/heads/') ? target.slice('refs/heads/'.length) : undefined;
+}
+
+/** Push a branch: 'ok', or 'moved' when the remote branch moved since it was read. Refusals are exit 5. */
+export async function push(gitdir: string, remote: GitRemote, branch: string, isNew: boolean): Promise<'ok' | 'moved'> {
+  const messages: string[] = [];
+  let result;
+  try {
+    result = await remoteCall(remote, `push ${branch}`, () =>
+      git.push({ fs, http: remote.http, gitdir, remote: 'origin', ref: branch, remoteRef: branch, onMessage: (m) => void messages.push(m.trim()) }),
+    );
+  } catch (err) {
+    const cause = (err as { cause?: unknown }).cause ?? err;
+    if (cause instanceof Errors.PushRejectedError) return 'moved';
+    if (cause instanceof Errors.GitPushError) result = cause.data.result;
+    else throw err;
+  }
+  const status = result.refs[`refs/heads/${branch}`];
+  if (result.ok && (!status || status.ok)) return 'ok';
+  const why = [status?.error ?? result.error, ...messages].filter(Boolean).join('; ');
+  if (/non-fast-forward|fetch first|stale info|failed to lock|cannot lock ref/i.test(why) && !isNew) return 'moved';
+  throw new PolicyError(`git server ${remote.display} refused the push to branch ${branch}: ${why || 'no reason given'}`, {
+    hint: 'the branch may be protected: push to another branch and open a merge request (promote --review), or ask the server admin',
+  });
+}
+
+async function remoteCall<T>(remote: GitRemote, what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof Errors.PushRejectedError || err instanceof Errors.MergeConflictError || err instanceof Errors.GitPushError) throw err;
+    if (err instanceof Errors.HttpError) {
+      const status = (err.data as { statusCode?: number }).statusCode;
+      throw new RemoteError(`git ${what} at ${remote.display}: HTTP ${status}`, {
+        hint: status === 401 || status === 403 ? 'check --git-username / --git-password-env' : 'check the repository URL',
+        cause: err,
+      });
+    }
+    if (err instanceof RemoteError) throw err;
+    throw new RemoteError(`git ${what} at ${remote.display}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Build the tree with `path/<each of replace>` replaced by the given files; everything else kept. */
+async function replaceFolders(gitdir: string, baseTree: string | undefined, path: string, replace: string[], files: Map<string, Buffer>): Promise<string> {
+  const segments = path.split('/').filter(Boolean);
+  const update = async (tree: string | undefined, depth: number): Promise<string> => {
+    const entries: TreeEntry[] = tree ? (await git.readTree({ fs, gitdir, oid: tree })).tree : [];
+    if (depth === segments.length) {
+      const kept = entries.filter((e) => !replace.includes(e.path));
+      for (const folder of replace) {
+        const mine = new Map([...files].filter(([p]) => p.startsWith(`${folder}/`)).map(([p, b]) => [p.slice(folder.length + 1), b]));
+        if (mine.size > 0) kept.push({ mode: '040000', path: folder, oid: await writeFolder(gitdir, mine), type: 'tree' });
+      }
+      return git.writeTree({ fs, gitdir, tree: kept });
+    }
+    const name = segments[depth]!;
+    const existing = entries.find((e) => e.path === name && e.type === 'tree');
+    const child = await update(existing?.oid, depth + 1);
+    const rest = entries.filter((e) => e.path !== name);
+    return git.writeTree({ fs, gitdir, tree: [...rest, { mode: '040000', path: name, oid: child, type: 'tree' }] });
+  };
+  return update(baseTree, 0);
+}
+
+async function writeFolder(gitdir: string, files: Map<string, Buffer>): Promise<string> {
+  const here: TreeEntry[] = [];
+  const sub = new Map<string, Map<string, Buffer>>();
+  for (const [p, bytes] of files) {
+    const slash = p.indexOf('/');
+    if (slash < 0) {
+      here.push({ mode: '100644', path: p, oid: await git.writeBlob({ fs, gitdir, blob: bytes }), type: 'blob' });
+    } else {
+      const dir = p.slice(0, slash);
+      if (!sub.has(dir)) sub.set(dir, new Map());
+      sub.get(dir)!.set(p.slice(slash + 1), bytes);
+    }
+  }
+  for (const [dir, inner] of sub) here.push({ mode: '040000', path: dir, oid: await writeFolder(gitdir, inner), type: 'tree' });
+  return git.writeTree({ fs, gitdir, tree: here });
+}

@@ -6,6 +6,8 @@
 import type { Argv } from 'yargs';
 import { inspectCommand, verifyCommand } from './verify.ts';
 import { formatLoadReport, load } from './load.ts';
+import { promote } from './gitops/promote.ts';
+import { HttpTransport } from '../shared/registry/transport.ts';
 import { Logger } from '../shared/cli/log.ts';
 import { UsageError } from '../shared/cli/errors.ts';
 import { notBuiltYet, withGitAuth, withJobs, withJson, withNetworkOptions, withPlainHttp, withRegistryAuth } from '../shared/cli/main.ts';
@@ -125,6 +127,7 @@ export function registerLoaderCommands(y: Argv): Argv {
                 .option('from', { type: 'string', default: 'dev', describe: 'Branch to promote from', group: 'Git:' })
                 .option('to', { type: 'string', demandOption: true, describe: 'Environment branch to promote to (ENV)', group: 'Git:' })
                 .option('git-path', { type: 'string', describe: "Directory in the repository (default: the bundle's name)", group: 'Git:' })
+                .option('git-author', { type: 'string', describe: 'Commit author "Name <email>" (default: GIT_AUTHOR_NAME / GIT_AUTHOR_EMAIL, else airlock)', group: 'Git:' })
                 .option('review', {
                   type: 'boolean',
                   default: false,
@@ -133,7 +136,36 @@ export function registerLoaderCommands(y: Argv): Argv {
             ),
           ),
         ),
-      () => notBuiltYet('promote', 5),
+      async (argv) => {
+        const transport = new HttpTransport({ caFile: argv['ca-file'] });
+        try {
+          const r = await promote(
+            {
+              url: argv.git,
+              from: argv.from,
+              to: argv.to,
+              path: argv['git-path'],
+              review: argv.review,
+              username: argv['git-username'],
+              passwordEnv: argv['git-password-env'],
+              author: argv['git-author'],
+            },
+            transport,
+          );
+          const what: Record<typeof r.outcome, string> = {
+            created: `created ${r.branch} from ${argv.from} with a starter overlay ${r.path}/overlays/${argv.to}/`,
+            merged: `merged ${argv.from} into ${r.branch}`,
+            'fast-forward': `fast-forwarded ${r.branch} to ${argv.from}`,
+            'up to date': `${r.branch} already has ${argv.from}; nothing to do`,
+            'review pushed': `pushed ${r.branch} (${argv.from} merged into ${argv.to}): open a merge request from it into ${argv.to}`,
+          };
+          process.stdout.write(
+            argv.json ? JSON.stringify({ event: 'promoted', ...r }) + '\n' : `promote ${r.name} ${r.version}: ${what[r.outcome]}${r.commit ? ` (${r.commit.slice(0, 12)})` : ''}\n`,
+          );
+        } finally {
+          await transport.close();
+        }
+      },
     )
     .command(
       'download <source>',

@@ -114,6 +114,86 @@ describe('airlock load --git', () => {
     assert.equal((await server.git('apps', ['rev-parse', 'dev'])).trim(), tip);
   });
 
+  let bundle2 = '';
+  test('promote: a new environment gets a starter overlay; its patch survives the promotion of the next release', async () => {
+    const promote = (extra: string[]) =>
+      airlock(['promote', '--git', server.url('apps'), '--to', 'prod', '--ca-file', server.caFile, '--git-username', server.username, '--git-password-env', 'GIT_PW', ...extra], { env: gitEnv() });
+    const created = await promote([]);
+    assert.equal(created.code, 0, created.stderr);
+    assert.match(created.stdout, /promote harness 1\.0\.0: created prod from dev with a starter overlay harness\/overlays\/prod\//);
+
+    // The environment's own change: three replicas of web, in its overlay.
+    const prod = await checkout('apps', 'prod');
+    writeFileSync(
+      join(prod, 'harness/overlays/prod/kustomization.yaml'),
+      'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../../base\npatches:\n  - target: { kind: Deployment, name: web }\n    patch: |-\n      - op: add\n        path: /spec/replicas\n        value: 3\n',
+    );
+    const g = (args: string[]) => run('git', ['-C', prod, '-c', 'user.name=ops', '-c', 'user.email=ops@enclave.test', ...args], { env: { GIT_SSL_CAINFO: server.caFile } });
+    await g(['commit', '--quiet', '-am', 'prod: three replicas of web']);
+    await g(['push', '--quiet', 'origin', 'prod']);
+
+    // Release 1.1.0: web moves to nginx 1.26.
+    await pushImages(source.url, await generateImages({ seed: 4, images: [{ repository: 'library/nginx', tag: '1.26', layers: 1, layerSize: 20_000 }] }));
+    writeFileSync(join(work, 'deploy', 'web.yaml'), deployment('web', 'nginx:1.26'));
+    writeFileSync(join(work, 'airlock.yaml'), 'name: harness\nversion: 1.1.0\ndiscoverImages: true\nmanifests:\n  - path: ./deploy\n');
+    bundle2 = join(work, 'harness-1.1.0.tar');
+    const packed = await airlock(['pack', '-f', join(work, 'airlock.yaml'), '-o', bundle2, '--key', join(work, 'airlock.key'), '--registry-mirror', `docker.io=${source.url}`], { env: gitEnv() });
+    assert.equal(packed.code, 0, packed.stderr);
+    const loaded = await airlock(
+      ['load', bundle2, '--key', join(work, 'airlock.pub'), '--registry', enclave.host, '--plain-http', '--ca-file', server.caFile, '--git', server.url('apps'), '--git-username', server.username, '--git-password-env', 'GIT_PW'],
+      { env: gitEnv() },
+    );
+    assert.equal(loaded.code, 0, loaded.stderr);
+    await run('tar', ['-xf', bundle2, '-C', prod, 'airlock.json']);
+    const nginx = (JSON.parse(readFileSync(join(prod, 'airlock.json'), 'utf8')) as BundleIndex).images.find((i) => i.ref === 'docker.io/library/nginx:1.26')!;
+
+    const prodBefore = (await server.git('apps', ['rev-parse', 'prod'])).trim();
+    const review = await promote(['--review']);
+    assert.equal(review.code, 0, review.stderr);
+    assert.match(review.stdout, /pushed airlock\/promote-prod-1\.1\.0/);
+    assert.equal((await server.git('apps', ['rev-parse', 'prod'])).trim(), prodBefore, '--review leaves prod alone');
+
+    const merged = await promote([]);
+    assert.equal(merged.code, 0, merged.stderr);
+    assert.match(merged.stdout, /promote harness 1\.1\.0: merged dev into prod/);
+    const after = await checkout('apps', 'prod');
+    const rendered = (await run('kubectl', ['kustomize', join(after, 'harness/overlays/prod')])).stdout;
+    assert.match(rendered, new RegExp(`image: ${enclave.host.replace('.', '\\.')}/library/nginx@${nginx.digest}`));
+    assert.match(rendered, /replicas: 3/);
+    for (const m of rendered.matchAll(/image: (\S+)/g)) assert.match(m[1]!, /^127\.0\.0\.1:\d+\/.*@sha256:[0-9a-f]{64}$/);
+
+    const again = await promote([]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /prod already has dev; nothing to do/);
+  });
+
+  test('promote: a conflict with a change made on the environment branch stops with exit 5 and changes nothing', async () => {
+    await server.createRepo('conflict', { files: { 'README.md': 'x\n' } });
+    const withRepo = (args: string[]) => [...args, '--ca-file', server.caFile, '--git', server.url('conflict'), '--git-username', server.username, '--git-password-env', 'GIT_PW'];
+    const first = await airlock(withRepo(['load', bundle, '--key', join(work, 'airlock.pub'), '--registry', enclave.host, '--plain-http', '--skip-images']), { env: gitEnv() });
+    assert.equal(first.code, 0, first.stderr);
+    const created = await airlock(['promote', '--to', 'prod', ...withRepo([]).slice(0)], { env: gitEnv() });
+    assert.equal(created.code, 0, created.stderr);
+    // Someone edits the base on prod by hand...
+    const prod = await checkout('conflict', 'prod');
+    const k = join(prod, 'harness/base/kustomization.yaml');
+    const edited = readFileSync(k, 'utf8').replace(/(name: "nginx"\n {4}newName: \S+\n {4}digest: )sha256:[0-9a-f]{64}/, `$1sha256:${'0'.repeat(64)}`);
+    assert.match(edited, /sha256:0{64}/);
+    writeFileSync(k, edited);
+    const g = (args: string[]) => run('git', ['-C', prod, '-c', 'user.name=ops', '-c', 'user.email=ops@x', ...args], { env: { GIT_SSL_CAINFO: server.caFile } });
+    await g(['commit', '--quiet', '-am', 'hand edit']);
+    await g(['push', '--quiet', 'origin', 'prod']);
+    // ...and the next release changes the same lines.
+    assert.ok(bundle2, 'the previous test made release 1.1.0');
+    const second = await airlock(withRepo(['load', bundle2, '--key', join(work, 'airlock.pub'), '--registry', enclave.host, '--plain-http', '--skip-images']), { env: gitEnv() });
+    assert.equal(second.code, 0, second.stderr);
+    const before = (await server.git('conflict', ['rev-parse', 'prod'])).trim();
+    const res = await airlock(['promote', '--to', 'prod', ...withRepo([])], { env: gitEnv() });
+    assert.equal(res.code, 5, res.stderr);
+    assert.match(res.stderr, /conflicts.*nothing was changed/);
+    assert.equal((await server.git('conflict', ['rev-parse', 'prod'])).trim(), before);
+  });
+
   test('another writer pushing in between: the commit is rebuilt on the new tip', async () => {
     await server.createRepo('race', { files: { 'README.md': 'x\n' } });
     const transport = new HttpTransport({ caFile: server.caFile });

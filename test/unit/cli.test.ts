@@ -54,12 +54,12 @@ test('commands not built yet exit 2 and say so', async () => {
 });
 
 test('--json: the error is one JSON line on stdout', async () => {
-  const r = await airlock('promote', '--git', 'https://g.example/r.git', '--to', 'prod', '--json');
+  const r = await airlock('download', 's3://bucket/b.tar', '-o', 'b.tar', '--json');
   assert.equal(r.code, 2);
   assert.deepEqual(JSON.parse(r.stdout.trim()), {
     level: 'error',
     exitCode: 2,
-    message: 'airlock promote is not built yet (issue #5)',
+    message: 'airlock download is not built yet (issue #6)',
   });
   assert.equal(r.stderr, '');
 });

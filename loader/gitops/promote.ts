@@ -1,0 +1,176 @@
+import fs from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import git, { Errors, type TreeEntry } from 'isomorphic-git';
+import { PolicyError, RemoteError, UsageError } from '../../shared/cli/errors.ts';
+import type { HttpTransport } from '../../shared/registry/transport.ts';
+import { authorOf, openRemote } from './commit.ts';
+import { fetchTip, initRepository, push, type GitRemote } from './repo.ts';
+
+/**
+ * airlock promote: merge the dev branch into an environment branch (or push a
+ * review branch for a merge request). A missing environment branch is created
+ * from dev with a starter overlay, PATH/overlays/ENV/kustomization.yaml; an
+ * existing one gets a merge, and its overlay must come out of it untouched.
+ * A conflict changes nothing (exit 5).
+ */
+export interface PromoteOptions {
+  url: string;
+  from: string;
+  to: string;
+  /** Folder in the repository; default: the one folder holding airlock/airlock.json on `from`. */
+  path?: string;
+  review?: boolean;
+  username?: string;
+  passwordEnv?: string;
+  author?: string;
+}
+
+export interface PromoteResult {
+  url: string;
+  /** The branch pushed: the environment, or the review branch. */
+  branch: string;
+  path: string;
+  name: string;
+  version: string;
+  outcome: 'created' | 'merged' | 'fast-forward' | 'up to date' | 'review pushed';
+  commit?: string;
+}
+
+export async function promote(options: PromoteOptions, transport: HttpTransport): Promise<PromoteResult> {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._/-]*$/.test(options.to) || options.to.includes('..')) throw new UsageError(`--to ${options.to}: not a branch name`);
+  const remote = openRemote(options, transport);
+  const author = authorOf(options.author);
+  const gitdir = await mkdtemp(join(tmpdir(), 'airlock-promote-'));
+  try {
+    await initRepository(gitdir, remote, options.from);
+    for (let attempt = 1; ; attempt++) {
+      const fromTip = await fetchTip(gitdir, remote, options.from, 0);
+      if (!fromTip) throw new UsageError(`${remote.display} has no branch ${options.from}`, { hint: 'run airlock load --git first' });
+      const path = options.path?.replace(/^\/+|\/+$/g, '') ?? (await findBundleFolder(gitdir, fromTip, remote, options.from));
+      const { name, version } = await readRelease(gitdir, fromTip, path, options.from);
+      const toTip = await fetchTip(gitdir, remote, options.to, 0);
+      const who = { ...author, timestamp: Math.floor(Date.now() / 1000), timezoneOffset: new Date().getTimezoneOffset() };
+
+      let commit: string;
+      let outcome: PromoteResult['outcome'];
+      if (!toTip) {
+        if (options.review) throw new UsageError(`${options.to} does not exist yet: promote without --review creates it from ${options.from}`);
+        const tree = await addStarterOverlay(gitdir, fromTip, path, options.to);
+        commit = await git.writeCommit({
+          fs,
+          gitdir,
+          commit: { message: `airlock: create ${options.to} from ${options.from} (${name} ${version})\n`, tree, parent: [fromTip], author: who, committer: who },
+        });
+        outcome = 'created';
+      } else {
+        await git.writeRef({ fs, gitdir, ref: `refs/heads/${options.to}`, value: toTip, force: true });
+        await git.writeRef({ fs, gitdir, ref: `refs/heads/${options.from}`, value: fromTip, force: true });
+        const overlayBefore = await subtree(gitdir, toTip, `${path}/overlays`);
+        let merged;
+        try {
+          merged = await git.merge({
+            fs,
+            gitdir,
+            ours: options.to,
+            theirs: options.from,
+            author: who,
+            committer: who,
+            message: `airlock: promote ${name} ${version} from ${options.from} to ${options.to}\n`,
+            abortOnConflict: true,
+          });
+        } catch (err) {
+          if (err instanceof Errors.MergeConflictError || err instanceof Errors.MergeNotSupportedError) {
+            const files = (err.data as { filepaths?: string[] }).filepaths;
+            throw new PolicyError(`promote ${options.from} -> ${options.to}: the merge conflicts${files?.length ? ` in ${files.join(', ')}` : ''}; nothing was changed`, {
+              hint: `someone changed ${options.to} outside its overlay; resolve the merge by hand (git merge ${options.from}) and push`,
+            });
+          }
+          throw err;
+        }
+        if (merged.alreadyMerged) return { url: remote.display, branch: options.to, path, name, version, outcome: 'up to date' };
+        commit = merged.oid!;
+        if ((await subtree(gitdir, commit, `${path}/overlays`)) !== overlayBefore) {
+          throw new PolicyError(`promote ${options.from} -> ${options.to}: the merge would change ${path}/overlays; nothing was changed`, {
+            hint: `overlays belong to the environment branches: remove ${path}/overlays from ${options.from}`,
+          });
+        }
+        outcome = merged.fastForward ? 'fast-forward' : 'merged';
+      }
+
+      const target = options.review ? `airlock/promote-${options.to}-${version}` : options.to;
+      await git.writeRef({ fs, gitdir, ref: `refs/heads/${target}`, value: commit, force: true });
+      const pushed = await push(gitdir, remote, target, options.review === true || !toTip);
+      if (pushed === 'ok') return { url: remote.display, branch: target, path, name, version, outcome: options.review ? 'review pushed' : outcome, commit };
+      if (attempt >= 5) throw new RemoteError(`promote: ${options.to} kept moving while airlock merged into it`, { hint: 'run the same command again' });
+    }
+  } finally {
+    await rm(gitdir, { recursive: true, force: true });
+  }
+}
+
+/** The one folder of the branch that holds airlock/airlock.json. */
+async function findBundleFolder(gitdir: string, tip: string, remote: GitRemote, branch: string): Promise<string> {
+  const { tree } = await git.readTree({ fs, gitdir, oid: tip });
+  const found: string[] = [];
+  for (const e of tree.filter((t) => t.type === 'tree')) {
+    if ((await subtree(gitdir, tip, `${e.path}/airlock/airlock.json`)) !== undefined) found.push(e.path);
+  }
+  if (found.length === 1) return found[0]!;
+  throw new UsageError(
+    found.length === 0
+      ? `${branch} of ${remote.display} holds no loaded bundle (no */airlock/airlock.json)`
+      : `${branch} of ${remote.display} holds several bundles (${found.join(', ')}): choose one with --git-path`,
+  );
+}
+
+async function readRelease(gitdir: string, tip: string, path: string, branch: string): Promise<{ name: string; version: string }> {
+  try {
+    const { blob } = await git.readBlob({ fs, gitdir, oid: tip, filepath: `${path}/airlock/airlock.json` });
+    const index = JSON.parse(Buffer.from(blob).toString('utf8')) as { name: string; version: string };
+    return { name: index.name, version: index.version };
+  } catch {
+    throw new UsageError(`${branch} has no ${path}/airlock/airlock.json: nothing loaded there`, { hint: 'check --git-path, or run airlock load --git first' });
+  }
+}
+
+/** The oid at `filepath` in the commit's tree, or undefined. */
+async function subtree(gitdir: string, commit: string, filepath: string): Promise<string | undefined> {
+  try {
+    const { oid } = await git.readTree({ fs, gitdir, oid: commit, filepath }).catch(async () => {
+      const b = await git.readBlob({ fs, gitdir, oid: commit, filepath });
+      return { oid: b.oid };
+    });
+    return oid;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The tree of `from` plus PATH/overlays/ENV/kustomization.yaml (resources: [../../base]). */
+async function addStarterOverlay(gitdir: string, fromTip: string, path: string, env: string): Promise<string> {
+  const starter = Buffer.from(
+    [
+      `# The ${env} environment: its own patches go here; airlock promote merges new releases of ../../base.`,
+      'apiVersion: kustomize.config.k8s.io/v1beta1',
+      'kind: Kustomization',
+      'resources:',
+      '  - ../../base',
+      '',
+    ].join('\n'),
+  );
+  const segments = [...path.split('/').filter(Boolean), 'overlays', ...env.split('/')];
+  const blob = await git.writeBlob({ fs, gitdir, blob: starter });
+  const write = async (tree: string | undefined, depth: number): Promise<string> => {
+    const entries: TreeEntry[] = tree ? (await git.readTree({ fs, gitdir, oid: tree })).tree : [];
+    if (depth === segments.length) {
+      return git.writeTree({ fs, gitdir, tree: [...entries.filter((e) => e.path !== 'kustomization.yaml'), { mode: '100644', path: 'kustomization.yaml', oid: blob, type: 'blob' }] });
+    }
+    const name = segments[depth]!;
+    const existing = entries.find((e) => e.path === name && e.type === 'tree');
+    const child = await write(existing?.oid, depth + 1);
+    return git.writeTree({ fs, gitdir, tree: [...entries.filter((e) => e.path !== name), { mode: '040000', path: name, oid: child, type: 'tree' }] });
+  };
+  return write((await git.readCommit({ fs, gitdir, oid: fromTip })).commit.tree, 0);
+}

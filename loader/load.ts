@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { PolicyError, RemoteError, UsageError, VerificationError } from '../shared/cli/errors.ts';
-import { commitBundle, type CommitBundleResult, type GitOptions } from './gitops/commit.ts';
+import { commitBundle, prepareBundleCommit, type CommitBundleResult, type GitOptions } from './gitops/commit.ts';
 import type { Logger } from '../shared/cli/log.ts';
 import { formatBytes, Progress, progressListener } from '../shared/cli/progress.ts';
 import { scanBundleFile, type BundleFileScan } from '../shared/bundle/file.ts';
@@ -134,6 +134,22 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
     const scan = await scanOrExplain(options.bundle, publicKey, name);
     const source = new BundleFileSource(options.bundle, scan, name);
     const targets = await targetsOf(scan, prefix, name);
+
+    // The git commit is rendered now, so that a problem with the manifests stops the load before anything is pushed.
+    const gitCommit = options.git
+      ? await prepareBundleCommit({
+          git: options.git,
+          scan,
+          source,
+          registry: { host, prefix },
+          report: {
+            bundle: scan.index.name,
+            version: scan.index.version,
+            registry: options.registry,
+            images: targets.map((t) => ({ source: t.source, target: `${host}/${t.repository}${t.tag ? `:${t.tag}` : `@${t.root.digest}`}`, digest: t.root.digest })),
+          },
+        })
+      : undefined;
 
     const client = new RegistryClient(host, transport, {
       plainHttp: options.plainHttp,
@@ -290,22 +306,9 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
       const status: ImageStatus = t.current && t.current !== t.root.digest ? 'retagged' : 'pushed';
       report.images.push(entry(t, status, bytes, blobs, finished.get(t) ?? 0));
     }
-    if (options.git) {
+    if (gitCommit) {
       progress.phase('git');
-      report.git = await commitBundle({
-        git: options.git,
-        transport,
-        scan,
-        source,
-        registry: { host, prefix },
-        // Only what the same bundle and registry always give: a reload then commits nothing.
-        report: {
-          bundle: scan.index.name,
-          version: scan.index.version,
-          registry: options.registry,
-          images: report.images.map((i) => ({ source: i.source, target: i.target, digest: i.digest })),
-        },
-      });
+      report.git = await commitBundle(gitCommit, transport);
     }
     report.seconds = Number(((performance.now() - started) / 1000).toFixed(3));
     progress.done();

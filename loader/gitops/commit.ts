@@ -5,6 +5,7 @@ import type { HttpTransport } from '../../shared/registry/transport.ts';
 import { renderBase } from './base.ts';
 import { gitHttp } from './http.ts';
 import { commitFiles, remoteDefaultBranch, type Author, type GitRemote } from './repo.ts';
+import { parseSshUrl, SshGitTransport } from './ssh.ts';
 
 /**
  * load --git: the bundle's manifests as a kustomize base pinned to the
@@ -21,6 +22,9 @@ export interface GitOptions {
   passwordEnv?: string;
   /** "Name <email>" (default: GIT_AUTHOR_NAME / GIT_AUTHOR_EMAIL, else airlock). */
   author?: string;
+  /** For ssh:// URLs: --ssh-key, --known-hosts; the key's passphrase comes from AIRLOCK_SSH_PASSPHRASE. */
+  sshKey?: string;
+  knownHosts?: string;
 }
 
 export interface CommitBundleResult {
@@ -31,20 +35,31 @@ export interface CommitBundleResult {
   createdBranch: boolean;
 }
 
-export async function commitBundle(args: {
+/** The files of the commit, rendered (and checked) before anything is pushed anywhere. */
+export interface PreparedCommit {
   git: GitOptions;
-  transport: HttpTransport;
+  path: string;
+  name: string;
+  version: string;
+  registry: { host: string; prefix: string };
+  files: Map<string, Buffer>;
+}
+
+/**
+ * Render the base from the bundle. `report` is what lands in
+ * airlock/load-report.json: only what the same bundle and registry always
+ * give, so that a reload commits nothing.
+ */
+export async function prepareBundleCommit(args: {
+  git: GitOptions;
   scan: BundleFileScan;
   source: BundleFileSource;
   registry: { host: string; prefix: string };
-  /** What lands in airlock/load-report.json: the same for the same bundle and registry, so a reload commits nothing. */
   report: unknown;
-  beforePush?: () => Promise<void>;
-}): Promise<CommitBundleResult> {
+}): Promise<PreparedCommit> {
   const { git, scan } = args;
   const path = (git.path ?? scan.index.name).replace(/^\/+|\/+$/g, '');
   if (path === '' || path.split('/').some((s) => s === '..' || s === '.' || s === '')) throw new UsageError(`--git-path ${git.path}: not a relative folder`);
-  const remote = openRemote(git, args.transport);
   const manifests = await Promise.all(args.source.entriesUnder('manifests/').map(async (e) => ({ path: e.path, bytes: await args.source.readEntry(e.path) })));
   const files = renderBase({
     index: scan.index,
@@ -54,29 +69,40 @@ export async function commitBundle(args: {
     registry: args.registry,
     loadReport: args.report,
   });
-  const result = await commitFiles({
-    remote,
-    branch: git.branch,
-    path,
-    replace: ['base', 'airlock'],
-    files,
-    message: `airlock: load ${scan.index.name} ${scan.index.version}\n\nImages pinned to ${args.registry.host}${args.registry.prefix ? '/' + args.registry.prefix : ''} by digest.\n`,
-    author: authorOf(git.author),
-    startFrom: await remoteDefaultBranch(remote),
-    beforePush: args.beforePush,
-  });
-  return { url: remote.display, branch: git.branch, path, commit: result.commit, createdBranch: result.createdBranch };
+  return { git, path, name: scan.index.name, version: scan.index.version, registry: args.registry, files };
 }
 
-export function openRemote(git: Pick<GitOptions, 'url' | 'username' | 'passwordEnv'>, transport: HttpTransport): GitRemote {
+export async function commitBundle(prepared: PreparedCommit, transport: HttpTransport, beforePush?: () => Promise<void>): Promise<CommitBundleResult> {
+  const { git, registry } = prepared;
+  const remote = openRemote(git, transport);
+  try {
+    const result = await commitFiles({
+      remote,
+      branch: git.branch,
+      path: prepared.path,
+      replace: ['base', 'airlock'],
+      files: prepared.files,
+      message: `airlock: load ${prepared.name} ${prepared.version}\n\nImages pinned to ${registry.host}${registry.prefix ? '/' + registry.prefix : ''} by digest.\n`,
+      author: authorOf(git.author),
+      startFrom: await remoteDefaultBranch(remote),
+      beforePush,
+    });
+    return { url: remote.display, branch: git.branch, path: prepared.path, commit: result.commit, createdBranch: result.createdBranch };
+  } finally {
+    await remote.close?.();
+  }
+}
+
+export function openRemote(git: Pick<GitOptions, 'url' | 'username' | 'passwordEnv' | 'sshKey' | 'knownHosts'>, transport: HttpTransport): GitRemote {
+  if (/^ssh:\/\//.test(git.url) || /^[^@/:\s]+@[^:/\s]+:(?!\/\/)/.test(git.url)) {
+    const ssh = new SshGitTransport(parseSshUrl(git.url), { keyFile: git.sshKey, knownHosts: git.knownHosts, passphrase: process.env.AIRLOCK_SSH_PASSPHRASE }, git.url);
+    return { url: ssh.gitUrl, http: ssh.http, display: git.url, close: () => ssh.close() };
+  }
   let url: URL;
   try {
     url = new URL(git.url);
   } catch {
     throw new UsageError(`--git ${git.url}: not a URL (https://host/path.git)`);
-  }
-  if (url.protocol === 'ssh:' || /^[\w.-]+@[\w.-]+:/.test(git.url)) {
-    throw new UsageError(`--git ${git.url}: git over SSH is not built yet; use the https:// URL of the repository`);
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new UsageError(`--git ${git.url}: use an https:// URL`);
   if (url.password) {

@@ -22,6 +22,8 @@ export interface PromoteOptions {
   /** Folder in the repository; default: the one folder holding airlock/airlock.json on `from`. */
   path?: string;
   review?: boolean;
+  sshKey?: string;
+  knownHosts?: string;
   username?: string;
   passwordEnv?: string;
   author?: string;
@@ -106,6 +108,7 @@ export async function promote(options: PromoteOptions, transport: HttpTransport)
       if (attempt >= 5) throw new RemoteError(`promote: ${options.to} kept moving while airlock merged into it`, { hint: 'run the same command again' });
     }
   } finally {
+    await remote.close?.();
     await rm(gitdir, { recursive: true, force: true });
   }
 }

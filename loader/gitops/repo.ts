@@ -19,6 +19,8 @@ export interface GitRemote {
   http: HttpClient;
   /** For messages: the URL without credentials. */
   display: string;
+  /** Ends the connection (SSH). */
+  close?: () => Promise<void>;
 }
 
 export interface Author {

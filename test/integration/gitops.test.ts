@@ -13,6 +13,7 @@ import { run } from '../services/exec.ts';
 import { generateImages, pushImages } from '../services/fixtures.ts';
 import { startGitServer, type GitServer } from '../services/gitServer.ts';
 import { startRegistry, type RegistryService } from '../services/registry.ts';
+import { startSshd } from '../services/sshd.ts';
 
 /**
  * load --git against a real git server (git-http-backend behind nginx, HTTPS
@@ -192,6 +193,44 @@ describe('airlock load --git', () => {
     assert.equal(res.code, 5, res.stderr);
     assert.match(res.stderr, /conflicts.*nothing was changed/);
     assert.equal((await server.git('conflict', ['rev-parse', 'prod'])).trim(), before);
+  });
+
+  test('over SSH: known host key, load and promote (a key with a passphrase); unknown or changed host keys are exit 4 with the fingerprint', async () => {
+    const sshd = await startSshd();
+    try {
+      const bare = await server.createRepo('viassh', { files: { 'README.md': 'x\n' } });
+      const url = sshd.url(bare);
+      const loaded = await airlock(
+        ['load', bundle, '--key', join(work, 'airlock.pub'), '--registry', enclave.host, '--plain-http', '--skip-images', '--git', url, '--ssh-key', sshd.clientKey, '--known-hosts', sshd.knownHosts],
+        { env: gitEnv() },
+      );
+      assert.equal(loaded.code, 0, loaded.stderr);
+      assert.match(loaded.stdout, /git: committed [0-9a-f]{12} to dev \(new branch\)/);
+      assert.equal((await server.git('viassh', ['log', '-1', '--format=%s', 'dev'])).trim(), 'airlock: load harness 1.0.0');
+      assert.equal((await server.git('viassh', ['cat-file', '-e', 'dev:harness/base/kustomization.yaml']).then(() => 'yes')), 'yes');
+
+      const promoted = await airlock(
+        ['promote', '--git', url, '--to', 'prod', '--ssh-key', sshd.clientKeyWithPassphrase.file, '--known-hosts', sshd.knownHosts],
+        { env: { AIRLOCK_SSH_PASSPHRASE: sshd.clientKeyWithPassphrase.passphrase } },
+      );
+      assert.equal(promoted.code, 0, promoted.stderr);
+      assert.match(promoted.stdout, /created prod/);
+
+      const empty = join(work, 'known_hosts_empty');
+      writeFileSync(empty, '');
+      const unknown = await airlock(['promote', '--git', url, '--to', 'prod', '--ssh-key', sshd.clientKey, '--known-hosts', empty]);
+      assert.equal(unknown.code, 4, unknown.stderr);
+      assert.ok(unknown.stderr.includes(`is not in ${empty}: it offered ${sshd.hostKeyFingerprint}`), unknown.stderr);
+
+      const other = join(work, 'known_hosts_other');
+      const otherKey = readFileSync(`${sshd.clientKey}.pub`, 'utf8').trim().split(/\s+/).slice(0, 2).join(' ');
+      writeFileSync(other, `[127.0.0.1]:${sshd.port} ${otherKey}\n`);
+      const changed = await airlock(['promote', '--git', url, '--to', 'prod', '--ssh-key', sshd.clientKey, '--known-hosts', other]);
+      assert.equal(changed.code, 4, changed.stderr);
+      assert.match(changed.stderr, /does not match .*it offered SHA256:/);
+    } finally {
+      await sshd.stop();
+    }
   });
 
   test('another writer pushing in between: the commit is rebuilt on the new tip', async () => {

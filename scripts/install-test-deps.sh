@@ -25,8 +25,9 @@ declare -A PKG=(
   [/usr/bin/time]=time              # GNU time: peak RSS in npm run bench
 )
 # kubectl: Debian has no "kubectl" package. bookworm's kubernetes-client is kubectl 1.20
-# (2021, old embedded kustomize), so it is not installed here; tests that need kubectl skip
-# when it is missing. Install a current kubectl from upstream if you want those tests.
+# (2021, kustomize v2, which lacks `patches:`), so it is not installed here. The GitOps
+# tests check `kubectl kustomize` rendering when a kubectl with kustomize v4+ is on PATH
+# and say so (a test diagnostic) when it is not; everything else they check regardless.
 
 have() {
   command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]

@@ -11,19 +11,23 @@
  *   3. airlock inspect and airlock verify of the bundle;
  *   4. airlock load into the enclave registry (verifying while it uploads),
  *      then the same load again, which finds everything present;
- *   5. skopeo, a client we did not write, checks digests in the enclave.
- *
- * The git half (load --git, promote) joins when issue #5 lands.
+ *   5. skopeo, a client we did not write, checks digests in the enclave;
+ *   6. airlock load --git commits the manifests to the enclave's git server
+ *      (git-http-backend behind nginx, HTTPS with its own CA, Basic auth) as a
+ *      kustomize base pinned by digest on `dev`, and airlock promote creates
+ *      `prod` from it with a starter overlay; kubectl kustomize (when present)
+ *      renders prod with internal, digest-pinned images only.
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatReference } from '../shared/oci/reference.ts';
 import { mergeImages, readImageList } from '../packer/images.ts';
 import { generateImages, pushImages } from '../test/services/fixtures.ts';
 import { startRegistry } from '../test/services/registry.ts';
-import { runBytes } from '../test/services/exec.ts';
+import { startGitServer } from '../test/services/gitServer.ts';
+import { run as exec, runBytes } from '../test/services/exec.ts';
 import { skopeoFlags } from '../test/services/skopeo.ts';
 
 const root = join(import.meta.dirname, '..');
@@ -66,8 +70,10 @@ await rm(work, { recursive: true, force: true });
 await mkdir(join(work, 'deploy'), { recursive: true });
 const source = await startRegistry();
 const enclave = await startRegistry({ auth: 'token', tls: true });
+const gitServer = await startGitServer();
 say(`source registry (stands in for docker.io and registry.k8s.io): ${source.url}`);
 say(`enclave registry (HTTPS, own CA, token auth): ${enclave.url}`);
+say(`enclave git server (git-http-backend behind nginx, HTTPS, own CA, Basic auth): ${gitServer.url('enclave-apps')}`);
 
 try {
   say('\n1. publishing synthetic images under the real names (shared base layers, like real images)...');
@@ -124,8 +130,30 @@ try {
     say(`   ${digest === expected ? 'ok  ' : 'FAIL'} ${formatReference(ref)} -> ${enclave.host}/${ref.repository}:${ref.tag} ${digest.slice(0, 19)}`);
     if (digest !== expected) process.exitCode = 1;
   }
-  say(`\nThe bundle, keys and spec stay in ${work} (try: tar -tvf ${join(work, 'harness-0.44.1.tar')} | head).`);
+  say('\n6. GitOps: the manifests as a kustomize base pinned by digest, on dev; then promote to prod');
+  await gitServer.createRepo('enclave-apps', { files: { 'README.md': 'Applications of the enclave, deployed by Flux / Argo CD from the environment branches.\n' } });
+  const enclaveCA = join(work, 'enclave-ca.pem');
+  await writeFile(enclaveCA, (await readFile(enclave.caFile!, 'utf8')) + (await readFile(gitServer.caFile, 'utf8')));
+  const gitArgs = ['--git', gitServer.url('enclave-apps'), '--git-username', gitServer.username, '--git-password-env', 'GIT_PASSWORD', '--ca-file', enclaveCA];
+  const gitEnv = { ...loadEnv, GIT_PASSWORD: gitServer.password };
+  await airlock([...loadArgs.filter((a, i, all) => a !== '--ca-file' && all[i - 1] !== '--ca-file'), ...gitArgs], gitEnv, 2);
+  await airlock(['promote', '--to', 'prod', ...gitArgs], gitEnv);
+  const checkout = join(work, 'enclave-apps');
+  await exec('git', ['clone', '--quiet', '--branch', 'prod', gitServer.url('enclave-apps').replace('https://', `https://${gitServer.username}:${gitServer.password}@`), checkout], {
+    env: { GIT_SSL_CAINFO: gitServer.caFile },
+  });
+  say(`\n$ git log --oneline prod\n${(await exec('git', ['-C', checkout, 'log', '--oneline'])).stdout.trimEnd()}`);
+  const kustomization = await readFile(join(checkout, 'harness', 'base', 'kustomization.yaml'), 'utf8');
+  say(`\n$ head -12 harness/base/kustomization.yaml\n${kustomization.split('\n').slice(0, 12).join('\n')}\n   ...`);
+  const rendered = await runBytes('kubectl', ['kustomize', join(checkout, 'harness', 'overlays', 'prod')]).catch(() => undefined);
+  if (rendered) {
+    const used = [...rendered.toString().matchAll(/image: (\S+)/g)].map((m) => m[1]!);
+    say(`\n$ kubectl kustomize harness/overlays/prod | grep image:\n${used.map((i) => `   image: ${i}`).join('\n')}`);
+    if (used.some((i) => !i.startsWith(`${enclave.host}/`) || !/@sha256:[0-9a-f]{64}$/.test(i))) process.exitCode = 1;
+  }
+  say(`\nThe bundle, keys, spec and a checkout of prod stay in ${work} (try: tar -tvf ${join(work, 'harness-0.44.1.tar')} | head).`);
 } finally {
   await source.stop();
   await enclave.stop();
+  await gitServer.stop();
 }

@@ -2,11 +2,11 @@ import fs from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import git, { Errors, type TreeEntry } from 'isomorphic-git';
+import git, { Errors } from 'isomorphic-git';
 import { PolicyError, RemoteError, UsageError } from '../../shared/cli/errors.ts';
 import type { HttpTransport } from '../../shared/registry/transport.ts';
 import { authorOf, openRemote } from './commit.ts';
-import { fetchTip, initRepository, push, type GitRemote } from './repo.ts';
+import { fetchTip, initRepository, push, putEntry, type GitRemote } from './repo.ts';
 
 /**
  * airlock promote: merge the dev branch into an environment branch (or push a
@@ -163,17 +163,7 @@ async function addStarterOverlay(gitdir: string, fromTip: string, path: string, 
       '',
     ].join('\n'),
   );
-  const segments = [...path.split('/').filter(Boolean), 'overlays', ...env.split('/')];
   const blob = await git.writeBlob({ fs, gitdir, blob: starter });
-  const write = async (tree: string | undefined, depth: number): Promise<string> => {
-    const entries: TreeEntry[] = tree ? (await git.readTree({ fs, gitdir, oid: tree })).tree : [];
-    if (depth === segments.length) {
-      return git.writeTree({ fs, gitdir, tree: [...entries.filter((e) => e.path !== 'kustomization.yaml'), { mode: '100644', path: 'kustomization.yaml', oid: blob, type: 'blob' }] });
-    }
-    const name = segments[depth]!;
-    const existing = entries.find((e) => e.path === name && e.type === 'tree');
-    const child = await write(existing?.oid, depth + 1);
-    return git.writeTree({ fs, gitdir, tree: [...entries.filter((e) => e.path !== name), { mode: '040000', path: name, oid: child, type: 'tree' }] });
-  };
-  return write((await git.readCommit({ fs, gitdir, oid: fromTip })).commit.tree, 0);
+  const tree = (await git.readCommit({ fs, gitdir, oid: fromTip })).commit.tree;
+  return putEntry(gitdir, tree, [...path.split('/').filter(Boolean), 'overlays', ...env.split('/'), 'kustomization.yaml'], { mode: '100644', oid: blob, type: 'blob' });
 }

@@ -160,23 +160,27 @@ async function remoteCall<T>(remote: GitRemote, what: string, fn: () => Promise<
 /** Build the tree with `path/<each of replace>` replaced by the given files; everything else kept. */
 async function replaceFolders(gitdir: string, baseTree: string | undefined, path: string, replace: string[], files: Map<string, Buffer>): Promise<string> {
   const segments = path.split('/').filter(Boolean);
-  const update = async (tree: string | undefined, depth: number): Promise<string> => {
-    const entries: TreeEntry[] = tree ? (await git.readTree({ fs, gitdir, oid: tree })).tree : [];
-    if (depth === segments.length) {
-      const kept = entries.filter((e) => !replace.includes(e.path));
-      for (const folder of replace) {
-        const mine = new Map([...files].filter(([p]) => p.startsWith(`${folder}/`)).map(([p, b]) => [p.slice(folder.length + 1), b]));
-        if (mine.size > 0) kept.push({ mode: '040000', path: folder, oid: await writeFolder(gitdir, mine), type: 'tree' });
-      }
-      return git.writeTree({ fs, gitdir, tree: kept });
-    }
-    const name = segments[depth]!;
-    const existing = entries.find((e) => e.path === name && e.type === 'tree');
-    const child = await update(existing?.oid, depth + 1);
-    const rest = entries.filter((e) => e.path !== name);
-    return git.writeTree({ fs, gitdir, tree: [...rest, { mode: '040000', path: name, oid: child, type: 'tree' }] });
-  };
-  return update(baseTree, 0);
+  let tree = baseTree ?? (await git.writeTree({ fs, gitdir, tree: [] }));
+  for (const folder of replace) {
+    const mine = new Map([...files].filter(([p]) => p.startsWith(`${folder}/`)).map(([p, b]) => [p.slice(folder.length + 1), b]));
+    const oid = mine.size > 0 ? await writeFolder(gitdir, mine) : undefined;
+    tree = await putEntry(gitdir, tree, [...segments, folder], oid === undefined ? undefined : { mode: '040000', oid, type: 'tree' });
+  }
+  return tree;
+}
+
+/**
+ * The tree with the entry at `path` (segments) set to `entry`, or removed when
+ * undefined; the folders on the way are created as needed, everything else is kept.
+ */
+export async function putEntry(gitdir: string, tree: string | undefined, path: string[], entry: Omit<TreeEntry, 'path'> | undefined): Promise<string> {
+  const entries: TreeEntry[] = tree ? (await git.readTree({ fs, gitdir, oid: tree })).tree : [];
+  const [name, ...rest] = path;
+  const others = entries.filter((e) => e.path !== name!);
+  if (rest.length === 0) return git.writeTree({ fs, gitdir, tree: entry ? [...others, { ...entry, path: name! }] : others });
+  const existing = entries.find((e) => e.path === name && e.type === 'tree');
+  const child = await putEntry(gitdir, existing?.oid, rest, entry);
+  return git.writeTree({ fs, gitdir, tree: [...others, { mode: '040000', path: name!, oid: child, type: 'tree' }] });
 }
 
 async function writeFolder(gitdir: string, files: Map<string, Buffer>): Promise<string> {

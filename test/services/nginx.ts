@@ -1,10 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fsp from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { createTestCA } from './ca.ts';
-import { freePort } from './ports.ts';
+import { freePort, waitForListener } from './ports.ts';
 
 /**
  * A real nginx on 127.0.0.1 at a random port, in the foreground, with its
@@ -80,7 +79,7 @@ export async function startNginx(opts: NginxOptions): Promise<NginxService> {
     child = spawn(NGINX_BIN, ['-p', dir, '-c', confFile, '-e', errorLog], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    const ready = await waitForPort(port, child, 10_000);
+    const ready = await waitForListener(port, child);
     if (ready) {
       const host = `127.0.0.1:${port}`;
       const proc = child;
@@ -106,23 +105,4 @@ export async function startNginx(opts: NginxOptions): Promise<NginxService> {
     await fsp.rm(dir, { recursive: true, force: true });
     throw new Error(`nginx did not start:\n${log.slice(-2000)}`);
   }
-}
-
-async function waitForPort(port: number, child: ChildProcess, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) return false;
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  child.kill('SIGKILL');
-  return false;
 }

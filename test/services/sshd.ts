@@ -1,10 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fsp from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { run } from './exec.ts';
-import { freePort } from './ports.ts';
+import { freePort, waitForListener } from './ports.ts';
 
 /**
  * A real OpenSSH sshd on 127.0.0.1 at a random port, in the foreground, with
@@ -70,7 +69,7 @@ export async function startSshd(): Promise<SshServer> {
     );
     const log = path.join(dir, `sshd-${attempt}.log`);
     const child: ChildProcess = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', config, '-E', log], { stdio: 'ignore' });
-    if (await listening(port, child)) {
+    if (await waitForListener(port, child)) {
       const knownHosts = path.join(dir, 'known_hosts');
       await fsp.writeFile(knownHosts, `[127.0.0.1]:${port} ${hostPub}\n`);
       return {
@@ -97,23 +96,4 @@ export async function startSshd(): Promise<SshServer> {
     await fsp.rm(dir, { recursive: true, force: true });
     throw new Error(`sshd did not start:\n${text.slice(-2000)}`);
   }
-}
-
-async function listening(port: number, child: ChildProcess): Promise<boolean> {
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) return false;
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  child.kill('SIGKILL');
-  return false;
 }

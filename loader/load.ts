@@ -1,12 +1,11 @@
-import { createReadStream } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { PolicyError, RemoteError, UsageError, VerificationError } from '../shared/cli/errors.ts';
 import { commitBundle, prepareBundleCommit, type CommitBundleResult, type GitOptions } from './gitops/commit.ts';
 import type { Logger } from '../shared/cli/log.ts';
 import { formatBytes, Progress, progressListener } from '../shared/cli/progress.ts';
 import { scanBundleFile, type BundleFileScan } from '../shared/bundle/file.ts';
 import { readBundle } from '../shared/bundle/reader.ts';
+import { openBundleBytes, type BundleBytes } from '../shared/bundle/volumes.ts';
 import { BundleFileSource } from '../shared/bundle/source.ts';
 import { copyGraph, CopySession, planGraph, type CopyEvent } from '../shared/copy.ts';
 import type { Descriptor } from '../shared/oci/descriptor.ts';
@@ -114,12 +113,8 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
     throw new UsageError(`cannot read the public key ${options.key}: ${err.message}`);
   });
   const publicKey = readPublicKey(keyPem, options.key);
-  const name = basename(options.bundle);
-  if (/^[a-z0-9]+:\/\//.test(options.bundle)) throw new UsageError(`${options.bundle}: loading remote bundles is not built yet (issue #6); download it first`);
-  const st = await stat(options.bundle).catch((err: Error) => {
-    throw new UsageError(`cannot read the bundle ${options.bundle}: ${err.message}`);
-  });
-  if (!st.isFile()) throw new UsageError(`${options.bundle} is not a regular file`);
+  const bytes = await openBundleBytes(options.bundle);
+  const name = bytes.name;
 
   const progress = new Progress({ json: options.json, summaryLine: false });
   logger.attachStatusLine(progress);
@@ -131,8 +126,8 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
   try {
     // 1. Check the bundle before anything is sent.
     progress.phase('check');
-    const scan = await scanOrExplain(options.bundle, publicKey, name);
-    const source = new BundleFileSource(options.bundle, scan, name);
+    const scan = await scanOrExplain(bytes, publicKey, name);
+    const source = new BundleFileSource(bytes, scan, name);
     const targets = await targetsOf(scan, prefix, name);
 
     // The git commit is rendered now, so that a problem with the manifests stops the load before anything is pushed.
@@ -319,6 +314,7 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
   } finally {
     logger.attachStatusLine(undefined);
     await transport.close();
+    await bytes.close();
   }
 }
 
@@ -329,13 +325,13 @@ function firstCause(results: PromiseSettledResult<unknown>[], first: unknown): u
 }
 
 /** The scan, or the precise reason the bundle is bad (the streaming reader names it). */
-async function scanOrExplain(path: string, publicKey: ReturnType<typeof readPublicKey>, name: string): Promise<BundleFileScan> {
-  const scan = await scanBundleFile(path, publicKey, name).catch((err: unknown) => {
+async function scanOrExplain(bytes: BundleBytes, publicKey: ReturnType<typeof readPublicKey>, name: string): Promise<BundleFileScan> {
+  const scan = await scanBundleFile(bytes, publicKey, name).catch((err: unknown) => {
     if (err instanceof VerificationError) throw err;
     return undefined;
   });
   if (scan) return scan;
-  await readBundle(createReadStream(path, { highWaterMark: 1 << 20 }), { publicKey, source: name });
+  await readBundle(bytes.stream(0, bytes.size), { publicKey, source: name });
   throw new VerificationError(`${name}: the tar uses features airlock load cannot read by offset (it verifies, but is not laid out as airlock pack writes bundles)`, {
     hint: 'pack it again with airlock pack',
   });

@@ -1,25 +1,13 @@
-import { createReadStream } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { UsageError } from '../shared/cli/errors.ts';
 import { Progress, formatBytes, formatRate } from '../shared/cli/progress.ts';
 import { peekBundleIndex } from '../shared/bundle/reader.ts';
 import { verifyBundleFile } from '../shared/bundle/file-verifier.ts';
+import { openBundleBytes } from '../shared/bundle/volumes.ts';
 import type { BundleIndex } from '../shared/bundle/format.ts';
 import { readPublicKey } from '../shared/sign/keys.ts';
 
 /** airlock verify and airlock inspect over a local bundle file. */
-
-async function openBundle(path: string): Promise<{ size: number }> {
-  if (/^[a-z0-9]+:\/\//.test(path)) throw new UsageError(`${path}: remote bundles are not built yet (issue #6); download it first`);
-  try {
-    const st = await stat(path);
-    if (!st.isFile()) throw new Error('not a regular file');
-    return { size: st.size };
-  } catch (err) {
-    throw new UsageError(`cannot read the bundle ${path}: ${(err as Error).message}`);
-  }
-}
 
 export async function verifyCommand(bundle: string, keyPath: string, json: boolean): Promise<BundleIndex> {
   let keyPem: string;
@@ -29,16 +17,17 @@ export async function verifyCommand(bundle: string, keyPath: string, json: boole
     throw new UsageError(`cannot read the public key ${keyPath}: ${(err as Error).message}`);
   }
   const publicKey = readPublicKey(keyPem, keyPath);
-  const { size } = await openBundle(bundle);
+  const bytes = await openBundleBytes(bundle);
+  const size = bytes.size;
   const progress = new Progress({ json, summaryLine: false });
   progress.phase('verify', { bytes: size });
   const started = performance.now();
-  const { index } = await verifyBundleFile(bundle, {
+  const { index } = await verifyBundleFile(bytes, {
     publicKey,
-    source: basename(bundle),
+    source: bytes.name,
     onIndex: (i) => progress.addTotal(0, i.entries.length),
-    onEntryVerified: (bytes) => progress.advance(bytes, 1),
-  });
+    onEntryVerified: (n) => progress.advance(n, 1),
+  }).finally(() => bytes.close());
   const seconds = (performance.now() - started) / 1000;
   progress.done({});
   const summary = {
@@ -60,8 +49,10 @@ export async function verifyCommand(bundle: string, keyPath: string, json: boole
 }
 
 export async function inspectCommand(bundle: string, json: boolean): Promise<void> {
-  const { size } = await openBundle(bundle);
-  const index = await peekBundleIndex(createReadStream(bundle), basename(bundle));
+  // The index alone: a split bundle's volumes are not all read (nor hashed) for it.
+  const bytes = await openBundleBytes(bundle, { checkVolumes: false });
+  const size = bytes.size;
+  const index = await peekBundleIndex(bytes.stream(0, size), bytes.name).finally(() => bytes.close());
   const blobs = index.entries.filter((e) => e.path.startsWith('oci/blobs/'));
   const manifests = index.entries.filter((e) => e.path.startsWith('manifests/'));
   if (json) {

@@ -5,10 +5,21 @@
  * composes both sides.)
  */
 import type { Argv } from 'yargs';
+import { dirname } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { keygen } from './keygen.ts';
+import { parseVolumeSize, splitBundle } from '../shared/bundle/volumes.ts';
 import { formatPackSummary, pack } from './pack.ts';
 import { Logger } from '../shared/cli/log.ts';
 import { notBuiltYet, withJobs, withJson, withNetworkOptions, withPlainHttp } from '../shared/cli/main.ts';
+
+function writeSplit(json: boolean, bundle: string, volumes: number, files: string[]): void {
+  process.stdout.write(
+    json
+      ? JSON.stringify({ event: 'split', bundle, volumes, files }) + '\n'
+      : `split ${bundle} into ${volumes} volume${volumes === 1 ? '' : 's'}:\n${files.map((f) => `  ${f}`).join('\n')}\ncarry all of them; give the first volume (.000) to verify, inspect and load\n`,
+  );
+}
 
 export function registerPackerCommands(y: Argv): Argv {
   return y
@@ -82,7 +93,7 @@ export function registerPackerCommands(y: Argv): Argv {
           ),
         ),
       async (argv) => {
-        if (argv['volume-size'] !== undefined) notBuiltYet('pack --volume-size', 6);
+        const volumeSize = argv['volume-size'] === undefined ? undefined : parseVolumeSize(argv['volume-size']);
         if (argv.since !== undefined) notBuiltYet('pack --since');
         const json = Boolean(argv.json);
         const summary = await pack({
@@ -98,6 +109,12 @@ export function registerPackerCommands(y: Argv): Argv {
           logger: new Logger({ json }),
         });
         process.stdout.write(json ? JSON.stringify({ event: 'packed', ...summary }) + '\n' : formatPackSummary(summary) + '\n');
+        if (volumeSize !== undefined) {
+          // The volumes replace the single file: DESIGN.md §2 makes them byte ranges of it.
+          const { parts, files } = await splitBundle(argv.output, volumeSize, dirname(argv.output));
+          await rm(argv.output);
+          writeSplit(json, argv.output, parts.volumes.length, files);
+        }
       },
     )
     .command(
@@ -120,7 +137,12 @@ export function registerPackerCommands(y: Argv): Argv {
               }),
           ),
         ),
-      () => notBuiltYet('split', 6),
+      async (argv) => {
+        const bundle = argv.bundle as string;
+        if (/^[a-z0-9]+:\/\//.test(bundle)) notBuiltYet('split of a remote bundle', 6);
+        const { parts, files } = await splitBundle(bundle, parseVolumeSize(argv['volume-size'] as string), argv['out-dir'] ?? dirname(bundle));
+        writeSplit(Boolean(argv.json), bundle, parts.volumes.length, files);
+      },
     )
     .command(
       'upload <bundle> <destination>',

@@ -1,10 +1,11 @@
-import { createReadStream } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { BundleIndex } from './format.ts';
 import { scanBundleFile } from './file.ts';
 import { readBundle } from './reader.ts';
+import type { BundleBytes } from './volumes.ts';
+import { VerificationError } from '../cli/errors.ts';
 
 /**
  * Verify a bundle that is a local file, using every core. A file is
@@ -37,11 +38,14 @@ export interface FileVerifyResult {
   method: 'parallel' | 'sequential';
 }
 
-export async function verifyBundleFile(path: string, options: FileVerifyOptions): Promise<FileVerifyResult> {
-  const fast = await verifyInParallel(path, options).catch(() => undefined);
+export async function verifyBundleFile(bytes: BundleBytes, options: FileVerifyOptions): Promise<FileVerifyResult> {
+  const fast = await verifyInParallel(bytes, options).catch((err: unknown) => {
+    if (err instanceof VerificationError) throw err;
+    return undefined;
+  });
   if (fast) return { index: fast, method: 'parallel' };
   let told = false;
-  const index = await readBundle(createReadStream(path, { highWaterMark: 1 << 20 }), {
+  const index = await readBundle(bytes.stream(0, bytes.size), {
     publicKey: options.publicKey,
     source: options.source,
     onIndex: (i) => {
@@ -58,17 +62,18 @@ export async function verifyBundleFile(path: string, options: FileVerifyOptions)
 }
 
 /** Resolves with the index when everything checked out; undefined (or a rejection) means "ask the sequential reader". */
-async function verifyInParallel(path: string, options: FileVerifyOptions): Promise<BundleIndex | undefined> {
-  const scan = await scanBundleFile(path, options.publicKey, options.source);
+async function verifyInParallel(bytes: BundleBytes, options: FileVerifyOptions): Promise<BundleIndex | undefined> {
+  const scan = await scanBundleFile(bytes, options.publicKey, options.source);
   if (!scan) return undefined;
   options.onIndex?.(scan.index);
-  const ranges = scan.entries.map((e) => ({ start: e.offset, size: e.size, sha256: e.sha256 }));
-  const ok = await hashRanges(path, ranges, options.threads ?? Math.min(availableParallelism(), 8), options.onEntryVerified);
+  const ranges = scan.entries.map((e) => ({ pieces: bytes.pieces(e.offset, e.size), size: e.size, sha256: e.sha256 }));
+  const ok = await hashRanges(ranges, options.threads ?? Math.min(availableParallelism(), 8), options.onEntryVerified);
   return ok ? scan.index : undefined;
 }
 
 interface Range {
-  start: number;
+  /** The entry's bytes, as pieces of one or more files (volumes). */
+  pieces: { path: string; start: number; size: number }[];
   size: number;
   sha256: string;
 }
@@ -78,22 +83,26 @@ interface Range {
  * it). Each message names a byte range; the answer is its sha256.
  */
 const HASH_WORKER = `
-const { parentPort, workerData } = require('node:worker_threads');
+const { parentPort } = require('node:worker_threads');
 const { openSync, readSync } = require('node:fs');
 const { createHash } = require('node:crypto');
-const fd = openSync(workerData.path, 'r');
+const fds = new Map();
 const buf = Buffer.allocUnsafe(1 << 20);
-parentPort.on('message', ({ id, start, size }) => {
+parentPort.on('message', ({ id, pieces }) => {
   try {
     const hash = createHash('sha256');
-    let pos = start;
-    let left = size;
-    while (left > 0) {
-      const n = readSync(fd, buf, 0, Math.min(buf.length, left), pos);
-      if (n === 0) throw new Error('unexpected end of file');
-      hash.update(n === buf.length ? buf : buf.subarray(0, n));
-      pos += n;
-      left -= n;
+    for (const { path, start, size } of pieces) {
+      let fd = fds.get(path);
+      if (fd === undefined) fds.set(path, (fd = openSync(path, 'r')));
+      let pos = start;
+      let left = size;
+      while (left > 0) {
+        const n = readSync(fd, buf, 0, Math.min(buf.length, left), pos);
+        if (n === 0) throw new Error('unexpected end of file');
+        hash.update(n === buf.length ? buf : buf.subarray(0, n));
+        pos += n;
+        left -= n;
+      }
     }
     parentPort.postMessage({ id, hex: hash.digest('hex') });
   } catch (err) {
@@ -103,9 +112,9 @@ parentPort.on('message', ({ id, start, size }) => {
 `;
 
 /** Hash every range on `threads` workers, largest first; false at the first mismatch. */
-async function hashRanges(path: string, ranges: Range[], threads: number, onVerified?: (bytes: number) => void): Promise<boolean> {
+async function hashRanges(ranges: Range[], threads: number, onVerified?: (bytes: number) => void): Promise<boolean> {
   const queue = ranges.map((r, id) => ({ ...r, id })).sort((a, b) => b.size - a.size);
-  const workers = Array.from({ length: Math.max(1, Math.min(threads, queue.length)) }, () => new Worker(HASH_WORKER, { eval: true, workerData: { path } }));
+  const workers = Array.from({ length: Math.max(1, Math.min(threads, queue.length)) }, () => new Worker(HASH_WORKER, { eval: true }));
   try {
     const results = await Promise.all(
       workers.map(
@@ -114,7 +123,7 @@ async function hashRanges(path: string, ranges: Range[], threads: number, onVeri
             let current: (typeof queue)[number] | undefined;
             const feed = () => {
               current = queue.shift();
-              if (current) worker.postMessage({ id: current.id, start: current.start, size: current.size });
+              if (current) worker.postMessage({ id: current.id, pieces: current.pieces });
               else resolve(true);
             };
             worker.on('message', (m: { id: number; hex?: string; error?: string }) => {

@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto';
-import { open, type FileHandle } from 'node:fs/promises';
 import { Header, Pax } from 'tar';
 import { verifyBlob } from '../sign/keys.ts';
+import type { BundleBytes } from './volumes.ts';
 import { INDEX_PATH, MAX_INDEX_BYTES, MAX_SIGNATURE_BYTES, parseBundleIndex, SIGNATURE_PATH, type BundleEntry, type BundleIndex } from './format.ts';
 
 /**
@@ -28,10 +28,9 @@ export interface BundleFileScan {
   entries: LocatedEntry[];
 }
 
-export async function scanBundleFile(path: string, publicKey: KeyObject, source: string): Promise<BundleFileScan | undefined> {
-  const fh = await open(path, 'r');
-  try {
-    const headers = new HeaderWalk(fh, (await fh.stat()).size);
+export async function scanBundleFile(bytes: BundleBytes, publicKey: KeyObject, source: string): Promise<BundleFileScan | undefined> {
+  {
+    const headers = new HeaderWalk(bytes);
     const indexEntry = await headers.next();
     if (indexEntry?.path !== INDEX_PATH || indexEntry.size > MAX_INDEX_BYTES) return undefined;
     const indexBytes = await headers.readData(indexEntry.start, indexEntry.size);
@@ -49,8 +48,6 @@ export async function scanBundleFile(path: string, publicKey: KeyObject, source:
     }
     if (!(await headers.atCleanEnd())) return undefined;
     return { index, indexBytes, signature, entries };
-  } finally {
-    await fh.close();
   }
 }
 
@@ -59,16 +56,13 @@ const BLOCK = 512;
 /** The tar's headers one by one: regular files only, PAX path/size honoured, everything else refused. */
 class HeaderWalk {
   private offset = 0;
-  constructor(
-    private readonly fh: FileHandle,
-    private readonly fileSize: number,
-  ) {}
+  private readonly fileSize: number;
+  constructor(private readonly bytes: BundleBytes) {
+    this.fileSize = bytes.size;
+  }
 
-  async readData(start: number, size: number): Promise<Buffer> {
-    const buf = Buffer.alloc(size);
-    const { bytesRead } = await this.fh.read(buf, 0, size, start);
-    if (bytesRead !== size) throw new Error('short read');
-    return buf;
+  readData(start: number, size: number): Promise<Buffer> {
+    return this.bytes.read(start, size);
   }
 
   /** The next file entry, or undefined for anything that is not a plain regular file. */

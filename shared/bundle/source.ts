@@ -1,10 +1,10 @@
-import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { VerificationError } from '../cli/errors.ts';
 import type { Descriptor } from '../oci/descriptor.ts';
 import { parseDigest, VerifyingStream } from '../oci/digest.ts';
 import type { ContentSource } from '../store/store.ts';
 import type { BundleFileScan, LocatedEntry } from './file.ts';
+import type { BundleBytes } from './volumes.ts';
 
 /**
  * The OCI content of a scanned bundle file as a ContentSource: each blob is
@@ -17,7 +17,7 @@ export class BundleFileSource implements ContentSource {
   private readonly entries: Map<string, LocatedEntry>;
 
   constructor(
-    private readonly path: string,
+    private readonly bytes: BundleBytes,
     scan: BundleFileScan,
     /** For messages: the bundle's file name. */
     private readonly source: string,
@@ -56,7 +56,7 @@ export class BundleFileSource implements ContentSource {
       verifier.end();
       return Promise.resolve(verifier);
     }
-    const file = createReadStream(this.path, { start: entry.offset, end: entry.offset + entry.size - 1, highWaterMark: 256 * 1024 });
+    const file = this.bytes.stream(entry.offset, entry.offset + entry.size, 256 * 1024);
     file.on('error', (err) => verifier.destroy(err));
     return Promise.resolve(file.pipe(verifier));
   }

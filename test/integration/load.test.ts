@@ -133,6 +133,20 @@ describe('airlock load', () => {
     }
   });
 
+  test('a split bundle loads from its first volume', async () => {
+    const target = await startRegistry();
+    const dir = mkdtempSync(join(work, 'volumes-'));
+    try {
+      const split = await airlock(['split', bundle, '--volume-size', '4M', '--out-dir', dir]);
+      assert.equal(split.code, 0, split.stderr);
+      const res = await airlock(['load', join(dir, 'demo.tar.000'), '--key', pub(), '--registry', target.host, '--plain-http']);
+      assert.equal(res.code, 0, res.stderr);
+      await assertLoaded(target);
+    } finally {
+      await target.stop();
+    }
+  });
+
   test('a tampered blob mid-stream: exit 3, no manifest and no tag written', async () => {
     const target = await startRegistry();
     try {

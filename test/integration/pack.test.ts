@@ -178,6 +178,18 @@ describe('airlock pack', () => {
     const again = await airlock(['pack', '-f', join(work, 'airlock.yaml'), '-o', bundle, '--key', join(work, 'airlock.key'), ...mirrorFlags], { env });
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /packed .*demo\.tar: demo 1\.2\.3\n {2}images {10}4\n/);
+
+    // --volume-size: the same bundle as volumes plus a parts list, and no single file.
+    const volumes = join(work, 'volumes');
+    mkdirSync(volumes);
+    const split = await airlock(['pack', '-f', join(work, 'airlock.yaml'), '-o', join(volumes, 'demo.tar'), '--key', join(work, 'airlock.key'), '--volume-size', '1M', ...mirrorFlags], { env });
+    assert.equal(split.code, 0, split.stderr);
+    const files = readdirSync(volumes).sort();
+    assert.equal(files.includes('demo.tar'), false);
+    assert.equal(files.at(-1), 'demo.tar.parts.json');
+    assert.ok(files.length >= 3, files.join(' '));
+    const fromVolumes = await airlock(['verify', join(volumes, 'demo.tar.000'), '--key', join(work, 'airlock.pub')]);
+    assert.equal(fromVolumes.code, 0, fromVolumes.stderr);
   });
 
   test('names every missing image at once and writes nothing', async () => {

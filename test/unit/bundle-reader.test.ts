@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readBundle } from '../../shared/bundle/reader.ts';
 import { verifyBundleFile } from '../../shared/bundle/file-verifier.ts';
+import { openBundleBytes } from '../../shared/bundle/volumes.ts';
 import { generateKeyPair, readPrivateKey, readPublicKey } from '../../shared/sign/keys.ts';
 import { buildBundle, tarFile, tarHeader, TAR_END, type TestEntry } from '../helpers/tar.ts';
 
@@ -44,7 +45,8 @@ async function verifyFile(tar: Buffer, publicKey = pub) {
   const dir = mkdtempSync(join(tmpdir(), 'airlock-fv-'));
   try {
     writeFileSync(join(dir, 'test.tar'), tar);
-    return await verifyBundleFile(join(dir, 'test.tar'), { publicKey, source: 'test.tar', threads: 2 });
+    const bytes = await openBundleBytes(join(dir, 'test.tar'));
+    return await verifyBundleFile(bytes, { publicKey, source: 'test.tar', threads: 2 }).finally(() => bytes.close());
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

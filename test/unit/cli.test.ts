@@ -43,7 +43,7 @@ test('--version prints the package version', async () => {
 
 test('commands not built yet exit 2 and say so', async () => {
   const cases: [string[], RegExp][] = [
-    [['pack', '-o', 'b.tar', '--key', 'k.key', '--volume-size', '4G'], /airlock pack --volume-size is not built yet \(issue #6\)/],
+    [['upload', 'b.tar', 's3://bucket/b.tar'], /airlock upload is not built yet \(issue #6\)/],
     [['inventory', '--registry', 'r.example', '-o', 'inv.json'], /airlock inventory is not built yet/],
   ];
   for (const [args, message] of cases) {

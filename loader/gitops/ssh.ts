@@ -1,9 +1,6 @@
-import { createHash, createHmac } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git';
-import { Client, type ClientChannel } from 'ssh2';
+import type { Client, ClientChannel } from 'ssh2';
+import { connectSsh, type SshAuth } from '../../shared/transfer/ssh.ts';
 import { RemoteError, UsageError } from '../../shared/cli/errors.ts';
 
 /**
@@ -15,14 +12,7 @@ import { RemoteError, UsageError } from '../../shared/cli/errors.ts';
  * the rest. Host keys are always checked against known_hosts: an unknown or
  * changed key stops with exit 4 and the offered fingerprint.
  */
-export interface SshOptions {
-  /** Private key file (OpenSSH or PEM). */
-  keyFile?: string;
-  /** Passphrase of the key, when it has one. */
-  passphrase?: string;
-  /** known_hosts file (default ~/.ssh/known_hosts). */
-  knownHosts?: string;
-}
+export type SshOptions = SshAuth;
 
 export interface SshLocation {
   user: string;
@@ -105,58 +95,7 @@ export class SshGitTransport {
   }
 
   private connect(): Promise<Client> {
-    this.client ??= new Promise<Client>((resolve, reject) => {
-      const { host, port, user } = this.location;
-      const knownHosts = this.options.knownHosts ?? join(homedir(), '.ssh', 'known_hosts');
-      let privateKey: Buffer | undefined;
-      if (this.options.keyFile) {
-        try {
-          privateKey = readFileSync(this.options.keyFile);
-        } catch (err) {
-          reject(new UsageError(`--ssh-key ${this.options.keyFile}: ${(err as Error).message}`));
-          return;
-        }
-      } else {
-        reject(new UsageError(`git over SSH to ${this.display} needs --ssh-key`));
-        return;
-      }
-      let hostProblem: RemoteError | undefined;
-      const client = new Client();
-      client.on('ready', () => resolve(client));
-      client.on('error', (err) => {
-        const message = err.message;
-        if (hostProblem) reject(hostProblem);
-        else if (/passphrase|encrypted/i.test(message)) reject(new UsageError(`--ssh-key ${this.options.keyFile}: ${message}`, { hint: 'put the passphrase in AIRLOCK_SSH_PASSPHRASE' }));
-        else if ((err as { level?: string }).level === 'client-authentication') reject(new RemoteError(`SSH ${user}@${host}:${port} refused the key ${this.options.keyFile}`, { hint: 'check that the public key is authorized for this user' }));
-        else reject(new RemoteError(`SSH to ${host}:${port}: ${message}`, { hint: `check that ${host}:${port} is reachable` }));
-      });
-      try {
-        client.connect({
-          host,
-          port,
-          username: user,
-          privateKey,
-          passphrase: this.options.passphrase,
-          readyTimeout: 20_000,
-          hostVerifier: (key: Buffer) => {
-            const verdict = checkHostKey(knownHosts, host, port, key);
-            if (verdict === 'ok') return true;
-            const fp = fingerprint(key);
-            hostProblem =
-              verdict === 'changed'
-                ? new RemoteError(`SSH host key of ${host}:${port} does not match ${knownHosts}: it offered ${fp}. Someone may be intercepting the connection`, {
-                    hint: 'if the server really changed its key, verify the new fingerprint out of band and update known_hosts',
-                  })
-                : new RemoteError(`SSH host ${host}:${port} is not in ${knownHosts}: it offered ${fp}`, {
-                    hint: `verify that fingerprint with the server's admin, then add the host key to known_hosts (ssh-keyscan -p ${port} ${host})`,
-                  });
-            return false;
-          },
-        });
-      } catch (err) {
-        reject(new UsageError(`--ssh-key ${this.options.keyFile}: ${(err as Error).message}`, { hint: 'a key with a passphrase needs AIRLOCK_SSH_PASSPHRASE' }));
-      }
-    });
+    this.client ??= connectSsh(this.location, this.options);
     return this.client;
   }
 }
@@ -238,57 +177,4 @@ class PktReader {
     this.buffered = Buffer.alloc(0);
     return out;
   }
-}
-
-/** SHA256 fingerprint as ssh-keygen prints it. */
-export function fingerprint(key: Buffer): string {
-  return `SHA256:${createHash('sha256').update(key).digest('base64').replace(/=+$/, '')}`;
-}
-
-/** 'ok' when known_hosts lists this key for the host, 'changed' when it lists another, 'unknown' when none. */
-export function checkHostKey(knownHostsFile: string, host: string, port: number, key: Buffer): 'ok' | 'changed' | 'unknown' {
-  let text = '';
-  try {
-    text = readFileSync(knownHostsFile, 'utf8');
-  } catch {
-    return 'unknown';
-  }
-  const name = port === 22 ? host : `[${host}]:${port}`;
-  let listed = false;
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    if (line === '' || line.startsWith('#')) continue;
-    const fields = line.split(/\s+/);
-    let marker: string | undefined;
-    if (fields[0]!.startsWith('@')) marker = fields.shift();
-    const [hosts, , b64] = fields;
-    if (!hosts || !b64 || marker === '@cert-authority') continue;
-    if (!hostMatches(hosts, name)) continue;
-    const same = Buffer.from(b64, 'base64').equals(key);
-    if (marker === '@revoked') {
-      if (same) return 'changed';
-      continue;
-    }
-    if (same) return 'ok';
-    listed = true;
-  }
-  return listed ? 'changed' : 'unknown';
-}
-
-function hostMatches(patterns: string, name: string): boolean {
-  if (patterns.startsWith('|1|')) {
-    const [, , salt, hash] = patterns.split('|');
-    if (!salt || !hash) return false;
-    return createHmac('sha1', Buffer.from(salt, 'base64')).update(name).digest('base64') === hash;
-  }
-  let matched = false;
-  for (const p of patterns.split(',')) {
-    const negated = p.startsWith('!');
-    const glob = new RegExp(`^${(negated ? p.slice(1) : p).replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
-    if (glob.test(name)) {
-      if (negated) return false;
-      matched = true;
-    }
-  }
-  return matched;
 }

@@ -8,6 +8,9 @@ import { inspectCommand, verifyCommand } from './verify.ts';
 import { formatLoadReport, load } from './load.ts';
 import { promote } from './gitops/promote.ts';
 import { HttpTransport } from '../shared/registry/transport.ts';
+import { downloadSftp } from '../shared/transfer/sftp.ts';
+import { sshAuth } from '../shared/transfer/ssh.ts';
+import { Progress } from '../shared/cli/progress.ts';
 import { Logger } from '../shared/cli/log.ts';
 import { UsageError } from '../shared/cli/errors.ts';
 import { notBuiltYet, withGitAuth, withJobs, withJson, withNetworkOptions, withPlainHttp, withRegistryAuth } from '../shared/cli/main.ts';
@@ -182,7 +185,18 @@ export function registerLoaderCommands(y: Argv): Argv {
               .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'The bundle file to write', normalize: true }),
           ),
         ),
-      () => notBuiltYet('download', 6),
+      async (argv) => {
+        const source = argv.source as string;
+        if (!source.startsWith('sftp://')) notBuiltYet(`download from ${source.split(':')[0]}`, 6);
+        const json = Boolean(argv.json);
+        const progress = new Progress({ json, summaryLine: false });
+        progress.phase('download');
+        const started = performance.now();
+        const files = await downloadSftp(source, argv.output, sshAuth(argv), { total: (n) => progress.addTotal(n), advance: (n) => progress.advance(n) });
+        progress.done();
+        const seconds = (performance.now() - started) / 1000;
+        process.stdout.write(json ? JSON.stringify({ event: 'downloaded', files, seconds }) + '\n' : `downloaded ${source} in ${seconds.toFixed(1)} s:\n${files.map((f) => `  ${f}`).join('\n')}\n`);
+      },
     )
     .command(
       'inventory',

@@ -25,6 +25,11 @@ export interface SshAuth {
   knownHosts?: string;
 }
 
+/** The SSH options every networked command takes (--ssh-key, --known-hosts; passphrase from AIRLOCK_SSH_PASSPHRASE). */
+export function sshAuth(argv: { 'ssh-key'?: string; 'known-hosts'?: string }, env: NodeJS.ProcessEnv = process.env): SshAuth {
+  return { keyFile: argv['ssh-key'], knownHosts: argv['known-hosts'], passphrase: env.AIRLOCK_SSH_PASSPHRASE };
+}
+
 export function connectSsh(target: SshTarget, auth: SshAuth): Promise<Client> {
   return new Promise<Client>((resolve, reject) => {
     const { host, port, user } = target;

@@ -64,6 +64,7 @@ export async function startSshd(): Promise<SshServer> {
         'PermitRootLogin prohibit-password',
         `AllowUsers ${user}`,
         'LogLevel VERBOSE',
+        'Subsystem sftp internal-sftp',
         '',
       ].join('\n'),
     );

@@ -43,7 +43,7 @@ test('--version prints the package version', async () => {
 
 test('commands not built yet exit 2 and say so', async () => {
   const cases: [string[], RegExp][] = [
-    [['upload', 'b.tar', 's3://bucket/b.tar'], /airlock upload is not built yet \(issue #6\)/],
+    [['upload', 'b.tar', 's3://bucket/b.tar'], /airlock upload to s3 is not built yet \(issue #6\)/],
     [['inventory', '--registry', 'r.example', '-o', 'inv.json'], /airlock inventory is not built yet/],
   ];
   for (const [args, message] of cases) {
@@ -59,7 +59,7 @@ test('--json: the error is one JSON line on stdout', async () => {
   assert.deepEqual(JSON.parse(r.stdout.trim()), {
     level: 'error',
     exitCode: 2,
-    message: 'airlock download is not built yet (issue #6)',
+    message: 'airlock download from s3 is not built yet (issue #6)',
   });
   assert.equal(r.stderr, '');
 });

@@ -10,7 +10,7 @@ import { promote } from './gitops/promote.ts';
 import { HttpTransport } from '../shared/registry/transport.ts';
 import { downloadSftp } from '../shared/transfer/sftp.ts';
 import { sshAuth } from '../shared/transfer/ssh.ts';
-import { Progress } from '../shared/cli/progress.ts';
+import { runTransfer } from '../shared/transfer/report.ts';
 import { Logger } from '../shared/cli/log.ts';
 import { UsageError } from '../shared/cli/errors.ts';
 import { notBuiltYet, withGitAuth, withJobs, withJson, withNetworkOptions, withPlainHttp, withRegistryAuth } from '../shared/cli/main.ts';
@@ -188,14 +188,7 @@ export function registerLoaderCommands(y: Argv): Argv {
       async (argv) => {
         const source = argv.source as string;
         if (!source.startsWith('sftp://')) notBuiltYet(`download from ${source.split(':')[0]}`, 6);
-        const json = Boolean(argv.json);
-        const progress = new Progress({ json, summaryLine: false });
-        progress.phase('download');
-        const started = performance.now();
-        const files = await downloadSftp(source, argv.output, sshAuth(argv), { total: (n) => progress.addTotal(n), advance: (n) => progress.advance(n) });
-        progress.done();
-        const seconds = (performance.now() - started) / 1000;
-        process.stdout.write(json ? JSON.stringify({ event: 'downloaded', files, seconds }) + '\n' : `downloaded ${source} in ${seconds.toFixed(1)} s:\n${files.map((f) => `  ${f}`).join('\n')}\n`);
+        await runTransfer('download', source, Boolean(argv.json), (progress) => downloadSftp(source, argv.output, sshAuth(argv), progress));
       },
     )
     .command(

@@ -11,7 +11,7 @@ import { keygen } from './keygen.ts';
 import { parseVolumeSize, splitBundle } from '../shared/bundle/volumes.ts';
 import { uploadSftp } from '../shared/transfer/sftp.ts';
 import { sshAuth } from '../shared/transfer/ssh.ts';
-import { Progress } from '../shared/cli/progress.ts';
+import { runTransfer } from '../shared/transfer/report.ts';
 import { formatPackSummary, pack } from './pack.ts';
 import { Logger } from '../shared/cli/log.ts';
 import { notBuiltYet, withJobs, withJson, withNetworkOptions, withPlainHttp } from '../shared/cli/main.ts';
@@ -165,14 +165,7 @@ export function registerPackerCommands(y: Argv): Argv {
       async (argv) => {
         const destination = argv.destination as string;
         if (!destination.startsWith('sftp://')) notBuiltYet(`upload to ${destination.split(':')[0]}`, 6);
-        const json = Boolean(argv.json);
-        const progress = new Progress({ json, summaryLine: false });
-        progress.phase('upload');
-        const started = performance.now();
-        const files = await uploadSftp(argv.bundle as string, destination, sshAuth(argv), { total: (n) => progress.addTotal(n), advance: (n) => progress.advance(n) });
-        progress.done();
-        const seconds = (performance.now() - started) / 1000;
-        process.stdout.write(json ? JSON.stringify({ event: 'uploaded', files, seconds }) + '\n' : `uploaded to ${destination} in ${seconds.toFixed(1)} s:\n${files.map((f) => `  ${f}`).join('\n')}\n`);
+        await runTransfer('upload', destination, Boolean(argv.json), (progress) => uploadSftp(argv.bundle as string, destination, sshAuth(argv), progress));
       },
     );
 }

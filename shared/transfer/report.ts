@@ -1,0 +1,32 @@
+import { formatBytes, formatRate, Progress } from '../cli/progress.ts';
+import type { TransferProgress } from './sftp.ts';
+
+/**
+ * Run one upload or download with progress (rate and ETA on a TTY, JSON lines
+ * with --json) and print what was transferred, how fast.
+ */
+export async function runTransfer(
+  direction: 'upload' | 'download',
+  remote: string,
+  json: boolean,
+  transfer: (progress: TransferProgress) => Promise<string[]>,
+): Promise<void> {
+  const progress = new Progress({ json, summaryLine: false });
+  progress.phase(direction);
+  let bytes = 0;
+  const started = performance.now();
+  const files = await transfer({
+    total: (n) => progress.addTotal(n),
+    advance: (n) => {
+      bytes += n;
+      progress.advance(n);
+    },
+  }).finally(() => progress.done());
+  const seconds = (performance.now() - started) / 1000;
+  const event = direction === 'upload' ? 'uploaded' : 'downloaded';
+  process.stdout.write(
+    json
+      ? JSON.stringify({ event, remote, files, bytes, seconds: Number(seconds.toFixed(3)) }) + '\n'
+      : `${event} ${formatBytes(bytes)} ${direction === 'upload' ? 'to' : 'from'} ${remote} in ${seconds.toFixed(1)} s (${formatRate(bytes / Math.max(seconds, 1e-6))}):\n${files.map((f) => `  ${f}`).join('\n')}\n`,
+  );
+}

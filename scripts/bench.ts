@@ -19,6 +19,7 @@
  *                   the same load again (everything present)
  *   skopeo load     `skopeo copy oci:DIR:REF docker://...` image by image from
  *                   the extracted bundle into another empty registry
+ *   sftp            airlock upload and download of the bundle to a local sshd
  * plus the peak RSS of each airlock process (GNU time) and the bundle's size
  * against the unique blob bytes plus manifests.
  *
@@ -36,6 +37,7 @@ import { generateKeyPair } from '../shared/sign/keys.ts';
 import { mergeImages, readImageList } from '../packer/images.ts';
 import { generateImages, pushImages, type ImageSpec } from '../test/services/fixtures.ts';
 import { startRegistry, type RegistryService } from '../test/services/registry.ts';
+import { startSshd } from '../test/services/sshd.ts';
 
 const exec = promisify(execFile);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -185,6 +187,21 @@ async function measure(w: Workload, registry: RegistryService, dir: string): Pro
   row('airlock load again (all present)', median(results.reload!), `${((median(results.reload!) / load) * 100).toFixed(1)}% of the first load`);
   row('openssl dgst -sha256 bundle', sha, 'read + hash limit');
   row('cp --reflink=never bundle', median(results.cp!), 'disk limit (page cache, no fsync; pack flushes to disk)');
+
+  // Transfer over SFTP to a local sshd (loopback), once each way, next to the same plain copy.
+  const sshd = await startSshd();
+  try {
+    const drop = join(dir, 'drop');
+    await mkdir(drop);
+    const ssh = ['--ssh-key', sshd.clientKey, '--known-hosts', sshd.knownHosts];
+    const up = await airlock(['upload', bundle, `sftp://${sshd.user}@127.0.0.1:${sshd.port}${drop}/`, ...ssh]);
+    const down = await airlock(['download', `sftp://${sshd.user}@127.0.0.1:${sshd.port}${drop}/bundle.tar`, '-o', join(dir, 'downloaded.tar'), ...ssh]);
+    row('airlock upload, sftp:// (loopback)', up.seconds, `${(up.seconds / median(results.cp!)).toFixed(1)}x cp`);
+    row('airlock download, sftp:// (loopback)', down.seconds, `${(down.seconds / median(results.cp!)).toFixed(1)}x cp`);
+  } finally {
+    await sshd.stop();
+    await rm(join(dir, 'downloaded.tar'), { force: true });
+  }
   say(`\nbundle ${formatBytes(bundleSize)} = unique blobs and manifests + ${(((bundleSize - bytes) / bytes) * 100).toFixed(3)}% (tar headers, padding, index, signature, layout files)`);
   say(`runs (s): ${JSON.stringify(Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.map((x) => +x.toFixed(2))])))}`);
   await rm(bundle, { force: true });

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { splitBundle } from '../../shared/bundle/volumes.ts';
-import { uploadSftp } from '../../shared/transfer/sftp.ts';
+import { RESUME_WINDOW, uploadSftp } from '../../shared/transfer/sftp.ts';
 import { generateKeyPair, readPrivateKey } from '../../shared/sign/keys.ts';
 import { airlock } from '../helpers/cli.ts';
 import { buildBundle } from '../helpers/tar.ts';
@@ -25,7 +25,7 @@ describe('SFTP transfer', () => {
     ({ tar } = buildBundle(
       [
         { path: 'manifests/app.yaml', body: Buffer.from('kind: Namespace\n') },
-        { path: `oci/blobs/sha256/${'c'.repeat(64)}`, body: randomBytes(3_000_000) },
+        { path: `oci/blobs/sha256/${'c'.repeat(64)}`, body: randomBytes(10_000_000) },
       ],
       readPrivateKey(pair.privateKeyPem, 'pw', 'k'),
     ));
@@ -73,11 +73,13 @@ describe('SFTP transfer', () => {
 
   test('an interrupted upload resumes from the bytes already there', async () => {
     const drop = mkdtempSync(join(work, 'drop-'));
-    writeFileSync(join(drop, 'harness.tar.partial'), tar.subarray(0, 1_000_000));
+    // What an interrupted upload leaves: a prefix written, holes possible only in the last RESUME_WINDOW bytes.
+    const written = 7_000_000;
+    writeFileSync(join(drop, 'harness.tar.partial'), Buffer.concat([tar.subarray(0, written - RESUME_WINDOW), Buffer.alloc(RESUME_WINDOW)]));
     const advances: number[] = [];
     await uploadSftp(bundle, sshd.url(`${drop}/`).replace('ssh://', 'sftp://'), { keyFile: sshd.clientKey, knownHosts: sshd.knownHosts }, { total: () => undefined, advance: (n) => advances.push(n) });
-    assert.equal(advances[0], 1_000_000, 'the first megabyte is counted as already there, not sent');
-    assert.equal(advances.slice(1).reduce((a, n) => a + n, 0), tar.length - 1_000_000);
+    assert.equal(advances[0], written - RESUME_WINDOW, 'the bytes known to be written are not sent again');
+    assert.equal(advances.slice(1).reduce((a, n) => a + n, 0), tar.length - (written - RESUME_WINDOW));
     assert.deepEqual(readdirSync(drop), ['harness.tar']);
     assert.deepEqual(readFileSync(join(drop, 'harness.tar')), tar);
   });

@@ -140,14 +140,14 @@ async function withSftp<T>(loc: SftpLocation, auth: SshAuth, fn: (sftp: SFTPWrap
 
 /**
  * SFTP is request/response: throughput comes from many requests in flight.
- * Chunks of 64 KiB (what OpenSSH's server answers in one read), 32 at once,
- * each read and written at its own offset; about 2 MiB in memory. Writes
+ * Chunks of 64 KiB (what OpenSSH's server answers in one read), 64 at once,
+ * each read and written at its own offset; about 4 MiB in memory. Writes
  * never run more than WINDOW past the lowest unfinished one, so after an
  * interruption every byte below (size - WINDOW) is known to be written, and
  * that is where a resume starts.
  */
 const CHUNK = 64 * 1024;
-const IN_FLIGHT = 32;
+const IN_FLIGHT = 64;
 export const RESUME_WINDOW = CHUNK * IN_FLIGHT * 2;
 
 /** Where to resume a partial file of `have` bytes: below it, every byte was written. */

@@ -1,219 +1,453 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import type { Stats } from 'node:fs';
-import { lstat, mkdir, open, readdir, stat } from 'node:fs/promises';
-import { basename, join, relative, sep } from 'node:path';
+import { lstat, mkdir, open, readdir, rm, stat } from 'node:fs/promises';
+import { basename, join, posix, resolve } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { extract, type ReadEntry } from 'tar';
-import { RemoteError, UsageError, VerificationError } from '../../shared/cli/errors.ts';
+import pLimit from 'p-limit';
+import { ReadEntry, Unpack } from 'tar';
+import { AirlockError, RemoteError, UsageError, VerificationError } from '../../shared/cli/errors.ts';
 import { checkEntryPath } from '../../shared/bundle/format.ts';
-import type { BundleFile } from '../../shared/bundle/writer.ts';
-import { header, type HttpTransport } from '../../shared/registry/transport.ts';
+import { header, HttpTransport, type HttpHeaders } from '../../shared/registry/transport.ts';
 import type { ManifestSource } from '../spec.ts';
 
 /**
  * The application's manifests, as the spec names them (DESIGN.md §5), fetched
- * to local files and mapped to bundle paths:
+ * to local files and mapped to bundle paths (DESIGN.md §2):
+ *
  *   path: a directory   -> manifests/<dir name>/<relative path>   (every regular file; .git skipped)
  *   path: a file        -> manifests/<file name>
  *   url:  an archive    -> manifests/<archive name without .tar.gz/.tgz/.tar>/...
- *   url:  another file  -> manifests/<file name>
- * A url's bytes are checked against its sha256 pin before anything is used.
+ *   url:  another file  -> manifests/<last segment of the URL path>
+ *
+ * Bundles carry regular files only: a symlink or device under a path source is
+ * a usage error (exit 2), and so is anything an archive holds besides files
+ * and folders, or an archive path that is absolute or climbs out with ".."
+ * (exit 3: the content is not what a manifest archive may be). A url is
+ * streamed to disk, never held in memory, and checked against its sha256 pin
+ * before anything in it is used.
  */
-export type ManifestFile = BundleFile;
+export interface ManifestFile {
+  /** Bundle entry path, "manifests/..."; passes checkEntryPath. */
+  path: string;
+  size: number;
+  /** hex */
+  sha256: string;
+  /** Absolute local path holding exactly these bytes. */
+  file: string;
+}
 
 export interface FetchManifestsOptions {
-  /** Where downloads and extracted archives go (the caller removes it). */
+  /** Where downloads and extracted archives go (the caller creates and removes it). */
   workDir: string;
-  transport: HttpTransport;
+  /** PEM of extra trusted CAs (--ca-file), added to the system ones and NODE_EXTRA_CA_CERTS. */
+  caFile?: string;
+  /** Warnings for the user (an unpinned URL, an empty source). */
   onLog?: (message: string) => void;
+  /**
+   * A transport to share (the packer's, with its retry and warning hooks).
+   * Without one, a transport trusting `caFile` is made when a url source needs
+   * it and closed before returning.
+   */
+  transport?: HttpTransport;
 }
 
-const MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024;
-const ARCHIVE = /\.(tar\.gz|tgz|tar)$/i;
+/** The most a url source may download, and the most an archive may expand to. */
+export const MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024;
+export const MAX_EXTRACTED_BYTES = 512 * 1024 * 1024;
+export const MAX_ARCHIVE_ENTRIES = 100_000;
+const MAX_REDIRECTS = 5;
+const HASH_CONCURRENCY = 8;
+const ARCHIVE_NAME = /\.(tar\.gz|tgz|tar)$/i;
+/** What is dropped from an archive's name to name its folder (".gz" only when the content said gzip). */
+const ARCHIVE_EXT = /\.(tar\.gz|tgz|tar|gz)$/i;
+const MiB = 1024 * 1024;
+
+/** A file found locally, not hashed yet. */
+interface Found {
+  path: string;
+  file: string;
+}
+
+interface Context {
+  options: FetchManifestsOptions;
+  transport: () => HttpTransport;
+}
 
 export async function fetchManifests(sources: ManifestSource[], options: FetchManifestsOptions): Promise<ManifestFile[]> {
-  const byPath = new Map<string, { file: ManifestFile; from: string }>();
-  let n = 0;
-  for (const source of sources) {
-    const found = await fetchOne(source, options, n++);
-    for (const file of found) {
-      const unsafe = checkEntryPath(file.path);
-      if (unsafe) throw new UsageError(`manifests: ${describe(source)} gives ${JSON.stringify(file.path)}, which has ${unsafe}`);
-      const clash = byPath.get(file.path);
-      if (clash) {
-        throw new UsageError(`manifests: ${clash.from} and ${describe(source)} both give ${file.path}`, {
-          hint: 'rename one folder or file; each source lands under manifests/<its name>/',
-        });
+  let own: HttpTransport | undefined;
+  const ctx: Context = {
+    options,
+    transport: () => options.transport ?? (own ??= new HttpTransport({ caFile: options.caFile })),
+  };
+  try {
+    const byPath = new Map<string, { found: Found; from: string }>();
+    for (const [i, source] of sources.entries()) {
+      const from = describe(source, i);
+      const found = await fetchOne(source, i, from, ctx);
+      if (found.length === 0) options.onLog?.(`${from}: no files`);
+      for (const f of found) {
+        const clash = byPath.get(f.path);
+        if (clash) {
+          throw new UsageError(`${clash.from} and ${from} both give ${f.path}`, {
+            hint: 'each source lands under manifests/<its name>/: rename a folder, a file or an archive, or drop one source',
+          });
+        }
+        byPath.set(f.path, { found: f, from });
       }
-      byPath.set(file.path, { file, from: describe(source) });
     }
+    const limit = pLimit(HASH_CONCURRENCY);
+    const files = await Promise.all([...byPath.values()].map(({ found }) => limit(() => hashFile(found))));
+    return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  } finally {
+    await own?.close();
   }
-  return [...byPath.values()].map((v) => v.file).sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
-function describe(source: ManifestSource): string {
-  return source.kind === 'path' ? `path ${source.path}` : `${source.kind} ${redactUrl(source.url)}`;
+/** How a source is named in messages: its spec field and what it points at (URLs without secrets). */
+function describe(source: ManifestSource, i: number): string {
+  return source.kind === 'path' ? `manifests[${i}].path ${source.path}` : `manifests[${i}].${source.kind} ${redactUrl(source.url)}`;
 }
 
-async function fetchOne(source: ManifestSource, options: FetchManifestsOptions, n: number): Promise<ManifestFile[]> {
+async function fetchOne(source: ManifestSource, i: number, from: string, ctx: Context): Promise<Found[]> {
   switch (source.kind) {
     case 'path':
-      return fromPath(source.path);
-    case 'url': {
-      const dir = join(options.workDir, `url-${n}`);
-      await mkdir(dir, { recursive: true });
-      const name = urlFileName(source.url);
-      const file = join(dir, name);
-      await download(source.url, file, source.sha256, options);
-      if (!ARCHIVE.test(name) && !(await isGzip(file))) return [await describeFile(file, `manifests/${name}`)];
-      const into = join(dir, 'x', name.replace(ARCHIVE, '') || 'archive');
-      await extractArchive(file, into, redactUrl(source.url));
-      return fromPath(into);
-    }
+      return fromPath(resolve(source.path), from);
+    case 'url':
+      return fromUrl(source.url, source.sha256, i, from, ctx);
+    // Issue #3 (the packer) left git and s3 sources for later, and no issue tracks them yet: issue #5
+    // is the loader's git (GitOps) and issue #6 S3 transfer of bundles, whose clients these would reuse.
     case 'git':
-      throw new UsageError(`manifests: git sources are not built yet (issue #5): ${redactUrl(source.url)}`, { hint: 'use a path or url source for now' });
+      throw new UsageError(`${from}: git sources are not built yet`, {
+        hint: 'use a path source on a checkout, or a url source for a release archive (git sources would reuse the git client of issue #5)',
+      });
     case 's3':
-      throw new UsageError(`manifests: s3 sources are not built yet (issue #6): ${source.url}`, { hint: 'use a path or url source for now' });
+      throw new UsageError(`${from}: s3 sources are not built yet`, {
+        hint: 'use a path source on downloaded objects, or a url source with a presigned URL (s3 sources would reuse the S3 client of issue #6)',
+      });
   }
 }
 
-/** A directory's regular files (recursively, .git skipped) or one file. Links and devices are refused. */
-async function fromPath(root: string): Promise<ManifestFile[]> {
-  const st = await stat(root).catch((err: Error) => {
-    throw new UsageError(`manifests: path ${root} cannot be read: ${err.message}`, { hint: 'paths are relative to the spec file' });
+// ---------------------------------------------------------------------------
+// Local paths
+
+/** A file (-> manifests/<name>) or every regular file under a directory (-> manifests/<dir name>/...). */
+async function fromPath(root: string, from: string): Promise<Found[]> {
+  let st;
+  try {
+    // The path the spec names may itself be a symlink: the user chose it. Links inside a tree are refused.
+    st = await stat(root);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UsageError(code === 'ENOENT' ? `${from}: no such file or directory` : `${from}: cannot be read: ${(err as Error).message}`, {
+      hint: 'manifests[].path is relative to the spec file’s folder',
+    });
+  }
+  if (st.isFile()) return [checked({ path: `manifests/${basename(root)}`, file: root }, from)];
+  if (!st.isDirectory()) throw new UsageError(`${from}: not a regular file or a directory`, { hint: 'name a folder of YAML files or one file' });
+  const found = await walk(root, `manifests/${basename(root)}`, (full, what) => {
+    throw new UsageError(`${from}: ${full} is ${what}; bundles carry regular files only`, {
+      hint: `copy the file it stands for into its place (cp --remove-destination "$(readlink -f ${full})" ${full}), or move it out of the folder`,
+    });
   });
-  if (st.isFile()) return [await describeFile(root, `manifests/${basename(root)}`)];
-  if (!st.isDirectory()) throw new UsageError(`manifests: path ${root} is neither a file nor a directory`);
-  const out: ManifestFile[] = [];
-  const walk = async (dir: string): Promise<void> => {
-    const entries = await readdir(dir, { withFileTypes: true });
-    entries.sort((a, b) => (a.name < b.name ? -1 : 1));
+  return found.map((f) => checked(f, from));
+}
+
+function checked(f: Found, from: string): Found {
+  const why = checkEntryPath(f.path);
+  if (why) throw new UsageError(`${from}: ${f.file} would be the bundle entry ${JSON.stringify(f.path)}, which has ${why}`, { hint: 'rename the file or folder' });
+  return f;
+}
+
+/**
+ * Every regular file under `root`, depth first in name order, mapped under
+ * `prefix`. `.git` is skipped; anything else that is not a file or folder
+ * goes to `odd`, which throws.
+ */
+async function walk(root: string, prefix: string, odd: (full: string, what: string) => never): Promise<Found[]> {
+  const out: Found[] = [];
+  const visit = async (dir: string, rel: string): Promise<void> => {
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      throw new UsageError(`cannot read the folder ${dir}: ${(err as Error).message}`);
+    }
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const e of entries) {
+      if (e.name === '.git') continue; // a repository's metadata (a folder, or a file in worktrees and submodules)
       const full = join(dir, e.name);
-      if (e.isDirectory()) {
-        if (e.name !== '.git') await walk(full);
-      } else if (e.isFile()) {
-        out.push(await describeFile(full, `manifests/${basename(root)}/${relative(root, full).split(sep).join('/')}`));
-      } else {
-        const what = e.isSymbolicLink() ? 'a symbolic link' : 'not a regular file';
-        throw new UsageError(`manifests: ${full} is ${what}; bundles carry regular files only`, { hint: 'replace it with a copy of the file it points to' });
-      }
+      const r = rel === '' ? e.name : `${rel}/${e.name}`;
+      if (e.isDirectory()) await visit(full, r);
+      else if (e.isFile()) out.push({ path: `${prefix}/${r}`, file: full });
+      else odd(full, e.isSymbolicLink() ? 'a symbolic link' : e.isFIFO() ? 'a named pipe' : e.isSocket() ? 'a socket' : 'a device');
     }
   };
-  await walk(root);
+  await visit(root, '');
   return out;
 }
 
-async function describeFile(file: string, path: string): Promise<ManifestFile> {
+async function hashFile(f: Found): Promise<ManifestFile> {
   const hash = createHash('sha256');
   let size = 0;
-  for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) {
-    hash.update(chunk);
-    size += chunk.length;
+  try {
+    for await (const chunk of createReadStream(f.file) as AsyncIterable<Buffer>) {
+      hash.update(chunk);
+      size += chunk.length;
+    }
+  } catch (err) {
+    throw new UsageError(`cannot read ${f.file}: ${(err as Error).message}`);
   }
-  return { path, size, sha256: hash.digest('hex'), file };
+  return { path: f.path, size, sha256: hash.digest('hex'), file: f.file };
 }
 
-function urlFileName(url: string): string {
-  const last = decodeURIComponent(new URL(url).pathname.split('/').filter(Boolean).pop() ?? '');
-  return /^[A-Za-z0-9._-]+$/.test(last) && last !== '.' && last !== '..' ? last : 'download';
+// ---------------------------------------------------------------------------
+// URLs
+
+async function fromUrl(text: string, pin: string | undefined, i: number, from: string, ctx: Context): Promise<Found[]> {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new UsageError(`manifests[${i}].url is not a valid URL`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new UsageError(`${from}: only http and https URLs can be fetched`);
+  const name = urlFileName(url);
+  if (name === undefined) {
+    throw new UsageError(`${from}: the URL's path names no file`, { hint: 'point url: at the file or archive itself, e.g. https://host/releases/app-1.0.tar.gz' });
+  }
+  const dir = join(ctx.options.workDir, `source-${i}`);
+  await mkdir(dir, { recursive: true });
+  const file = join(dir, 'download');
+  await download(url, file, pin, from, ctx);
+
+  if (!ARCHIVE_NAME.test(name) && !(await isGzip(file))) return [checked({ path: `manifests/${name}`, file }, from)];
+  const folder = name.replace(ARCHIVE_EXT, '') || 'archive';
+  const into = join(dir, 'extracted', folder);
+  await extractArchive(file, into, from);
+  const prefix = `manifests/${folder}`;
+  const found = await walk(into, prefix, (full, what) => {
+    throw new VerificationError(`${from}: the archive produced ${full}, which is ${what}`);
+  });
+  for (const f of found) {
+    const why = checkEntryPath(f.path);
+    if (why) throw new VerificationError(`${from}: the archive entry ${f.path.slice(prefix.length + 1)} has ${why}`);
+  }
+  return found;
 }
 
-/** The URL without user info or query (which may carry tokens). */
-function redactUrl(url: string): string {
+/** The URL's last path segment, decoded, when it can be a file name. */
+function urlFileName(url: URL): string | undefined {
+  const last = url.pathname.split('/').pop() ?? '';
+  let name: string;
+  try {
+    name = decodeURIComponent(last);
+  } catch {
+    name = last;
+  }
+  if (name === '' || name === '.' || name === '..' || /[/\\\0]/.test(name)) return undefined;
+  return name;
+}
+
+/** The URL without user info or query (they may carry secrets): for messages. */
+export function redactUrl(url: string | URL): string {
   try {
     const u = new URL(url);
-    return `${u.origin}${u.pathname}`;
+    return `${u.protocol}//${u.host}${u.pathname}`; // not u.origin: it is "null" for s3://
   } catch {
     return '(invalid URL)';
   }
 }
 
-/** GET with redirects (at most 5), streamed to `file`, capped, checked against the pin. */
-async function download(url: string, file: string, sha256: string | undefined, options: FetchManifestsOptions): Promise<void> {
-  const shown = redactUrl(url);
+/** GET with redirects, streamed to `file`, capped, checked against the pin. */
+async function download(url: URL, file: string, pin: string | undefined, from: string, ctx: Context): Promise<void> {
+  // undici ignores credentials in a URL: send them as Basic auth, to this origin only.
+  const auth =
+    url.username || url.password
+      ? `Basic ${Buffer.from(`${safeDecode(url.username)}:${safeDecode(url.password)}`).toString('base64')}`
+      : undefined;
+  const origin = url.origin;
   let target = new URL(url);
+  target.username = '';
+  target.password = '';
   for (let hop = 0; ; hop++) {
-    const res = await options.transport.send({ method: 'GET', url: target, what: `GET ${shown}` });
+    const headers: HttpHeaders = { accept: '*/*', 'accept-encoding': 'identity' };
+    if (auth && target.origin === origin) headers.authorization = auth;
+    const res = await ctx.transport().send({ method: 'GET', url: target, headers, what: `${from}: GET ${redactUrl(target)}` });
     const location = header(res, 'location');
-    if (res.status >= 300 && res.status < 400 && location && hop < 5) {
+    if ([301, 302, 303, 307, 308].includes(res.status) && location) {
       await res.body.dump().catch(() => undefined);
-      target = new URL(location, target);
+      if (hop >= MAX_REDIRECTS) throw new RemoteError(`${from}: more than ${MAX_REDIRECTS} redirects`);
+      const next = new URL(location, target);
+      if (target.protocol === 'https:' && next.protocol !== 'https:') {
+        throw new RemoteError(`${from}: refused a redirect from https to ${redactUrl(next)}`, { hint: 'use a URL that stays on https' });
+      }
+      target = next;
       continue;
     }
     if (res.status !== 200) {
       await res.body.dump().catch(() => undefined);
-      throw new RemoteError(`manifests: GET ${shown} answered HTTP ${res.status}`, { hint: 'check the URL and that this host may read it' });
+      const denied = res.status === 401 || res.status === 403;
+      throw new RemoteError(`${from}: GET ${redactUrl(target)} answered HTTP ${res.status}`, {
+        hint: denied ? 'the server refused access: check the credentials (https://user:password@host/... in the URL)' : 'check the URL and that this host may read it',
+      });
+    }
+    const length = Number(header(res, 'content-length'));
+    if (Number.isFinite(length) && length > MAX_DOWNLOAD_BYTES) {
+      res.body.destroy();
+      throw tooBig(from);
     }
     const hash = createHash('sha256');
     let size = 0;
     const meter = new Transform({
-      transform(chunk: Buffer, _e, cb) {
+      transform(chunk: Buffer, _encoding, cb) {
         size += chunk.length;
-        if (size > MAX_DOWNLOAD_BYTES) return cb(new UsageError(`manifests: ${shown} is over ${MAX_DOWNLOAD_BYTES / 1024 / 1024} MiB; that is not a manifest archive`));
+        if (size > MAX_DOWNLOAD_BYTES) return cb(tooBig(from));
         hash.update(chunk);
         cb(null, chunk);
       },
     });
+    const out = createWriteStream(file, { flags: 'wx' });
+    let writeError: Error | undefined;
+    out.once('error', (err) => (writeError ??= err));
     try {
-      await pipeline(res.body, meter, createWriteStream(file));
+      await pipeline(res.body, meter, out);
     } catch (err) {
-      if (err instanceof UsageError) throw err;
-      throw new RemoteError(`manifests: GET ${shown} broke off: ${(err as Error).message}`, { hint: 'try again' });
+      await rm(file, { force: true }); // up to 512 MiB of a download that is no use
+      if (err instanceof AirlockError) throw err;
+      if (writeError) throw new Error(`cannot write ${file}: ${writeError.message}`, { cause: writeError });
+      throw new RemoteError(`${from}: the download broke off after ${size} bytes: ${(err as Error).message}`, { hint: 'try again', cause: err });
     }
     const actual = hash.digest('hex');
-    if (sha256 && actual !== sha256) {
-      throw new VerificationError(`manifests: ${shown} has sha256 ${actual}, the spec pins ${sha256}`, {
-        hint: 'the file changed at its source or in transit; check it and update the pin only if the change is expected',
+    if (pin !== undefined && actual !== pin.toLowerCase()) {
+      throw new VerificationError(`${from}: downloaded content has sha256 ${actual}, but the spec pins sha256 ${pin}`, {
+        hint: 'the file changed at its source or in transit: find out why before you update the pin',
       });
     }
-    if (!sha256) options.onLog?.(`manifests: ${shown} is not pinned; its sha256 is ${actual} (add it to the spec as sha256:)`);
+    if (pin === undefined) ctx.options.onLog?.(`${from} is not pinned; it downloaded with sha256 ${actual} (add sha256: ${actual} to the spec)`);
     return;
   }
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+function tooBig(from: string): UsageError {
+  return new UsageError(`${from}: more than ${MAX_DOWNLOAD_BYTES / MiB} MiB; that is not a manifest file or archive`, {
+    hint: 'url: names the application’s YAML (or an archive of it); images go under images:',
+  });
 }
 
 async function isGzip(file: string): Promise<boolean> {
   const fh = await open(file, 'r');
   try {
     const b = Buffer.alloc(2);
-    await fh.read(b, 0, 2, 0);
-    return b[0] === 0x1f && b[1] === 0x8b;
+    const { bytesRead } = await fh.read(b, 0, 2, 0);
+    return bytesRead === 2 && b[0] === 0x1f && b[1] === 0x8b;
   } finally {
     await fh.close();
   }
 }
 
-/** Extract regular files and directories only; links, devices, absolute paths and ".." are refused. */
-async function extractArchive(file: string, into: string, shown: string): Promise<void> {
+// ---------------------------------------------------------------------------
+// Archives
+
+/**
+ * Extract regular files and folders only. A link, device, absolute path, ".."
+ * or a path that cannot be a bundle entry stops the extraction at once (exit
+ * 3), as does expanding past MAX_EXTRACTED_BYTES or MAX_ARCHIVE_ENTRIES.
+ * Ownership and modes from the archive are not kept (files 0644, folders 0755).
+ */
+async function extractArchive(file: string, into: string, from: string): Promise<void> {
   await mkdir(into, { recursive: true });
   let refused: string | undefined;
-  await extract({
-    file,
+  let bytes = 0;
+  let entries = 0;
+  const unpack = new Unpack({
     cwd: into,
     strict: true,
     preservePaths: false,
-    noChmod: true,
     preserveOwner: false,
-    filter: (path: string, entry: ReadEntry | Stats) => {
-      const type = 'type' in entry ? entry.type : 'unknown';
-      if (type !== 'File' && type !== 'OldFile' && type !== 'Directory') refused ??= `${path} is a ${type}`;
-      else if (path.startsWith('/') || path.split('/').includes('..')) refused ??= `${path} points outside the archive`;
-      return refused === undefined;
+    noMtime: true,
+    filter: (path, entry) => {
+      if (refused !== undefined || !(entry instanceof ReadEntry)) return false;
+      const why = unsafeEntry(path, entry);
+      if (why === SKIP) return false;
+      if (why !== undefined) refused = why;
+      else if (entry.type !== 'Directory') {
+        bytes += entry.size;
+        entries += 1;
+        if (bytes > MAX_EXTRACTED_BYTES) refused = `it expands to more than ${MAX_EXTRACTED_BYTES / MiB} MiB`;
+        else if (entries > MAX_ARCHIVE_ENTRIES) refused = `it holds more than ${MAX_ARCHIVE_ENTRIES} files`;
+      }
+      if (refused !== undefined) {
+        // Stop reading: nothing after a refused entry is used (aborted outside tar's own callback).
+        const why = refused;
+        setImmediate(() => unpack.abort(new Error(why)));
+        return false;
+      }
+      entry.mode = entry.type === 'Directory' ? 0o755 : 0o644;
+      return true;
     },
-  }).catch((err: Error) => {
-    throw new VerificationError(`manifests: ${shown} is not a readable archive: ${err.message}`);
   });
-  if (refused) throw new VerificationError(`manifests: ${shown} has an unsafe entry: ${refused}`, { hint: 'archives may hold regular files and folders only' });
-  // A directory entry with a link inside cannot appear (links are refused), but check the result anyway.
+  const input = createReadStream(file);
+  try {
+    await new Promise<void>((resolveDone, reject) => {
+      input.on('error', reject);
+      unpack.on('error', reject); // kept: an abort after another error must not go unheard
+      unpack.once('close', () => resolveDone());
+      input.pipe(unpack);
+    });
+  } catch (err) {
+    if (refused === undefined) {
+      throw new VerificationError(`${from}: not a readable tar archive: ${(err as Error).message}`, { hint: 'url: takes a .tar.gz, .tgz or .tar archive, or a single file' });
+    }
+  } finally {
+    input.destroy();
+  }
+  if (refused !== undefined) {
+    throw new VerificationError(`${from}: refused the archive: ${refused}`, { hint: 'a manifest archive may hold regular files and folders only, at relative paths inside it' });
+  }
+  // Nothing but files and folders can have been written; check the result anyway before anything is used.
   const check = async (dir: string): Promise<void> => {
-    for (const e of await readdir(dir, { withFileTypes: true })) {
-      const full = join(dir, e.name);
+    for (const e of await readdir(dir)) {
+      const full = join(dir, e);
       const st = await lstat(full);
       if (st.isDirectory()) await check(full);
-      else if (!st.isFile()) throw new VerificationError(`manifests: ${shown} produced ${relative(into, full)}, which is not a regular file`);
+      else if (!st.isFile()) throw new VerificationError(`${from}: the archive produced ${full}, which is not a regular file`);
     }
   };
   await check(into);
+}
+
+const SKIP = Symbol('skip');
+
+/** Why an archive entry may not be extracted; SKIP for the archive's own root folder ("./"). */
+function unsafeEntry(path: string, entry: ReadEntry): string | typeof SKIP | undefined {
+  const shown = JSON.stringify(path);
+  const type = entry.type;
+  if (type !== 'File' && type !== 'OldFile' && type !== 'Directory') {
+    const what: Record<string, string> = {
+      SymbolicLink: 'a symbolic link',
+      Link: 'a hard link',
+      CharacterDevice: 'a character device',
+      BlockDevice: 'a block device',
+      FIFO: 'a named pipe',
+    };
+    return `${shown} is ${what[type] ?? `a ${type} entry`}${entry.linkpath ? ` to ${JSON.stringify(entry.linkpath)}` : ''}`;
+  }
+  if (path.startsWith('/') || /^[A-Za-z]:/.test(path)) return `${shown} is an absolute path`;
+  if (path.split(/[/\\]/).includes('..')) return `${shown} climbs out of the archive with ".."`;
+  // "./deploy/app.yaml" (tar -C dir .) is as good as "deploy/app.yaml".
+  let rel = posix.normalize(path.replace(/\/+$/, ''));
+  while (rel.startsWith('./')) rel = rel.slice(2);
+  if (rel === '.' || rel === '') return type === 'Directory' ? SKIP : `${shown} is not a file name`;
+  const why = checkEntryPath(`manifests/archive/${rel}`);
+  if (why) return `${shown} has ${why}`;
+  return undefined;
 }

@@ -25,7 +25,7 @@ describe('SFTP transfer', () => {
     ({ tar } = buildBundle(
       [
         { path: 'manifests/app.yaml', body: Buffer.from('kind: Namespace\n') },
-        { path: `oci/blobs/sha256/${'c'.repeat(64)}`, body: randomBytes(10_000_000) },
+        { path: `oci/blobs/sha256/${'c'.repeat(64)}`, body: randomBytes(12_000_000) },
       ],
       readPrivateKey(pair.privateKeyPem, 'pw', 'k'),
     ));
@@ -74,7 +74,7 @@ describe('SFTP transfer', () => {
   test('an interrupted upload resumes from the bytes already there', async () => {
     const drop = mkdtempSync(join(work, 'drop-'));
     // What an interrupted upload leaves: a prefix written, holes possible only in the last RESUME_WINDOW bytes.
-    const written = 7_000_000;
+    const written = RESUME_WINDOW + 2_000_000;
     writeFileSync(join(drop, 'harness.tar.partial'), Buffer.concat([tar.subarray(0, written - RESUME_WINDOW), Buffer.alloc(RESUME_WINDOW)]));
     const advances: number[] = [];
     await uploadSftp(bundle, sshd.url(`${drop}/`).replace('ssh://', 'sftp://'), { keyFile: sshd.clientKey, knownHosts: sshd.knownHosts }, { total: () => undefined, advance: (n) => advances.push(n) });

@@ -9,6 +9,7 @@ import { formatLoadReport, load } from './load.ts';
 import { promote } from './gitops/promote.ts';
 import { HttpTransport } from '../shared/registry/transport.ts';
 import { downloadSftp } from '../shared/transfer/sftp.ts';
+import { downloadS3 } from '../shared/transfer/s3.ts';
 import { sshAuth } from '../shared/transfer/ssh.ts';
 import { runTransfer } from '../shared/transfer/report.ts';
 import { Logger } from '../shared/cli/log.ts';
@@ -31,7 +32,7 @@ export function registerLoaderCommands(y: Argv): Argv {
           ),
         ),
       async (argv) => {
-        await verifyCommand(argv.bundle as string, argv.key as string, Boolean(argv.json));
+        await verifyCommand(argv.bundle as string, argv.key as string, Boolean(argv.json), { endpoint: argv['s3-endpoint'], caFile: argv['ca-file'] });
       },
     )
     .command(
@@ -42,7 +43,7 @@ export function registerLoaderCommands(y: Argv): Argv {
           withNetworkOptions(b.positional('bundle', { type: 'string', demandOption: true, describe: BUNDLE_DESCRIPTION })),
         ),
       async (argv) => {
-        await inspectCommand(argv.bundle as string, Boolean(argv.json));
+        await inspectCommand(argv.bundle as string, Boolean(argv.json), { endpoint: argv['s3-endpoint'], caFile: argv['ca-file'] });
       },
     )
     .command(
@@ -97,6 +98,7 @@ export function registerLoaderCommands(y: Argv): Argv {
           passwordEnv: argv['registry-password-env'],
           plainHttp: argv['plain-http'],
           caFile: argv['ca-file'],
+          s3Endpoint: argv['s3-endpoint'],
           overwriteTags: argv['overwrite-tags'],
           jobs: argv.jobs,
           dryRun: argv['dry-run'],
@@ -187,8 +189,10 @@ export function registerLoaderCommands(y: Argv): Argv {
         ),
       async (argv) => {
         const source = argv.source as string;
-        if (!source.startsWith('sftp://')) notBuiltYet(`download from ${source.split(':')[0]}`, 6);
-        await runTransfer('download', source, Boolean(argv.json), (progress) => downloadSftp(source, argv.output, sshAuth(argv), progress));
+        const s3 = { endpoint: argv['s3-endpoint'], caFile: argv['ca-file'] };
+        if (source.startsWith('s3://')) await runTransfer('download', source, Boolean(argv.json), (progress) => downloadS3(source, argv.output, s3, progress));
+        else if (source.startsWith('sftp://')) await runTransfer('download', source, Boolean(argv.json), (progress) => downloadSftp(source, argv.output, sshAuth(argv), progress));
+        else throw new UsageError(`${source}: download takes s3://bucket/key or sftp://user@host/path`);
       },
     )
     .command(

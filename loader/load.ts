@@ -5,7 +5,8 @@ import type { Logger } from '../shared/cli/log.ts';
 import { formatBytes, Progress, progressListener } from '../shared/cli/progress.ts';
 import { scanBundleFile, type BundleFileScan } from '../shared/bundle/file.ts';
 import { readBundle } from '../shared/bundle/reader.ts';
-import { openBundleBytes, type BundleBytes } from '../shared/bundle/volumes.ts';
+import type { BundleBytes } from '../shared/bundle/volumes.ts';
+import { openAnyBundle } from '../shared/transfer/open.ts';
 import { BundleFileSource } from '../shared/bundle/source.ts';
 import { copyGraph, CopySession, planGraph, type CopyEvent } from '../shared/copy.ts';
 import type { Descriptor } from '../shared/oci/descriptor.ts';
@@ -41,6 +42,8 @@ export interface LoadOptions {
   passwordEnv?: string;
   plainHttp?: boolean;
   caFile?: string;
+  /** --s3-endpoint, for s3:// bundles. */
+  s3Endpoint?: string;
   overwriteTags?: boolean;
   jobs?: number;
   dryRun?: boolean;
@@ -113,7 +116,7 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
     throw new UsageError(`cannot read the public key ${options.key}: ${err.message}`);
   });
   const publicKey = readPublicKey(keyPem, options.key);
-  const bytes = await openBundleBytes(options.bundle);
+  const bytes = await openAnyBundle(options.bundle, { s3: { endpoint: options.s3Endpoint, caFile: options.caFile } });
   const name = bytes.name;
 
   const progress = new Progress({ json: options.json, summaryLine: false });

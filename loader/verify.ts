@@ -3,13 +3,14 @@ import { UsageError } from '../shared/cli/errors.ts';
 import { Progress, formatBytes, formatRate } from '../shared/cli/progress.ts';
 import { peekBundleIndex } from '../shared/bundle/reader.ts';
 import { verifyBundleFile } from '../shared/bundle/file-verifier.ts';
-import { openBundleBytes } from '../shared/bundle/volumes.ts';
+import { openAnyBundle } from '../shared/transfer/open.ts';
+import type { S3Options } from '../shared/transfer/s3.ts';
 import type { BundleIndex } from '../shared/bundle/format.ts';
 import { readPublicKey } from '../shared/sign/keys.ts';
 
 /** airlock verify and airlock inspect over a local bundle file. */
 
-export async function verifyCommand(bundle: string, keyPath: string, json: boolean): Promise<BundleIndex> {
+export async function verifyCommand(bundle: string, keyPath: string, json: boolean, s3: S3Options = {}): Promise<BundleIndex> {
   let keyPem: string;
   try {
     keyPem = await readFile(keyPath, 'utf8');
@@ -17,7 +18,7 @@ export async function verifyCommand(bundle: string, keyPath: string, json: boole
     throw new UsageError(`cannot read the public key ${keyPath}: ${(err as Error).message}`);
   }
   const publicKey = readPublicKey(keyPem, keyPath);
-  const bytes = await openBundleBytes(bundle);
+  const bytes = await openAnyBundle(bundle, { s3 });
   const size = bytes.size;
   const progress = new Progress({ json, summaryLine: false });
   progress.phase('verify', { bytes: size });
@@ -48,9 +49,9 @@ export async function verifyCommand(bundle: string, keyPath: string, json: boole
   return index;
 }
 
-export async function inspectCommand(bundle: string, json: boolean): Promise<void> {
+export async function inspectCommand(bundle: string, json: boolean, s3: S3Options = {}): Promise<void> {
   // The index alone: a split bundle's volumes are not all read (nor hashed) for it.
-  const bytes = await openBundleBytes(bundle, { checkVolumes: false });
+  const bytes = await openAnyBundle(bundle, { s3, checkVolumes: false });
   const size = bytes.size;
   const index = await peekBundleIndex(bytes.stream(0, size), bytes.name).finally(() => bytes.close());
   const blobs = index.entries.filter((e) => e.path.startsWith('oci/blobs/'));

@@ -10,11 +10,13 @@ import { rm } from 'node:fs/promises';
 import { keygen } from './keygen.ts';
 import { parseVolumeSize, splitBundle } from '../shared/bundle/volumes.ts';
 import { uploadSftp } from '../shared/transfer/sftp.ts';
+import { uploadS3 } from '../shared/transfer/s3.ts';
+import { UsageError } from '../shared/cli/errors.ts';
 import { sshAuth } from '../shared/transfer/ssh.ts';
 import { runTransfer } from '../shared/transfer/report.ts';
 import { formatPackSummary, pack } from './pack.ts';
 import { Logger } from '../shared/cli/log.ts';
-import { notBuiltYet, withJobs, withJson, withNetworkOptions, withPlainHttp } from '../shared/cli/main.ts';
+import { notBuiltYet, positiveInteger, withJobs, withJson, withNetworkOptions, withPlainHttp } from '../shared/cli/main.ts';
 
 function writeSplit(json: boolean, bundle: string, volumes: number, files: string[]): void {
   process.stdout.write(
@@ -159,13 +161,22 @@ export function registerPackerCommands(y: Argv): Argv {
                 type: 'string',
                 demandOption: true,
                 describe: 's3://bucket/key or sftp://user@host[:port]/path',
-              }),
+              })
+              .option('part-size', { type: 'string', describe: 'S3 multipart part size (default 64M; at least 5M)' })
+              .option('jobs', { type: 'number', describe: 'S3 parts uploaded at once (default: 4)', coerce: positiveInteger('jobs') }),
           ),
         ),
       async (argv) => {
         const destination = argv.destination as string;
-        if (!destination.startsWith('sftp://')) notBuiltYet(`upload to ${destination.split(':')[0]}`, 6);
-        await runTransfer('upload', destination, Boolean(argv.json), (progress) => uploadSftp(argv.bundle as string, destination, sshAuth(argv), progress));
+        const bundle = argv.bundle as string;
+        if (destination.startsWith('s3://')) {
+          const s3 = { endpoint: argv['s3-endpoint'], caFile: argv['ca-file'], partSize: argv['part-size'] === undefined ? undefined : parseVolumeSize(argv['part-size']), concurrency: argv.jobs };
+          await runTransfer('upload', destination, Boolean(argv.json), (progress) => uploadS3(bundle, destination, s3, progress));
+        } else if (destination.startsWith('sftp://')) {
+          await runTransfer('upload', destination, Boolean(argv.json), (progress) => uploadSftp(bundle, destination, sshAuth(argv), progress));
+        } else {
+          throw new UsageError(`${destination}: upload takes s3://bucket/key or sftp://user@host/path`);
+        }
       },
     );
 }

@@ -10,6 +10,7 @@ import { airlock, type CliResult } from '../helpers/cli.ts';
 import { startFaultProxy } from '../services/faultProxy.ts';
 import { generateImages, pushImages, type SyntheticImage } from '../services/fixtures.ts';
 import { startRegistry, type RegistryService } from '../services/registry.ts';
+import { startS3 } from '../services/s3.ts';
 import { runBytes } from '../services/exec.ts';
 import { skopeoFlags } from '../services/skopeo.ts';
 
@@ -144,6 +145,22 @@ describe('airlock load', () => {
       await assertLoaded(target);
     } finally {
       await target.stop();
+    }
+  });
+
+  test('a bundle in S3 loads in place (ranged reads, no local copy)', async () => {
+    const s3 = await startS3();
+    const target = await startRegistry();
+    try {
+      const env = { ...s3.env, AWS_ENDPOINT_URL: undefined, AWS_ENDPOINT_URL_S3: undefined, AWS_PROFILE: undefined };
+      const up = await airlock(['upload', bundle, `s3://${s3.bucket}/bundles/`, '--s3-endpoint', s3.endpoint], { env });
+      assert.equal(up.code, 0, up.stderr);
+      const res = await airlock(['load', `s3://${s3.bucket}/bundles/demo.tar`, '--s3-endpoint', s3.endpoint, '--key', pub(), '--registry', target.host, '--plain-http'], { env });
+      assert.equal(res.code, 0, res.stderr);
+      await assertLoaded(target);
+    } finally {
+      await target.stop();
+      await s3.stop();
     }
   });
 

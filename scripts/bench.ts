@@ -19,7 +19,8 @@
  *                   the same load again (everything present)
  *   skopeo load     `skopeo copy oci:DIR:REF docker://...` image by image from
  *                   the extracted bundle into another empty registry
- *   sftp            airlock upload and download of the bundle to a local sshd
+ *   sftp, s3        airlock upload and download of the bundle to a local sshd
+ *                   and to a local S3 protocol server (s3rver)
  * plus the peak RSS of each airlock process (GNU time) and the bundle's size
  * against the unique blob bytes plus manifests.
  *
@@ -38,6 +39,7 @@ import { mergeImages, readImageList } from '../packer/images.ts';
 import { generateImages, pushImages, type ImageSpec } from '../test/services/fixtures.ts';
 import { startRegistry, type RegistryService } from '../test/services/registry.ts';
 import { startSshd } from '../test/services/sshd.ts';
+import { startS3 } from '../test/services/s3.ts';
 
 const exec = promisify(execFile);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -200,6 +202,19 @@ async function measure(w: Workload, registry: RegistryService, dir: string): Pro
     row('airlock download, sftp:// (loopback)', down.seconds, `${(down.seconds / median(results.cp!)).toFixed(1)}x cp`);
   } finally {
     await sshd.stop();
+    await rm(join(dir, 'downloaded.tar'), { force: true });
+  }
+  // And through an S3 protocol server (s3rver, its own process; a file-backed Node server, so a floor, not a ceiling).
+  const s3 = await startS3();
+  try {
+    const s3Args = ['--s3-endpoint', s3.endpoint];
+    Object.assign(process.env, s3.env);
+    const up = await airlock(['upload', bundle, `s3://${s3.bucket}/bench/`, ...s3Args]);
+    const down = await airlock(['download', `s3://${s3.bucket}/bench/bundle.tar`, '-o', join(dir, 'downloaded.tar'), ...s3Args]);
+    row('airlock upload, s3:// (s3rver, loopback)', up.seconds, `${(up.seconds / median(results.cp!)).toFixed(1)}x cp`);
+    row('airlock download, s3:// (s3rver, loopback)', down.seconds, `${(down.seconds / median(results.cp!)).toFixed(1)}x cp`);
+  } finally {
+    await s3.stop();
     await rm(join(dir, 'downloaded.tar'), { force: true });
   }
   say(`\nbundle ${formatBytes(bundleSize)} = unique blobs and manifests + ${(((bundleSize - bytes) / bytes) * 100).toFixed(3)}% (tar headers, padding, index, signature, layout files)`);

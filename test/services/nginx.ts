@@ -4,7 +4,7 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createTestCA, type TestCA } from './ca.ts';
-import { freePort, waitForListener } from './ports.ts';
+import { freePort, stopProcess, waitForListener } from './ports.ts';
 
 /**
  * A real nginx on 127.0.0.1 at a random port, in the foreground as one
@@ -140,13 +140,7 @@ export async function startNginx(opts: NginxOptions): Promise<NginxService> {
           stop: async () => {
             if (stopped) return;
             stopped = true;
-            if (child.exitCode === null && child.signalCode === null) {
-              const exited = new Promise((r) => child.once('exit', r));
-              child.kill('SIGTERM');
-              const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-              await exited;
-              clearTimeout(t);
-            }
+            await stopProcess(child);
             await fsp.rm(dir, { recursive: true, force: true });
           },
         };

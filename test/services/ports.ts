@@ -42,3 +42,13 @@ export async function waitForListener(port: number, child: ChildProcess, timeout
   child.kill('SIGKILL');
   return false;
 }
+
+/** Stop a server process: SIGTERM, SIGKILL after `graceMs`; resolves once it exited. */
+export async function stopProcess(child: ChildProcess, graceMs = 5000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}

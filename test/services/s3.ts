@@ -3,7 +3,7 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, waitForListener } from './ports.ts';
+import { freePort, stopProcess, waitForListener } from './ports.ts';
 
 /**
  * An S3 protocol server on 127.0.0.1 at a random port: s3rver (npm), run as
@@ -46,11 +46,7 @@ export async function startS3(bucket = 'airlock'): Promise<S3Service> {
         storedParts: async () =>
           [...(await fsp.readFile(log, 'utf8')).matchAll(/Stored part (\d+) of (\w+)/g)].map((m) => ({ part: Number(m[1]), uploadId: m[2]! })),
         stop: async () => {
-          if (child.exitCode === null) {
-            const exited = new Promise((r) => child.once('exit', r));
-            child.kill('SIGTERM');
-            await exited;
-          }
+          await stopProcess(child);
           await fsp.rm(dir, { recursive: true, force: true });
         },
       };

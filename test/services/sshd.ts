@@ -3,7 +3,7 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { run } from './exec.ts';
-import { freePort, waitForListener } from './ports.ts';
+import { freePort, stopProcess, waitForListener } from './ports.ts';
 
 /**
  * A real OpenSSH sshd on 127.0.0.1 at a random port, in the foreground, with
@@ -83,11 +83,7 @@ export async function startSshd(): Promise<SshServer> {
         hostKeyFingerprint: fingerprint,
         url: (p) => `ssh://${user}@127.0.0.1:${port}${p}`,
         stop: async () => {
-          if (child.exitCode === null) {
-            const exited = new Promise((r) => child.once('exit', r));
-            child.kill('SIGTERM');
-            await exited;
-          }
+          await stopProcess(child);
           await fsp.rm(dir, { recursive: true, force: true });
         },
       };

@@ -75,7 +75,14 @@ export function readPrivateKey(pemText: string, password: string, source: string
       hint: 'set AIRLOCK_PASSWORD (or COSIGN_PASSWORD) to the password the key was made with',
     });
   }
-  const privateKey = createPrivateKey({ key: Buffer.from(opened), format: 'der', type: 'pkcs8' });
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey({ key: Buffer.from(opened), format: 'der', type: 'pkcs8' });
+  } catch (err) {
+    // The password was right but the sealed key is not PKCS#8 (cosign's own tests carry
+    // one with a SEC1 "EC PRIVATE KEY" inside, which cosign refuses too): a bad key, not a bug.
+    throw new UsageError(`${source}: the decrypted key is not a PKCS#8 private key (${(err as Error).message})`);
+  }
   if (privateKey.asymmetricKeyType !== 'ec' || privateKey.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
     throw new UsageError(`${source}: airlock signs with ECDSA P-256 keys only`);
   }

@@ -263,20 +263,11 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
     });
     const pushStarted = performance.now();
     const finished = new Map<Target, number>();
-    const results = await Promise.allSettled(
-      missing.map(async (t) => {
-        try {
-          await copyGraph(source, storeFor(t.repository).deferred, t.root, { session });
-          finished.set(t, (performance.now() - pushStarted) / 1000);
-          progress.advance(0, 1);
-        } catch (err) {
-          session.cancel(err);
-          throw err;
-        }
-      }),
-    );
-    const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failure) throw firstCause(results, failure.reason);
+    await session.all(missing, async (t) => {
+      await copyGraph(source, storeFor(t.repository).deferred, t.root, { session });
+      finished.set(t, (performance.now() - pushStarted) / 1000);
+      progress.advance(0, 1);
+    });
 
     progress.phase('manifests and tags');
     // Repositories in parallel; inside one, in the order copyGraph produced (children first).
@@ -319,12 +310,6 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
     await transport.close();
     await bytes.close();
   }
-}
-
-/** The verification failure if there is one (it explains the others), else the first failure. */
-function firstCause(results: PromiseSettledResult<unknown>[], first: unknown): unknown {
-  const verification = results.find((r) => r.status === 'rejected' && r.reason instanceof VerificationError) as PromiseRejectedResult | undefined;
-  return verification ? verification.reason : first;
 }
 
 /** The scan, or the precise reason the bundle is bad (the streaming reader names it). */

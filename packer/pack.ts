@@ -151,21 +151,11 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
     progress.phase('download', { bytes: blobBytes, items: planned.length });
     for (const f of files) await writer.writeFile(f);
     const bundle = writer;
-    const results = await Promise.allSettled(
-      planned.map(async (p) => {
-        const source = new PreloadedContent(p.source, p.plan.read);
-        try {
-          await copyGraph(source, bundle, p.rootRead, { session, platforms: platforms.length > 0 ? platforms : undefined });
-        } catch (err) {
-          // The first failure stops the rest: the bundle is dropped anyway.
-          session.cancel(err);
-          throw err;
-        }
-        progress.advance(0, 1);
-      }),
-    );
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
+    // The first failure stops the rest: the bundle is dropped anyway.
+    await session.all(planned, async (p) => {
+      await copyGraph(new PreloadedContent(p.source, p.plan.read), bundle, p.rootRead, { session, platforms: platforms.length > 0 ? platforms : undefined });
+      progress.advance(0, 1);
+    });
     progress.phase('sync');
     await writer.commit();
     const seconds = (performance.now() - started) / 1000;

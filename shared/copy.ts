@@ -63,6 +63,27 @@ export class CopySession {
   throwIfCancelled(): void {
     if (this.cancelled !== undefined) throw this.cancelled;
   }
+
+  /**
+   * Run one task per item (each a copy of this session). The first failure
+   * cancels the session, so the rest stop starting transfers; once every task
+   * has settled, the failure is thrown: a verification failure if there is one
+   * (it explains the others), else the first.
+   */
+  async all<T>(items: readonly T[], task: (item: T) => Promise<void>): Promise<void> {
+    const results = await Promise.allSettled(
+      items.map(async (item) => {
+        try {
+          await task(item);
+        } catch (err) {
+          this.cancel(err);
+          throw err;
+        }
+      }),
+    );
+    const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
+    if (failures.length > 0) throw failures.find((f) => f instanceof VerificationError) ?? failures[0];
+  }
 }
 
 export interface CopyOptions {

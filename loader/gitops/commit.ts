@@ -1,4 +1,5 @@
 import { UsageError } from '../../shared/cli/errors.ts';
+import { credentialsFromFlags } from '../../shared/registry/credentials.ts';
 import type { BundleFileScan } from '../../shared/bundle/file.ts';
 import type { BundleFileSource } from '../../shared/bundle/source.ts';
 import type { HttpTransport } from '../../shared/registry/transport.ts';
@@ -110,12 +111,11 @@ export function openRemote(git: Pick<GitOptions, 'url' | 'username' | 'passwordE
       hint: 'secrets never go on the command line',
     });
   }
-  let credentials: { username: string; password: string } | undefined;
-  if (git.username) {
-    const password = git.passwordEnv ? process.env[git.passwordEnv] : undefined;
-    if (!password) throw new UsageError(`--git-password-env ${git.passwordEnv ?? ''}: the environment variable is not set`);
-    credentials = { username: git.username, password };
-  }
+  const credentials = credentialsFromFlags({
+    username: git.username,
+    passwordEnv: git.passwordEnv,
+    flagNames: { username: '--git-username', passwordEnv: '--git-password-env' },
+  });
   url.username = '';
   return { url: url.toString(), http: gitHttp(transport, credentials), display: url.toString() };
 }

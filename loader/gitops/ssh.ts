@@ -12,7 +12,6 @@ import { RemoteError, UsageError } from '../../shared/cli/errors.ts';
  * the rest. Host keys are always checked against known_hosts: an unknown or
  * changed key stops with exit 4 and the offered fingerprint.
  */
-export type SshOptions = SshAuth;
 
 export interface SshLocation {
   user: string;
@@ -42,7 +41,7 @@ export class SshGitTransport {
 
   constructor(
     readonly location: SshLocation,
-    private readonly options: SshOptions,
+    private readonly options: SshAuth,
     /** For messages. */
     readonly display: string,
   ) {

@@ -79,6 +79,16 @@ function defaultWarn(message: string): void {
 /** Credentials for one registry (a host[:port], as in an image reference), or undefined for anonymous access. */
 export function credentialsFor(registry: string, opts: CredentialsOptions = {}): Credentials | undefined {
   const env = opts.env ?? process.env;
+  return credentialsFromFlags(opts) ?? fromDockerConfig(registry, opts.dockerConfigPath ?? defaultDockerConfigPath(env), opts.warn ?? defaultWarn);
+}
+
+/**
+ * The user name and the password from the environment variable the flags name;
+ * undefined when neither flag was given. One without the other, or an unset
+ * variable, is a usage error naming the flags (git auth passes its own flag names).
+ */
+export function credentialsFromFlags(opts: Pick<CredentialsOptions, 'username' | 'passwordEnv' | 'env' | 'flagNames'>): Credentials | undefined {
+  const env = opts.env ?? process.env;
   const flags = opts.flagNames ?? { username: '--registry-username', passwordEnv: '--registry-password-env' };
   const hasUser = opts.username !== undefined && opts.username !== '';
   const hasEnv = opts.passwordEnv !== undefined && opts.passwordEnv !== '';
@@ -97,7 +107,7 @@ export function credentialsFor(registry: string, opts: CredentialsOptions = {}):
     }
     return { username: opts.username!, password };
   }
-  return fromDockerConfig(registry, opts.dockerConfigPath ?? defaultDockerConfigPath(env), opts.warn ?? defaultWarn);
+  return undefined;
 }
 
 function readDockerConfig(path: string): DockerConfig | undefined {

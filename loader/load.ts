@@ -4,11 +4,10 @@ import { commitBundle, prepareBundleCommit, type CommitBundleResult, type GitOpt
 import type { Logger } from '../shared/cli/log.ts';
 import { formatBytes, Progress, progressListener } from '../shared/cli/progress.ts';
 import { scanBundleFile, type BundleFileScan } from '../shared/bundle/file.ts';
-import { readBundle } from '../shared/bundle/reader.ts';
-import type { BundleBytes } from '../shared/bundle/volumes.ts';
+import { WholeBundleCheck } from '../shared/bundle/check.ts';
 import { openAnyBundle } from '../shared/transfer/open.ts';
 import { BundleFileSource } from '../shared/bundle/source.ts';
-import { copyGraph, CopySession, planGraph, type CopyEvent } from '../shared/copy.ts';
+import { copyGraph, CopySession, planGraph, type CopyEvent, type GraphPlan } from '../shared/copy.ts';
 import type { Descriptor } from '../shared/oci/descriptor.ts';
 import { internalRepository, mappingConflicts } from '../shared/oci/mapping.ts';
 import { parseReference, type ImageReference } from '../shared/oci/reference.ts';
@@ -129,7 +128,7 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
   try {
     // 1. Check the bundle before anything is sent.
     progress.phase('check');
-    const scan = await scanOrExplain(bytes, publicKey, name);
+    const scan = await scanBundleFile(bytes, publicKey, name);
     const source = new BundleFileSource(bytes, scan, name);
     const targets = await targetsOf(scan, prefix, name);
 
@@ -187,6 +186,9 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
     const plans = new Map(
       await Promise.all(missing.map(async (t) => [t, await planGraph(source, t.root, { session: new CopySession({ concurrency: 4 }) })] as const)),
     );
+    // load == verify: what the push will not read is hashed meanwhile; nothing is named (manifest, tag, git) before all of it checked out.
+    const wholeBundle = new WholeBundleCheck(bytes, scan, source, { name });
+    wholeBundle.start(entriesRead(plans.values()));
 
     const stores = new Map<string, { remote: RemoteStore; deferred: DeferredManifests }>();
     const storeFor = (repository: string) => {
@@ -222,6 +224,7 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
     });
 
     if (options.dryRun) {
+      await wholeBundle.finish();
       progress.phase('dry run', { items: missing.length });
       for (const t of targets) {
         const plan = plans.get(t);
@@ -269,6 +272,8 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
       progress.advance(0, 1);
     });
 
+    progress.phase('check');
+    await wholeBundle.finish();
     progress.phase('manifests and tags');
     // Repositories in parallel; inside one, in the order copyGraph produced (children first).
     await Promise.all([...stores.values()].map(({ deferred }) => session.limit(() => deferred.flush())));
@@ -312,17 +317,11 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
   }
 }
 
-/** The scan, or the precise reason the bundle is bad (the streaming reader names it). */
-async function scanOrExplain(bytes: BundleBytes, publicKey: ReturnType<typeof readPublicKey>, name: string): Promise<BundleFileScan> {
-  const scan = await scanBundleFile(bytes, publicKey, name).catch((err: unknown) => {
-    if (err instanceof VerificationError) throw err;
-    return undefined;
-  });
-  if (scan) return scan;
-  await readBundle(bytes.stream(0, bytes.size), { publicKey, source: name });
-  throw new VerificationError(`${name}: the tar uses features airlock load cannot read by offset (it verifies, but is not laid out as airlock pack writes bundles)`, {
-    hint: 'pack it again with airlock pack',
-  });
+/** Bundle paths of every blob and manifest the plans will read. */
+function entriesRead(plans: Iterable<GraphPlan>): Set<string> {
+  const paths = new Set<string>();
+  for (const p of plans) for (const d of [...p.blobs, ...p.manifests.map((m) => m.descriptor)]) paths.add(`oci/blobs/sha256/${d.digest.slice('sha256:'.length)}`);
+  return paths;
 }
 
 async function targetsOf(scan: BundleFileScan, prefix: string, name: string): Promise<Target[]> {

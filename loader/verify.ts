@@ -53,11 +53,11 @@ export async function inspectCommand(bundle: string, json: boolean, s3: S3Option
   // The index alone: a split bundle's volumes are not all read (nor hashed) for it.
   const bytes = await openAnyBundle(bundle, { s3, checkVolumes: false });
   const size = bytes.size;
-  const index = await peekBundleIndex(bytes.stream(0, size), bytes.name).finally(() => bytes.close());
+  const index = await peekBundleIndex(bytes, bytes.name).finally(() => bytes.close());
   const blobs = index.entries.filter((e) => e.path.startsWith('oci/blobs/'));
   const manifests = index.entries.filter((e) => e.path.startsWith('manifests/'));
   if (json) {
-    process.stdout.write(JSON.stringify({ verified: false, bundle, bytes: size, ...index }) + '\n');
+    process.stdout.write(printable(JSON.stringify({ verified: false, bundle, bytes: size, ...index })) + '\n');
     return;
   }
   const lines = [
@@ -68,5 +68,19 @@ export async function inspectCommand(bundle: string, json: boolean, s3: S3Option
     ...index.images.map((i) => `  ${i.ref}  ${i.digest}${i.platforms?.length ? '  ' + i.platforms.join(',') : ''}`),
     ...(manifests.length > 0 ? [`manifest files (${manifests.length}):`, ...manifests.map((m) => `  ${m.path.slice('manifests/'.length)}  ${formatBytes(m.size)}`)] : []),
   ];
-  process.stdout.write(lines.join('\n') + '\n');
+  process.stdout.write(lines.map(printable).join('\n') + '\n');
 }
+
+/**
+ * Characters a terminal may act on (C0/C1 controls, DEL, line separators, bidi
+ * overrides) in text from the unsigned index, shown as \u escapes. JSON.stringify
+ * escapes C0 controls but leaves the others raw; escaping them keeps JSON valid.
+ */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+const escape = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+
+function printable(text: string): string {
+  return text.replace(UNSAFE, escape);
+}
+

@@ -1,24 +1,19 @@
-import type { KeyObject } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import pLimit from 'p-limit';
 import type { BundleIndex } from './format.ts';
-import { scanBundleFile } from './file.ts';
+import { scanBundleFile, type LocatedEntry } from './file.ts';
 import { readBundle } from './reader.ts';
 import type { BundleBytes } from './volumes.ts';
 import { VerificationError } from '../cli/errors.ts';
 
 /**
- * Verify a bundle that is a local file, using every core. A file is
- * random-access, so after the signed index checks out, one pass over the tar
- * headers alone (a 512-byte read per entry) confirms every entry's path,
- * type and size and where its data lies, and worker threads hash the data
- * ranges in parallel.
- *
- * The parallel path only ever says yes. Anything it does not expect (a
- * header it does not know, a mismatch, a digest that differs, trailing data)
- * hands the file to the sequential BundleReader, which is the reference: it
- * finds the same problem and names it precisely. So both paths accept and
- * refuse exactly the same bundles, with the same messages.
+ * Verify a bundle read by offset, using every core. The signed index, every
+ * header, every padding byte and the end of the archive are checked first
+ * (scanBundleFile: the canonical layout), then worker threads hash the
+ * entries' contents in parallel. A bundle with no local files (S3) streams
+ * once through the sequential reader instead, which makes the same checks.
  */
 export interface FileVerifyOptions {
   publicKey: KeyObject;
@@ -34,44 +29,70 @@ export interface FileVerifyOptions {
 
 export interface FileVerifyResult {
   index: BundleIndex;
-  /** Which path decided: 'parallel', or 'sequential' after a fallback. */
+  /** How the contents were read: by offset in parallel, or in one sequential stream. */
   method: 'parallel' | 'sequential';
 }
 
 export async function verifyBundleFile(bytes: BundleBytes, options: FileVerifyOptions): Promise<FileVerifyResult> {
-  const fast = await verifyInParallel(bytes, options).catch((err: unknown) => {
-    if (err instanceof VerificationError) throw err;
-    return undefined;
-  });
-  if (fast) return { index: fast, method: 'parallel' };
-  let told = false;
-  const index = await readBundle(bytes.stream(0, bytes.size), {
-    publicKey: options.publicKey,
-    source: options.source,
-    onIndex: (i) => {
-      told = true;
-      options.onIndex?.(i);
-    },
-    onEntry: async (entry, body) => {
-      for await (const _chunk of body) void _chunk;
-      options.onEntryVerified?.(entry.size);
-    },
-  });
-  if (!told) options.onIndex?.(index);
-  return { index, method: 'sequential' };
+  if (!bytes.pieces) {
+    const index = await readBundle(bytes.stream(0, bytes.size), {
+      publicKey: options.publicKey,
+      source: options.source,
+      onIndex: (i) => options.onIndex?.(i),
+      onEntry: async (entry, body) => {
+        for await (const _chunk of body) void _chunk;
+        options.onEntryVerified?.(entry.size);
+      },
+    });
+    return { index, method: 'sequential' };
+  }
+  const scan = await scanBundleFile(bytes, options.publicKey, options.source);
+  options.onIndex?.(scan.index);
+  await hashEntries(bytes, scan.entries, { source: options.source, threads: options.threads, onVerified: options.onEntryVerified });
+  return { index: scan.index, method: 'parallel' };
 }
 
-/** Resolves with the index when everything checked out; undefined (or a rejection) means "ask the sequential reader". */
-async function verifyInParallel(bytes: BundleBytes, options: FileVerifyOptions): Promise<BundleIndex | undefined> {
-  const scan = await scanBundleFile(bytes, options.publicKey, options.source);
-  if (!scan) return undefined;
-  options.onIndex?.(scan.index);
-  const ranges = scan.entries.map((e) => ({ pieces: bytes.pieces(e.offset, e.size), size: e.size, sha256: e.sha256 }));
-  const ok = await hashRanges(ranges, options.threads ?? Math.min(availableParallelism(), 8), options.onEntryVerified);
-  return ok ? scan.index : undefined;
+/**
+ * Hash entries of a located bundle and compare them with the signed index:
+ * on worker threads over local files, else (S3) as ranged streams. Throws a
+ * VerificationError naming the first entry whose content differs.
+ */
+export async function hashEntries(
+  bytes: BundleBytes,
+  entries: readonly LocatedEntry[],
+  options: { source: string; threads?: number; onVerified?: (bytes: number) => void },
+): Promise<void> {
+  const threads = options.threads ?? Math.min(availableParallelism(), 8);
+  const bad = (e: LocatedEntry, why: string) =>
+    new VerificationError(`${options.source}: entry ${e.path}: ${why}`, { hint: 'do not use this bundle: fetch or copy it again from its source' });
+  if (!bytes.pieces) {
+    const limit = pLimit(threads);
+    await Promise.all(
+      entries.map((e) =>
+        limit(async () => {
+          const hash = createHash('sha256');
+          for await (const chunk of bytes.stream(e.offset, e.offset + e.size) as AsyncIterable<Buffer>) hash.update(chunk);
+          const hex = hash.digest('hex');
+          if (hex !== e.sha256) throw bad(e, differs(hex, e.sha256));
+          options.onVerified?.(e.size);
+        }),
+      ),
+    );
+    return;
+  }
+  const pieces = bytes.pieces.bind(bytes);
+  const ranges = entries.map((e) => ({ entry: e, pieces: pieces(e.offset, e.size), size: e.size, sha256: e.sha256 }));
+  const failed = await hashRanges(ranges, threads, options.onVerified);
+  if (failed) throw bad(failed.range.entry, failed.error !== undefined ? `could not be read: ${failed.error}` : differs(failed.hex!, failed.range.sha256));
+}
+
+/** Worded as VerifyingStream words it, so both readers give the same message. */
+function differs(actual: string, expected: string): string {
+  return `content has digest sha256:${actual}, expected sha256:${expected}`;
 }
 
 interface Range {
+  entry: LocatedEntry;
   /** The entry's bytes, as pieces of one or more files (volumes). */
   pieces: { path: string; start: number; size: number }[];
   size: number;
@@ -111,25 +132,28 @@ parentPort.on('message', ({ id, pieces }) => {
 });
 `;
 
-/** Hash every range on `threads` workers, largest first; false at the first mismatch. */
-async function hashRanges(ranges: Range[], threads: number, onVerified?: (bytes: number) => void): Promise<boolean> {
+/** Hash every range on `threads` workers, largest first; the first range that differs (or could not be read), if any. */
+async function hashRanges(ranges: Range[], threads: number, onVerified?: (bytes: number) => void): Promise<{ range: Range; hex?: string; error?: string } | undefined> {
   const queue = ranges.map((r, id) => ({ ...r, id })).sort((a, b) => b.size - a.size);
+  if (queue.length === 0) return undefined;
+  let failure: { range: Range; hex?: string; error?: string } | undefined;
   const workers = Array.from({ length: Math.max(1, Math.min(threads, queue.length)) }, () => new Worker(HASH_WORKER, { eval: true }));
   try {
-    const results = await Promise.all(
+    await Promise.all(
       workers.map(
         (worker) =>
-          new Promise<boolean>((resolve, reject) => {
+          new Promise<void>((resolve, reject) => {
             let current: (typeof queue)[number] | undefined;
             const feed = () => {
               current = queue.shift();
               if (current) worker.postMessage({ id: current.id, pieces: current.pieces });
-              else resolve(true);
+              else resolve();
             };
             worker.on('message', (m: { id: number; hex?: string; error?: string }) => {
               if (m.error !== undefined || m.hex !== current!.sha256) {
+                failure ??= { range: current!, ...(m.error !== undefined ? { error: m.error } : { hex: m.hex! }) };
                 queue.length = 0;
-                resolve(false);
+                resolve();
                 return;
               }
               onVerified?.(current!.size);
@@ -140,7 +164,7 @@ async function hashRanges(ranges: Range[], threads: number, onVerified?: (bytes:
           }),
       ),
     );
-    return results.every(Boolean);
+    return failure;
   } finally {
     await Promise.all(workers.map((w) => w.terminate()));
   }

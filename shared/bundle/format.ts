@@ -46,14 +46,26 @@ export function checkEntryPath(path: string): string | undefined {
   return undefined;
 }
 
-/** Parse and validate the signed index. Called only after its signature checked out. */
+/** Nesting and value count an index may have before it is parsed: bounds JSON.parse's stack and memory on hostile input. */
+export const MAX_INDEX_DEPTH = 32;
+export const MAX_INDEX_VALUES = 2_000_000;
+
+/**
+ * Parse and validate an index into its shape. Called on the signed index
+ * once its signature checked out, and by `inspect` on an unverified one: so
+ * everything is checked, and any fault is a VerificationError (exit 3).
+ */
 export function parseBundleIndex(bytes: Buffer): BundleIndex {
   const bad = (why: string): never => {
     throw new VerificationError(`${INDEX_PATH}: ${why}`, { hint: 'the bundle is malformed; pack it again' });
   };
+  const text = bytes.toString('utf8');
+  const shape = jsonShape(text);
+  if (shape.depth > MAX_INDEX_DEPTH) bad(`nested deeper than ${MAX_INDEX_DEPTH} levels`);
+  if (shape.values > MAX_INDEX_VALUES) bad(`more than ${MAX_INDEX_VALUES} values`);
   let index: Partial<BundleIndex>;
   try {
-    index = JSON.parse(bytes.toString('utf8')) as Partial<BundleIndex>;
+    index = JSON.parse(text) as Partial<BundleIndex>;
   } catch (err) {
     return bad(`not valid JSON (${(err as Error).message})`);
   }
@@ -62,16 +74,21 @@ export function parseBundleIndex(bytes: Buffer): BundleIndex {
   for (const f of ['name', 'version', 'created'] as const) {
     if (typeof index[f] !== 'string' || index[f] === '') bad(`missing or empty field ${f}`);
   }
+  if (!Number.isFinite(Date.parse(index.created!))) bad(`created ${JSON.stringify(index.created)} is not a time`);
+  if (!isStringList(index.platforms)) bad('platforms must be a list of strings');
   if (!Array.isArray(index.images)) bad('missing field images');
+  if (!Array.isArray(index.charts) || !index.charts.every((c) => typeof c === 'object' && c !== null && !Array.isArray(c))) bad('charts must be a list of objects');
   if (!Array.isArray(index.entries)) bad('missing field entries');
   index.images!.forEach((img, i) => {
-    if (typeof img?.ref !== 'string' || typeof img.digest !== 'string' || !/^sha256:[a-f0-9]{64}$/.test(img.digest)) {
+    if (typeof img !== 'object' || img === null || typeof img.ref !== 'string' || typeof img.digest !== 'string' || !/^sha256:[a-f0-9]{64}$/.test(img.digest)) {
       bad(`images[${i}] needs a ref and a sha256 digest`);
     }
+    if (typeof img.mediaType !== 'string') bad(`images[${i}] needs a mediaType`);
+    if (img.platforms !== undefined && !isStringList(img.platforms)) bad(`images[${i}].platforms must be a list of strings`);
   });
   const seen = new Set<string>();
   index.entries!.forEach((e, i) => {
-    if (typeof e?.path !== 'string') bad(`entries[${i}] has no path`);
+    if (typeof e !== 'object' || e === null || typeof e.path !== 'string') bad(`entries[${i}] has no path`);
     const why = checkEntryPath(e.path);
     if (why) bad(`entries[${i}] ${JSON.stringify(e.path)} has ${why}`);
     if (seen.has(e.path)) bad(`entries[${i}] ${e.path} is listed twice`);
@@ -80,4 +97,31 @@ export function parseBundleIndex(bytes: Buffer): BundleIndex {
     if (typeof e.sha256 !== 'string' || !/^[a-f0-9]{64}$/.test(e.sha256)) bad(`entries[${i}] ${e.path} has an invalid sha256`);
   });
   return index as BundleIndex;
+}
+
+function isStringList(v: unknown): v is string[] {
+  return Array.isArray(v) && v.every((x) => typeof x === 'string');
+}
+
+/** The deepest nesting and the number of values of a JSON text, counted without parsing it (strings skipped). */
+function jsonShape(text: string): { depth: number; values: number } {
+  let depth = 0;
+  let deepest = 0;
+  let values = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+      continue;
+    }
+    if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      values++;
+      if (++depth > deepest) deepest = depth;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+    else if (c === 0x2c) values++;
+  }
+  return { depth: deepest, values };
 }

@@ -14,6 +14,8 @@ import type { BundleBytes } from './volumes.ts';
  */
 export class BundleFileSource implements ContentSource {
   private readonly blobs = new Map<string, LocatedEntry>();
+  /** Paths of the entries read to their end through this source: their content matched the signed index. */
+  readonly verified = new Set<string>();
   private readonly entries: Map<string, LocatedEntry>;
 
   constructor(
@@ -52,6 +54,7 @@ export class BundleFileSource implements ContentSource {
     }
     parseDigest(desc.digest);
     const verifier = new VerifyingStream(desc, `${this.source}: entry ${entry.path}`);
+    verifier.once('end', () => this.verified.add(entry.path));
     if (entry.size === 0) {
       verifier.end();
       return Promise.resolve(verifier);

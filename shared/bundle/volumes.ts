@@ -20,8 +20,8 @@ export interface BundleBytes {
   read(position: number, length: number): Promise<Buffer>;
   /** Bytes [start, end) as a stream. */
   stream(start: number, end: number, highWaterMark?: number): Readable;
-  /** The range [start, start+size) as pieces of files, in order (for worker threads). */
-  pieces(start: number, size: number): { path: string; start: number; size: number }[];
+  /** The range [start, start+size) as pieces of local files, in order (for worker threads); absent for remote bundles. */
+  pieces?(start: number, size: number): { path: string; start: number; size: number }[];
   close(): Promise<void>;
 }
 

@@ -4,13 +4,13 @@ import { randomBytes, createHash } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Header, Pax } from 'tar';
 import { UsageError, VerificationError } from '../cli/errors.ts';
 import { ANNOTATION_REF_NAME, type Descriptor, type ImageIndex } from '../oci/descriptor.ts';
 import { parseDigest, VerifyingStream } from '../oci/digest.ts';
 import { MediaType } from '../oci/mediatype.ts';
 import type { ContentSink } from '../store/store.ts';
-import { checkEntryPath, INDEX_PATH, SIGNATURE_PATH, type BundleEntry, type BundleImage, type BundleIndex } from './format.ts';
+import { layoutBundle, mtimeOf, padding } from './canonical.ts';
+import { checkEntryPath, type BundleEntry, type BundleImage, type BundleIndex } from './format.ts';
 
 /**
  * BundleWriter: lays out the whole bundle tar (DESIGN.md §2) before any blob
@@ -57,7 +57,6 @@ interface Slot {
   filled: boolean;
 }
 
-const BLOCK = 512;
 const SYNC_EVERY = 64 * 1024 * 1024;
 const OCI_LAYOUT = Buffer.from(JSON.stringify({ imageLayoutVersion: '1.0.0' }));
 
@@ -118,24 +117,16 @@ export class BundleWriter implements ContentSink {
     const indexBytes = Buffer.from(JSON.stringify(index, null, 2) + '\n');
     const signature = Buffer.from(sign(indexBytes));
 
-    const mtime = content.created;
-    const head = Buffer.concat([
-      tarHeader(INDEX_PATH, indexBytes.length, mtime),
-      padded(indexBytes),
-      tarHeader(SIGNATURE_PATH, signature.length, mtime),
-      padded(signature),
-    ]);
+    const layout = layoutBundle(indexBytes.length, signature.length, entries, mtimeOf(index.created));
+    const [indexAt, sigAt] = layout.entries;
+    const head = Buffer.concat([indexAt!.header, padded(indexBytes), sigAt!.header, padded(signature)]);
     const slots = new Map<string, Slot>();
     const headers: { offset: number; bytes: Buffer }[] = [];
-    let offset = head.length;
-    for (const entry of entries) {
-      const header = tarHeader(entry.path, entry.size, mtime);
-      headers.push({ offset, bytes: header });
-      offset += header.length;
-      slots.set(entry.path, { entry, offset, filled: false });
-      offset += entry.size + padding(entry.size);
+    for (const placed of layout.entries.slice(2)) {
+      headers.push({ offset: placed.headerOffset, bytes: placed.header });
+      slots.set(placed.path, { entry: { path: placed.path, size: placed.size, sha256: placed.sha256 }, offset: placed.offset, filled: false });
     }
-    const size = offset + 2 * BLOCK;
+    const size = layout.size;
 
     const tempPath = join(dirname(output), `.${basename(output)}.${randomBytes(6).toString('hex')}.partial`);
     let fh: FileHandle;
@@ -287,18 +278,6 @@ async function writeAll(fh: FileHandle, bytes: Buffer, position: number): Promis
     const { bytesWritten } = await fh.write(bytes, done, bytes.length - done, position + done);
     done += bytesWritten;
   }
-}
-
-/** A ustar header for a regular file, preceded by a PAX header when the path or size needs one. */
-export function tarHeader(path: string, size: number, mtime: Date): Buffer {
-  const header = new Header({ path, mode: 0o644, uid: 0, gid: 0, size, mtime, type: 'File', uname: '', gname: '' });
-  const block = Buffer.alloc(BLOCK);
-  if (!header.encode(block, 0)) return block;
-  return Buffer.concat([new Pax({ path, size, mtime }).encode(), block]);
-}
-
-function padding(size: number): number {
-  return (BLOCK - (size % BLOCK)) % BLOCK;
 }
 
 function padded(bytes: Buffer): Buffer {

@@ -263,9 +263,6 @@ export async function openS3Bytes(url: string, options: S3Options): Promise<Bund
       );
       return out;
     },
-    pieces() {
-      throw new Error('an S3 bundle has no local pieces');
-    },
     close() {
       client.destroy();
       return Promise.resolve();

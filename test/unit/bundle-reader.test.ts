@@ -8,7 +8,7 @@ import { readBundle } from '../../shared/bundle/reader.ts';
 import { verifyBundleFile } from '../../shared/bundle/file-verifier.ts';
 import { openBundleBytes } from '../../shared/bundle/volumes.ts';
 import { generateKeyPair, readPrivateKey, readPublicKey } from '../../shared/sign/keys.ts';
-import { buildBundle, tarFile, tarHeader, TAR_END, type TestEntry } from '../helpers/tar.ts';
+import { buildBundle, finish, pad512, tarFile, tarHeader, type TestEntry } from '../helpers/tar.ts';
 
 const pair = generateKeyPair('pw');
 const key = readPrivateKey(pair.privateKeyPem, 'pw', 'test.key');
@@ -78,7 +78,7 @@ test('a flipped byte in a layer: exit 3 naming the entry, its bytes never all ha
   const { tar } = buildBundle(ENTRIES, key);
   const at = tar.indexOf(layer) + 150_000;
   tar[at] = tar[at]! ^ 1;
-  await refused(tar, /entry oci\/blobs\/sha256\/a{64}: content has digest/);
+  await refused(tar, /entry oci\/blobs\/sha256\/a{64}: content has digest sha256:[a-f0-9]{64}, expected sha256:[a-f0-9]{64}/);
 });
 
 test('the index edited to match a changed blob: the signature fails', async () => {
@@ -94,44 +94,47 @@ test('a signature from another key', async () => {
 
 test('a truncated tar, cut mid-entry or between entries', async () => {
   const { tar } = buildBundle(ENTRIES, key);
-  await refused(tar.subarray(0, tar.indexOf(layer) + 1000), /entry oci\/blobs\/sha256\/a{64}: got 1000 bytes, expected 300000/);
-  const afterLayer = tar.indexOf(layer) + Math.ceil(layer.length / 512) * 512;
-  await refused(tar.subarray(0, afterLayer), /truncated: entry oci\/index.json/);
+  const at = tar.indexOf(layer);
+  await refused(tar.subarray(0, at + 1000), new RegExp(`truncated: it ends at byte ${at + 1000} inside oci/blobs/sha256/a{64} \\(offset ${at - 512}\\)`));
+  const afterLayer = at + Math.ceil(layer.length / 512) * 512;
+  await refused(tar.subarray(0, afterLayer), new RegExp(`truncated: it ends at byte ${afterLayer} inside oci/index.json`));
 });
 
 test('an extra entry the index does not list', async () => {
   const { head } = buildBundle(ENTRIES, key);
-  const tar = Buffer.concat([head, ...ENTRIES.map((e) => tarFile(e.path, e.body)), tarFile('oci/extra', Buffer.from('x')), TAR_END]);
-  await refused(tar, /entry oci\/extra is not listed in the signed index/);
+  const tar = finish([head, ...ENTRIES.map((e) => tarFile(e.path, e.body)), tarFile('oci/extra', Buffer.from('x'))]);
+  await refused(tar, /non-zero byte at offset \d+, in the end of the archive/);
 });
 
 test('../ and absolute paths, in the tar or in the signed index', async () => {
   const { head } = buildBundle(ENTRIES, key);
-  await refused(Buffer.concat([head, tarFile('../etc/passwd', Buffer.from('x')), TAR_END]), /has a "\.\.", "\." or empty path component/);
-  await refused(Buffer.concat([head, tarFile('/etc/passwd', Buffer.from('x')), TAR_END]), /has an absolute or empty path/);
+  await refused(finish([head, tarFile('../etc/passwd', Buffer.from('x'))]), /the tar header of manifests\/app.yaml at offset 2560 differs in the name field/);
+  await refused(finish([head, tarFile('/etc/passwd', Buffer.from('x'))]), /the tar header of manifests\/app.yaml at offset 2560 differs in the name field/);
   const listed = buildBundle([{ path: 'manifests/../../x', body: Buffer.from('x') }], key);
   await refused(listed.tar, /entries\[0\] "manifests\/\.\.\/\.\.\/x" has a/);
 });
 
 test('symlink, hardlink and device entries', async () => {
   const { head } = buildBundle(ENTRIES, key);
-  for (const [type, name] of [['2', 'SymbolicLink'], ['1', 'Link'], ['3', 'CharacterDevice'], ['4', 'BlockDevice'], ['6', 'FIFO']]) {
-    const tar = Buffer.concat([head, tarHeader('manifests/app.yaml', 0, type, '/etc/shadow'), TAR_END]);
-    await refused(tar, new RegExp(`entry "manifests/app.yaml" is a ${name}: bundles hold regular files only`));
+  const app = ENTRIES[0]!;
+  for (const type of ['2', '1', '3', '4', '6']) {
+    const header = tarHeader(app.path, app.body.length, type, '/etc/shadow');
+    const tar = finish([head, header, app.body, Buffer.alloc(pad512(app.body.length)), ...ENTRIES.slice(1).map((e) => tarFile(e.path, e.body))]);
+    await refused(tar, /the tar header of manifests\/app.yaml at offset 2560 differs in the type field \(byte 2716\)/);
   }
 });
 
 test('a duplicate entry', async () => {
   const { head } = buildBundle(ENTRIES, key);
   const first = ENTRIES[0]!;
-  const tar = Buffer.concat([head, tarFile(first.path, first.body), tarFile(first.path, first.body), TAR_END]);
-  await refused(tar, /entry manifests\/app.yaml appears twice/);
+  const tar = finish([head, tarFile(first.path, first.body), ...ENTRIES.map((e) => tarFile(e.path, e.body))]);
+  await refused(tar, /the tar header of oci\/oci-layout at offset 3584 differs in the name field/);
 });
 
 test('a tar header claiming 10 GB for a tiny file', async () => {
   const { head } = buildBundle(ENTRIES, key);
-  const tar = Buffer.concat([head, tarHeader(ENTRIES[0]!.path, 10 * 1024 ** 3), Buffer.alloc(512), TAR_END]);
-  await refused(tar, /its tar header says 10737418240 bytes, the signed index says/);
+  const tar = finish([head, tarHeader(ENTRIES[0]!.path, 10 * 1024 ** 3), Buffer.alloc(512)]);
+  await refused(tar, /the tar header of manifests\/app.yaml at offset 2560 differs in the size field/);
 });
 
 test('an index that is not valid JSON or lacks fields (validly signed)', async () => {
@@ -143,7 +146,7 @@ test('an index that is not valid JSON or lacks fields (validly signed)', async (
 });
 
 test('not a bundle at all: an unsigned tar or garbage', async () => {
-  await refused(Buffer.concat([tarFile('manifests/a.yaml', Buffer.from('x')), TAR_END]), /first entry is "manifests\/a.yaml", not airlock.json/);
-  await refused(Buffer.concat([tarFile('airlock.json', Buffer.from('{}')), TAR_END]), /no signed index|unsigned/);
-  await refused(Buffer.alloc(4096, 0x41), /malformed|no signed index/);
+  await refused(finish([tarFile('manifests/a.yaml', Buffer.from('x'))]), /the first entry is not airlock.json: not an airlock bundle/);
+  await refused(finish([tarFile('airlock.json', Buffer.from('{}'))]), /the second entry \(offset 1024\) is not a signature/);
+  await refused(Buffer.alloc(4096, 0x41), /the first entry is not airlock.json: not an airlock bundle/);
 });

@@ -1,0 +1,47 @@
+import type { BundleFileScan, LocatedEntry } from './file.ts';
+import { hashEntries } from './file-verifier.ts';
+import type { BundleFileSource } from './source.ts';
+import type { BundleBytes } from './volumes.ts';
+
+/**
+ * The whole-bundle check of a load: every entry is hashed once, whether the
+ * load reads it or not, so a load accepts exactly what verify accepts. What
+ * the load streams (blobs it uploads, manifests it reads) is checked by the
+ * source as it flows; what it will not read (files under manifests/,
+ * oci/index.json, images already in the registry) is hashed in the
+ * background while the upload runs; what it skipped after all (a blob the
+ * registry already had) is hashed at the end. The caller writes no manifest
+ * and no tag before finish() resolves.
+ */
+export class WholeBundleCheck {
+  private background: Promise<void> | undefined;
+  private failure: unknown;
+  private readonly hashed = new Set<string>();
+
+  constructor(
+    private readonly bytes: BundleBytes,
+    private readonly scan: BundleFileScan,
+    private readonly source: BundleFileSource,
+    private readonly options: { name: string; threads?: number },
+  ) {}
+
+  /** Start hashing, in the background, every entry whose path is not in `willRead`. */
+  start(willRead: ReadonlySet<string>): void {
+    const unread = this.scan.entries.filter((e) => !willRead.has(e.path) && !this.source.verified.has(e.path));
+    this.background = this.hash(unread).catch((err: unknown) => {
+      this.failure ??= err;
+    });
+  }
+
+  /** Resolves once every entry of the bundle checked out; rejects with the first that did not. */
+  async finish(): Promise<void> {
+    await this.background;
+    if (this.failure) throw this.failure;
+    await this.hash(this.scan.entries.filter((e) => !this.hashed.has(e.path) && !this.source.verified.has(e.path)));
+  }
+
+  private async hash(entries: LocatedEntry[]): Promise<void> {
+    await hashEntries(this.bytes, entries, { source: this.options.name, threads: this.options.threads ?? 2 });
+    for (const e of entries) this.hashed.add(e.path);
+  }
+}

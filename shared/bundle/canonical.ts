@@ -172,7 +172,7 @@ export function endOfArchive(end: number): number {
 
 /** The hint for any difference from the canonical layout. */
 export const NOT_CANONICAL =
-  'not in the canonical layout: written by an older airlock? pack it again; otherwise the bundle was altered: do not use it, fetch it again from its source';
+  'if an older airlock wrote this bundle, pack it again with this one; otherwise the bundle was altered: do not use it, fetch it again from its source';
 
 /**
  * Compare the bytes found at `offset` with the header expected for `entry`;
@@ -191,7 +191,7 @@ export function headerMismatch(source: string, entry: PlacedEntry, actual: Buffe
   }
   const what = actual.length < expected.length && at >= actual.length ? 'is cut short' : `differs in ${where}`;
   return new VerificationError(
-    `${source}: the tar header of ${entry.path} at offset ${entry.headerOffset + at - (at % BLOCK)} ${what} (byte ${entry.headerOffset + at})`,
+    `${source}: the tar header of ${entry.path} at offset ${entry.headerOffset + at - (at % BLOCK)} ${what} (byte ${entry.headerOffset + at}): not in the canonical layout`,
     { hint: NOT_CANONICAL },
   );
 }
@@ -251,7 +251,9 @@ export function readFirstHeader(source: string, block: Buffer, maxSize: number):
   const number = (field: string, start: number): number => {
     const text = block.subarray(start, start + 12).toString('latin1');
     if (!/^[0-7]{11}\0$/.test(text)) {
-      throw new VerificationError(`${source}: the tar header of ${INDEX_PATH} at offset 0 has a non-canonical ${field} field`, { hint: NOT_CANONICAL });
+      throw new VerificationError(`${source}: the tar header of ${INDEX_PATH} at offset 0 has a non-canonical ${field} field: not in the canonical layout (written by an older airlock?)`, {
+        hint: NOT_CANONICAL,
+      });
     }
     return parseInt(text.slice(0, 11), 8);
   };

@@ -53,7 +53,21 @@ export async function openBundleBytes(path: string, options: { checkVolumes?: bo
   if (/^[a-z0-9]+:\/\//.test(path)) throw new UsageError(`${path}: remote bundles are not built yet (issue #6); download it first`);
   const m = VOLUME.exec(path);
   if (m && m[2] === '000') {
-    const parts = await readPartsList(join(dirname(path), partsListName(basename(m[1]!))));
+    const name = basename(m[1]!);
+    const list = partsListName(name);
+    const parts = await readPartsList(join(dirname(path), list));
+    // The parts list is not signed: it may only confirm the names that follow from the name given.
+    if (parts.bundle !== name) {
+      throw new VerificationError(`${list} names the bundle ${JSON.stringify(parts.bundle)}, not ${name}: it does not belong to these volumes`, {
+        hint: `copy the parts list that came with ${name}.000`,
+      });
+    }
+    const extra = volumeName(name, parts.volumes.length);
+    if (await stat(join(dirname(path), extra)).then(() => true, () => false)) {
+      throw new VerificationError(`${extra} is not in ${list}, which lists ${parts.volumes.length} volumes: the volumes do not match their parts list`, {
+        hint: 'remove volumes that do not belong to this bundle, or copy the bundle again',
+      });
+    }
     return openVolumes(dirname(path), parts, options.checkVolumes ?? true);
   }
   const st = await stat(path).catch((err: Error) => {
@@ -76,7 +90,8 @@ async function readPartsList(file: string): Promise<PartsList> {
     typeof parts?.bundle === 'string' &&
     Array.isArray(parts.volumes) &&
     parts.volumes.length > 0 &&
-    parts.volumes.every((v, i) => v?.file === volumeName(parts.bundle, i) && Number.isSafeInteger(v.size) && v.size > 0 && /^[a-f0-9]{64}$/.test(v.sha256));
+    parts.volumes.every((v, i) => v?.file === volumeName(parts.bundle, i) && Number.isSafeInteger(v.size) && v.size > 0 && /^[a-f0-9]{64}$/.test(v.sha256)) &&
+    parts.size === parts.volumes.reduce((a, v) => a + v.size, 0);
   if (!ok) throw new VerificationError(`${basename(file)}: not a valid parts list`);
   return parts;
 }

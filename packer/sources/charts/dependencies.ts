@@ -216,7 +216,8 @@ export class DependencyCompleter {
     const sub = await this.completeAt(chartDir, { from: `${options.from} > ${dep.name}`, ...(localBase !== undefined ? { localBase } : {}) }, trail);
     let file = archive!;
     if (folder !== undefined || sub.changed) {
-      file = join(dir, `${meta.name}-${meta.version}.tgz`);
+      await mkdir(join(dir, 'completed'));
+      file = join(dir, 'completed', `${meta.name}-${meta.version}.tgz`);
       await packChart(chartDir, meta.name, file);
     }
     return { file, name: meta.name, version: meta.version, origin, added: sub.added };

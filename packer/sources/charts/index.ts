@@ -1,4 +1,4 @@
-import { stat } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UsageError, VerificationError } from '../../../shared/cli/errors.ts';
 import { copyChartFolder, extractChart, hashFile, packChart } from './archive.ts';
@@ -115,7 +115,8 @@ export async function fetchChart(source: ChartSourceSpec, i: number, ctx: ChartF
   const repackaged = completion.changed || archive === undefined;
   let artifact: ChartArtifact;
   if (repackaged) {
-    const file = join(dir, `${metadata.name}-${metadata.version}.tgz`);
+    await mkdir(join(dir, 'completed'));
+    const file = join(dir, 'completed', `${metadata.name}-${metadata.version}.tgz`);
     archive = { file, ...(await packChart(chartDir, metadata.name, file)) };
     artifact = await buildChartArtifact(file, metadata.raw, dir);
   } else {

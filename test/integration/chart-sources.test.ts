@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { create as createTar } from 'tar';
 import { fetchCharts, type ChartSourceSpec, type FetchedChart } from '../../packer/sources/charts/index.ts';
+import { readHelmRepositories, type HelmRepository } from '../../packer/sources/charts/repositories.ts';
 import { ExitCode, type AirlockError } from '../../shared/cli/errors.ts';
 import { RegistryClient } from '../../shared/registry/client.ts';
 import { HttpTransport } from '../../shared/registry/transport.ts';
@@ -15,7 +16,7 @@ import { FAST_RETRY } from '../helpers/retry.ts';
 import { tarFile, TAR_END } from '../helpers/tar.ts';
 import { createTestCA } from '../services/ca.ts';
 import { run } from '../services/exec.ts';
-import { startStaticServer, type NginxService } from '../services/nginx.ts';
+import { startNginx, startStaticServer, type NginxService } from '../services/nginx.ts';
 import { startRegistry, type RegistryService } from '../services/registry.ts';
 
 /**
@@ -34,6 +35,9 @@ const cm = (name: string) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name
 
 describe('chart sources', () => {
   let web: NginxService;
+  let guarded: NginxService; // HTTPS, /private/ behind Basic auth
+  let caFile: string;
+  const password = 'chart-Pa55word';
   let registry: RegistryService;
   let transport: HttpTransport;
   let work: string;
@@ -80,11 +84,15 @@ describe('chart sources', () => {
     return `apiVersion: v1\nentries:\n${[...by].map(([n, l]) => `  ${n}:\n${l.join('')}`).join('')}generated: "2026-01-01T00:00:00Z"\n`;
   }
 
-  function fetchWith(sources: ChartSourceSpec[], workDir = mkdtempSync(join(work, 'pack-'))): Promise<FetchedChart[]> {
+  function fetchWith(
+    sources: ChartSourceSpec[],
+    workDir = mkdtempSync(join(work, 'pack-')),
+    extra: { transport?: HttpTransport; repositories?: HelmRepository[] } = {},
+  ): Promise<FetchedChart[]> {
     return fetchCharts(sources, {
       workDir,
-      transport,
-      repositories: [],
+      transport: extra.transport ?? transport,
+      repositories: extra.repositories ?? [],
       registryClient: (r) => {
         let c = clients.get(r);
         if (!c) clients.set(r, (c = new RegistryClient(r, transport, { plainHttp: true, retry: FAST_RETRY })));
@@ -108,7 +116,15 @@ describe('chart sources', () => {
     helmEnv.HELM_REGISTRY_CONFIG = join(work, 'helm', 'registry.json');
 
     const ca = await createTestCA(join(work, 'pki'));
+    caFile = ca.caCert;
     web = await startStaticServer({ root, tls: ca });
+    const htpasswd = join(work, 'htpasswd');
+    writeFileSync(htpasswd, (await run('htpasswd', ['-Bbn', 'reader', password])).stdout);
+    guarded = await startNginx({
+      root,
+      tls: ca,
+      locations: [`    location /private/ { alias ${root}/repo/; auth_basic "charts"; auth_basic_user_file ${htpasswd}; }`],
+    });
     registry = await startRegistry();
     transport = new HttpTransport({ caFile: ca.caCert, retry: FAST_RETRY });
 
@@ -156,6 +172,7 @@ describe('chart sources', () => {
   after(async () => {
     await transport?.close();
     await web?.stop();
+    await guarded?.stop();
     await registry?.stop();
     if (savedExtraCAs !== undefined) process.env.NODE_EXTRA_CA_CERTS = savedExtraCAs;
     rmSync(work, { recursive: true, force: true });
@@ -264,5 +281,30 @@ describe('chart sources', () => {
     mkdirSync(broken, { recursive: true });
     writeFileSync(join(broken, 'Chart.yaml'), 'apiVersion: v2\nname: broken\nversion: 0.1.0\ndependencies:\n  - name: gone\n    version: 1.0.0\n');
     await assert.rejects(fetchWith([{ kind: 'path', path: broken }]), (err: AirlockError) => err.exitCode === ExitCode.Usage && /gone.*not in charts/.test(err.message));
+  });
+
+  test("repositories.yaml: Basic credentials and the repository's own caFile, for that repository only", async () => {
+    const repo = `${guarded.url}/private`;
+    const config = join(work, 'repositories.yaml');
+    writeFileSync(
+      config,
+      `apiVersion: ""\nrepositories:\n- name: private\n  url: ${repo}/\n  username: reader\n  password: ${password}\n  caFile: ${caFile}\n- name: other\n  url: https://charts.example.com\n`,
+    );
+    const repositories = readHelmRepositories(config);
+    // A transport that does not trust the test CA: only the repository's caFile makes TLS work.
+    const untrusting = new HttpTransport({ retry: FAST_RETRY });
+    try {
+      const [c] = await fetchWith([{ kind: 'repo', repo, name: 'harness-delegate-ng', version: '1.0.32' }], undefined, { transport: untrusting, repositories });
+      assert.equal(c!.archive.sha256, DELEGATE_SHA);
+      // Without the entry: refused (exit 4), and the password appears in no message.
+      await assert.rejects(fetchWith([{ kind: 'repo', repo, name: 'web', version: '1.0.0' }], undefined, { repositories: [] }), (err: AirlockError) => {
+        assert.equal(err.exitCode, ExitCode.Remote);
+        assert.match(err.message, /HTTP 401/);
+        assert.ok(!`${err.message} ${err.hint}`.includes(password));
+        return true;
+      });
+    } finally {
+      await untrusting.close();
+    }
   });
 });

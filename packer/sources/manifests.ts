@@ -1,15 +1,16 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { lstat, mkdir, open, readdir, rm, stat } from 'node:fs/promises';
-import { basename, join, posix, resolve } from 'node:path';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, stat } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
 import pLimit from 'p-limit';
-import { ReadEntry, Unpack } from 'tar';
-import { AirlockError, RemoteError, UsageError, VerificationError } from '../../shared/cli/errors.ts';
+import { UsageError, VerificationError } from '../../shared/cli/errors.ts';
 import { checkEntryPath } from '../../shared/bundle/format.ts';
-import { header, HttpTransport, type HttpHeaders } from '../../shared/registry/transport.ts';
+import { HttpTransport } from '../../shared/registry/transport.ts';
+import { downloadToFile, redactUrl } from './http-download.ts';
+import { extractArchive } from './safe-tar.ts';
 import type { ManifestSource } from '../spec.ts';
+
+export { redactUrl };
 
 /**
  * The application's manifests, as the spec names them (DESIGN.md §5), fetched
@@ -56,7 +57,6 @@ export interface FetchManifestsOptions {
 export const MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024;
 export const MAX_EXTRACTED_BYTES = 512 * 1024 * 1024;
 export const MAX_ARCHIVE_ENTRIES = 100_000;
-const MAX_REDIRECTS = 5;
 const HASH_CONCURRENCY = 8;
 const ARCHIVE_NAME = /\.(tar\.gz|tgz|tar)$/i;
 /** What is dropped from an archive's name to name its folder (".gz" only when the content said gzip). */
@@ -224,7 +224,7 @@ async function fromUrl(text: string, pin: string | undefined, i: number, from: s
   if (!ARCHIVE_NAME.test(name) && !(await isGzip(file))) return [checked({ path: `manifests/${name}`, file }, from)];
   const folder = name.replace(ARCHIVE_EXT, '') || 'archive';
   const into = join(dir, 'extracted', folder);
-  await extractArchive(file, into, from);
+  await extractManifestArchive(file, into, from);
   const prefix = `manifests/${folder}`;
   const found = await walk(into, prefix, (full, what) => {
     throw new VerificationError(`${from}: the archive produced ${full}, which is ${what}`);
@@ -249,92 +249,21 @@ function urlFileName(url: URL): string | undefined {
   return name;
 }
 
-/** The URL without user info or query (they may carry secrets): for messages. */
-export function redactUrl(url: string | URL): string {
-  try {
-    const u = new URL(url);
-    return `${u.protocol}//${u.host}${u.pathname}`; // not u.origin: it is "null" for s3://
-  } catch {
-    return '(invalid URL)';
-  }
-}
-
 /** GET with redirects, streamed to `file`, capped, checked against the pin. */
 async function download(url: URL, file: string, pin: string | undefined, from: string, ctx: Context): Promise<void> {
-  // undici ignores credentials in a URL: send them as Basic auth, to this origin only.
-  const auth =
-    url.username || url.password
-      ? `Basic ${Buffer.from(`${safeDecode(url.username)}:${safeDecode(url.password)}`).toString('base64')}`
-      : undefined;
-  const origin = url.origin;
-  let target = new URL(url);
-  target.username = '';
-  target.password = '';
-  for (let hop = 0; ; hop++) {
-    const headers: HttpHeaders = { accept: '*/*', 'accept-encoding': 'identity' };
-    if (auth && target.origin === origin) headers.authorization = auth;
-    const res = await ctx.transport().send({ method: 'GET', url: target, headers, what: `${from}: GET ${redactUrl(target)}` });
-    const location = header(res, 'location');
-    if ([301, 302, 303, 307, 308].includes(res.status) && location) {
-      await res.body.dump().catch(() => undefined);
-      if (hop >= MAX_REDIRECTS) throw new RemoteError(`${from}: more than ${MAX_REDIRECTS} redirects`);
-      const next = new URL(location, target);
-      if (target.protocol === 'https:' && next.protocol !== 'https:') {
-        throw new RemoteError(`${from}: refused a redirect from https to ${redactUrl(next)}`, { hint: 'use a URL that stays on https' });
-      }
-      target = next;
-      continue;
-    }
-    if (res.status !== 200) {
-      await res.body.dump().catch(() => undefined);
-      const denied = res.status === 401 || res.status === 403;
-      throw new RemoteError(`${from}: GET ${redactUrl(target)} answered HTTP ${res.status}`, {
-        hint: denied ? 'the server refused access: check the credentials (https://user:password@host/... in the URL)' : 'check the URL and that this host may read it',
-      });
-    }
-    const length = Number(header(res, 'content-length'));
-    if (Number.isFinite(length) && length > MAX_DOWNLOAD_BYTES) {
-      res.body.destroy();
-      throw tooBig(from);
-    }
-    const hash = createHash('sha256');
-    let size = 0;
-    const meter = new Transform({
-      transform(chunk: Buffer, _encoding, cb) {
-        size += chunk.length;
-        if (size > MAX_DOWNLOAD_BYTES) return cb(tooBig(from));
-        hash.update(chunk);
-        cb(null, chunk);
-      },
+  const { sha256: actual } = await downloadToFile(url, file, {
+    transport: ctx.transport(),
+    from,
+    maxBytes: MAX_DOWNLOAD_BYTES,
+    tooBig: () => tooBig(from),
+    deniedHint: 'the server refused access: check the credentials (https://user:password@host/... in the URL)',
+  });
+  if (pin !== undefined && actual !== pin.toLowerCase()) {
+    throw new VerificationError(`${from}: downloaded content has sha256 ${actual}, but the spec pins sha256 ${pin}`, {
+      hint: 'the file changed at its source or in transit: find out why before you update the pin',
     });
-    const out = createWriteStream(file, { flags: 'wx' });
-    let writeError: Error | undefined;
-    out.once('error', (err) => (writeError ??= err));
-    try {
-      await pipeline(res.body, meter, out);
-    } catch (err) {
-      await rm(file, { force: true }); // up to 512 MiB of a download that is no use
-      if (err instanceof AirlockError) throw err;
-      if (writeError) throw new Error(`cannot write ${file}: ${writeError.message}`, { cause: writeError });
-      throw new RemoteError(`${from}: the download broke off after ${size} bytes: ${(err as Error).message}`, { hint: 'try again', cause: err });
-    }
-    const actual = hash.digest('hex');
-    if (pin !== undefined && actual !== pin.toLowerCase()) {
-      throw new VerificationError(`${from}: downloaded content has sha256 ${actual}, but the spec pins sha256 ${pin}`, {
-        hint: 'the file changed at its source or in transit: find out why before you update the pin',
-      });
-    }
-    if (pin === undefined) ctx.options.onLog?.(`${from} is not pinned; it downloaded with sha256 ${actual} (add sha256: ${actual} to the spec)`);
-    return;
   }
-}
-
-function safeDecode(s: string): string {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s;
-  }
+  if (pin === undefined) ctx.options.onLog?.(`${from} is not pinned; it downloaded with sha256 ${actual} (add sha256: ${actual} to the spec)`);
 }
 
 function tooBig(from: string): UsageError {
@@ -357,97 +286,12 @@ async function isGzip(file: string): Promise<boolean> {
 // ---------------------------------------------------------------------------
 // Archives
 
-/**
- * Extract regular files and folders only. A link, device, absolute path, ".."
- * or a path that cannot be a bundle entry stops the extraction at once (exit
- * 3), as does expanding past MAX_EXTRACTED_BYTES or MAX_ARCHIVE_ENTRIES.
- * Ownership and modes from the archive are not kept (files 0644, folders 0755).
- */
-async function extractArchive(file: string, into: string, from: string): Promise<void> {
-  await mkdir(into, { recursive: true });
-  let refused: string | undefined;
-  let bytes = 0;
-  let entries = 0;
-  const unpack = new Unpack({
-    cwd: into,
-    strict: true,
-    preservePaths: false,
-    preserveOwner: false,
-    noMtime: true,
-    filter: (path, entry) => {
-      if (refused !== undefined || !(entry instanceof ReadEntry)) return false;
-      const why = unsafeEntry(path, entry);
-      if (why === SKIP) return false;
-      if (why !== undefined) refused = why;
-      else if (entry.type !== 'Directory') {
-        bytes += entry.size;
-        entries += 1;
-        if (bytes > MAX_EXTRACTED_BYTES) refused = `it expands to more than ${MAX_EXTRACTED_BYTES / MiB} MiB`;
-        else if (entries > MAX_ARCHIVE_ENTRIES) refused = `it holds more than ${MAX_ARCHIVE_ENTRIES} files`;
-      }
-      if (refused !== undefined) {
-        // Stop reading: nothing after a refused entry is used (aborted outside tar's own callback).
-        const why = refused;
-        setImmediate(() => unpack.abort(new Error(why)));
-        return false;
-      }
-      entry.mode = entry.type === 'Directory' ? 0o755 : 0o644;
-      return true;
-    },
+async function extractManifestArchive(file: string, into: string, from: string): Promise<void> {
+  await extractArchive(file, into, {
+    from,
+    maxBytes: MAX_EXTRACTED_BYTES,
+    maxEntries: MAX_ARCHIVE_ENTRIES,
+    unreadableHint: 'url: takes a .tar.gz, .tgz or .tar archive, or a single file',
+    refusedHint: 'a manifest archive may hold regular files and folders only, at relative paths inside it',
   });
-  const input = createReadStream(file);
-  try {
-    await new Promise<void>((resolveDone, reject) => {
-      input.on('error', reject);
-      unpack.on('error', reject); // kept: an abort after another error must not go unheard
-      unpack.once('close', () => resolveDone());
-      input.pipe(unpack);
-    });
-  } catch (err) {
-    if (refused === undefined) {
-      throw new VerificationError(`${from}: not a readable tar archive: ${(err as Error).message}`, { hint: 'url: takes a .tar.gz, .tgz or .tar archive, or a single file' });
-    }
-  } finally {
-    input.destroy();
-  }
-  if (refused !== undefined) {
-    throw new VerificationError(`${from}: refused the archive: ${refused}`, { hint: 'a manifest archive may hold regular files and folders only, at relative paths inside it' });
-  }
-  // Nothing but files and folders can have been written; check the result anyway before anything is used.
-  const check = async (dir: string): Promise<void> => {
-    for (const e of await readdir(dir)) {
-      const full = join(dir, e);
-      const st = await lstat(full);
-      if (st.isDirectory()) await check(full);
-      else if (!st.isFile()) throw new VerificationError(`${from}: the archive produced ${full}, which is not a regular file`);
-    }
-  };
-  await check(into);
-}
-
-const SKIP = Symbol('skip');
-
-/** Why an archive entry may not be extracted; SKIP for the archive's own root folder ("./"). */
-function unsafeEntry(path: string, entry: ReadEntry): string | typeof SKIP | undefined {
-  const shown = JSON.stringify(path);
-  const type = entry.type;
-  if (type !== 'File' && type !== 'OldFile' && type !== 'Directory') {
-    const what: Record<string, string> = {
-      SymbolicLink: 'a symbolic link',
-      Link: 'a hard link',
-      CharacterDevice: 'a character device',
-      BlockDevice: 'a block device',
-      FIFO: 'a named pipe',
-    };
-    return `${shown} is ${what[type] ?? `a ${type} entry`}${entry.linkpath ? ` to ${JSON.stringify(entry.linkpath)}` : ''}`;
-  }
-  if (path.startsWith('/') || /^[A-Za-z]:/.test(path)) return `${shown} is an absolute path`;
-  if (path.split(/[/\\]/).includes('..')) return `${shown} climbs out of the archive with ".."`;
-  // "./deploy/app.yaml" (tar -C dir .) is as good as "deploy/app.yaml".
-  let rel = posix.normalize(path.replace(/\/+$/, ''));
-  while (rel.startsWith('./')) rel = rel.slice(2);
-  if (rel === '.' || rel === '') return type === 'Directory' ? SKIP : `${shown} is not a file name`;
-  const why = checkEntryPath(`manifests/archive/${rel}`);
-  if (why) return `${shown} has ${why}`;
-  return undefined;
 }

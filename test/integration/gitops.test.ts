@@ -14,6 +14,7 @@ import { generateImages, pushImages } from '../services/fixtures.ts';
 import { startGitServer, type GitServer } from '../services/gitServer.ts';
 import { startRegistry, type RegistryService } from '../services/registry.ts';
 import { startSshd } from '../services/sshd.ts';
+import { kubectl } from '../services/tools.ts';
 
 /**
  * load --git against a real git server (git-http-backend behind nginx, HTTPS
@@ -21,17 +22,6 @@ import { startSshd } from '../services/sshd.ts';
  * unchanged reload, a race with another writer, a protected branch.
  */
 const PASSWORD = 'gitops test';
-
-/**
- * kubectl with a kustomize new enough for `patches:` (v4+). Debian has no
- * current kubectl package (bookworm's kubernetes-client is 1.20), so on a
- * machine without one the rendering checks are skipped, and say so.
- */
-async function kustomizeAvailable(): Promise<boolean> {
-  const out = await run('kubectl', ['version', '--client'], { allowFail: true }).catch(() => ({ stdout: '', code: 1 }));
-  const m = /Kustomize Version: v(\d+)/.exec(out.stdout);
-  return out.code === 0 && m !== null && Number(m[1]) >= 4;
-}
 
 describe('airlock load --git', () => {
   let source: RegistryService;
@@ -96,7 +86,7 @@ describe('airlock load --git', () => {
     return dir;
   }
 
-  test('commits the base pinned by digest to dev; kubectl kustomize renders only internal images; a reload commits nothing', async (t) => {
+  test('commits the base pinned by digest to dev; kubectl kustomize renders only internal images; a reload commits nothing', async () => {
     await server.createRepo('apps', { files: { 'README.md': 'enclave apps\n' } });
     const first = await load('apps', ['--git-author', 'Loader Bot <loader@enclave.test>']);
     assert.equal(first.code, 0, first.stderr);
@@ -117,11 +107,7 @@ describe('airlock load --git', () => {
     assert.match(again.stdout, /already matches this bundle; no commit/);
     assert.equal((await server.git('apps', ['rev-parse', 'dev'])).trim(), tip);
 
-    if (!(await kustomizeAvailable())) {
-      t.diagnostic('kubectl with kustomize >= v4 not found: kubectl kustomize not checked');
-      return;
-    }
-    const rendered = (await run('kubectl', ['kustomize', join(dir, 'harness/base')])).stdout;
+    const rendered = (await run(kubectl(), ['kustomize', join(dir, 'harness/base')])).stdout;
     const imagesUsed = [...rendered.matchAll(/image: (\S+)/g)].map((m) => m[1]);
     assert.equal(imagesUsed.length, 2);
     for (const image of imagesUsed) {
@@ -132,7 +118,7 @@ describe('airlock load --git', () => {
   });
 
   let bundle2 = '';
-  test('promote: a new environment gets a starter overlay; its patch survives the promotion of the next release', async (t) => {
+  test('promote: a new environment gets a starter overlay; its patch survives the promotion of the next release', async () => {
     const promote = (extra: string[]) =>
       airlock(['promote', '--git', server.url('apps'), '--to', 'prod', '--ca-file', server.caFile, '--git-username', server.username, '--git-password-env', 'GIT_PW', ...extra], { env: gitEnv() });
     const created = await promote([]);
@@ -180,11 +166,7 @@ describe('airlock load --git', () => {
     const after = await checkout('apps', 'prod');
     assert.match(readFileSync(join(after, 'harness/overlays/prod/kustomization.yaml'), 'utf8'), /value: 3/, 'the overlay survived');
     assert.match(readFileSync(join(after, 'harness/base/kustomization.yaml'), 'utf8'), new RegExp(`digest: ${nginx.digest}`));
-    if (!(await kustomizeAvailable())) {
-      t.diagnostic('kubectl with kustomize >= v4 not found: kubectl kustomize not checked');
-      return;
-    }
-    const rendered = (await run('kubectl', ['kustomize', join(after, 'harness/overlays/prod')])).stdout;
+    const rendered = (await run(kubectl(), ['kustomize', join(after, 'harness/overlays/prod')])).stdout;
     assert.match(rendered, new RegExp(`image: ${enclave.host.replace('.', '\\.')}/library/nginx@${nginx.digest}`));
     assert.match(rendered, /replicas: 3/);
     for (const m of rendered.matchAll(/image: (\S+)/g)) assert.match(m[1]!, /^127\.0\.0\.1:\d+\/.*@sha256:[0-9a-f]{64}$/);

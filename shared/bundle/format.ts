@@ -14,6 +14,36 @@ export interface BundleImage {
   digest: string;
   mediaType: string;
   platforms?: string[];
+  /** Release names of the charts whose rendered output deploys this image. */
+  charts?: string[];
+}
+
+export type ChartGitops = 'rendered' | 'helmrelease';
+
+/**
+ * A Helm chart in the bundle: a Helm OCI artifact in oci/ (its manifest is
+ * `digest`, named `charts/NAME:VERSION` in oci/index.json), the values it was
+ * rendered with as one entry, and its rendered output under `manifests`.
+ */
+export interface BundleChart {
+  name: string;
+  version: string;
+  /** The chart artifact's manifest digest. */
+  digest: string;
+  mediaType: string;
+  /** Where it came from, without credentials (a repository URL and name, an oci:// reference, a path, a git URL@commit). */
+  source: string;
+  releaseName: string;
+  namespace: string;
+  gitops: ChartGitops;
+  /** Bundle path of the values the chart was rendered with (its values files merged in order, then `set`): charts/<releaseName>/values.yaml. */
+  values: string;
+  /** Bundle folder of the rendered output: manifests/<releaseName>/. */
+  manifests: string;
+  /** Image references as written in the rendered output (and the chart's image annotations). */
+  images: string[];
+  kubeVersion?: string;
+  apiVersions?: string[];
 }
 
 export interface BundleIndex {
@@ -23,7 +53,7 @@ export interface BundleIndex {
   created: string;
   platforms: string[];
   images: BundleImage[];
-  charts: unknown[];
+  charts: BundleChart[];
   entries: BundleEntry[];
 }
 
@@ -77,7 +107,7 @@ export function parseBundleIndex(bytes: Buffer): BundleIndex {
   if (!Number.isFinite(Date.parse(index.created!))) bad(`created ${JSON.stringify(index.created)} is not a time`);
   if (!isStringList(index.platforms)) bad('platforms must be a list of strings');
   if (!Array.isArray(index.images)) bad('missing field images');
-  if (!Array.isArray(index.charts) || !index.charts.every((c) => typeof c === 'object' && c !== null && !Array.isArray(c))) bad('charts must be a list of objects');
+  if (!Array.isArray(index.charts)) bad('charts must be a list');
   if (!Array.isArray(index.entries)) bad('missing field entries');
   index.images!.forEach((img, i) => {
     if (typeof img !== 'object' || img === null || typeof img.ref !== 'string' || typeof img.digest !== 'string' || !/^sha256:[a-f0-9]{64}$/.test(img.digest)) {
@@ -85,6 +115,11 @@ export function parseBundleIndex(bytes: Buffer): BundleIndex {
     }
     if (typeof img.mediaType !== 'string') bad(`images[${i}] needs a mediaType`);
     if (img.platforms !== undefined && !isStringList(img.platforms)) bad(`images[${i}].platforms must be a list of strings`);
+    if (img.charts !== undefined && !isStringList(img.charts)) bad(`images[${i}].charts must be a list of strings`);
+  });
+  index.charts!.forEach((c, i) => {
+    const why = chartProblem(c);
+    if (why) bad(`charts[${i}] ${why}`);
   });
   const seen = new Set<string>();
   index.entries!.forEach((e, i) => {
@@ -97,6 +132,21 @@ export function parseBundleIndex(bytes: Buffer): BundleIndex {
     if (typeof e.sha256 !== 'string' || !/^[a-f0-9]{64}$/.test(e.sha256)) bad(`entries[${i}] ${e.path} has an invalid sha256`);
   });
   return index as BundleIndex;
+}
+
+function chartProblem(c: Partial<BundleChart> | null): string | undefined {
+  if (typeof c !== 'object' || c === null || Array.isArray(c)) return 'is not an object';
+  for (const f of ['name', 'version', 'mediaType', 'source', 'releaseName', 'namespace', 'values', 'manifests'] as const) {
+    if (typeof c[f] !== 'string' || c[f] === '') return `needs a string ${f}`;
+  }
+  if (typeof c.digest !== 'string' || !/^sha256:[a-f0-9]{64}$/.test(c.digest)) return 'needs a sha256 digest';
+  if (c.gitops !== 'rendered' && c.gitops !== 'helmrelease') return 'gitops must be rendered or helmrelease';
+  if (!isStringList(c.images)) return 'images must be a list of strings';
+  if (c.apiVersions !== undefined && !isStringList(c.apiVersions)) return 'apiVersions must be a list of strings';
+  if (c.kubeVersion !== undefined && typeof c.kubeVersion !== 'string') return 'kubeVersion must be a string';
+  if (checkEntryPath(c.values!) || !c.values!.startsWith('charts/')) return `values ${JSON.stringify(c.values)} is not a path under charts/`;
+  if (checkEntryPath(c.manifests!.replace(/\/$/, '')) || !c.manifests!.startsWith('manifests/')) return `manifests ${JSON.stringify(c.manifests)} is not a folder under manifests/`;
+  return undefined;
 }
 
 function isStringList(v: unknown): v is string[] {

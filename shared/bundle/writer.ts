@@ -10,7 +10,7 @@ import { parseDigest, VerifyingStream } from '../oci/digest.ts';
 import { MediaType } from '../oci/mediatype.ts';
 import type { ContentSink } from '../store/store.ts';
 import { layoutBundle, mtimeOf, padding } from './canonical.ts';
-import { checkEntryPath, type BundleEntry, type BundleImage, type BundleIndex } from './format.ts';
+import { checkEntryPath, type BundleChart, type BundleEntry, type BundleImage, type BundleIndex } from './format.ts';
 
 /**
  * BundleWriter: lays out the whole bundle tar (DESIGN.md §2) before any blob
@@ -40,7 +40,7 @@ export interface BundleContent {
   created: Date;
   platforms: string[];
   images: BundleImage[];
-  charts: unknown[];
+  charts: BundleChart[];
   files: BundleFile[];
   /** Configs and layers, once each. */
   blobs: Descriptor[];

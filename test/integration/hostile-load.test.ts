@@ -83,13 +83,20 @@ describe('hostile bundles: verify and load agree', () => {
           writeFileSync(file, c.bytes);
           // verify's refusal of every case is a unit test (both readers); its exit code through the CLI is checked once per finding here.
           const verify = cases.findIndex((x) => x.finding === c.finding) === i ? await airlock(['verify', file, '--key', join(work, 'airlock.pub')]) : undefined;
-          const load = await airlock(['load', file, '--key', join(work, 'airlock.pub'), '--registry', target.host, '--plain-http']);
-          rmSync(file);
-          return { c, verify, load };
+          // A tampered blob must be refused while it uploads: into an empty registry, where nothing is skipped.
+          const into = c.finding === 6 ? await startRegistry() : target;
+          try {
+            const load = await airlock(['load', file, '--key', join(work, 'airlock.pub'), '--registry', into.host, '--plain-http']);
+            const named = into === target ? [] : await into.requests(/^PUT .*\/manifests\//);
+            return { c, verify, load, named };
+          } finally {
+            rmSync(file);
+            if (into !== target) await into.stop();
+          }
         }),
       ),
     );
-    for (const { c, verify, load } of outcomes) {
+    for (const { c, verify, load, named } of outcomes) {
       const what = `finding ${c.finding}: ${c.name}`;
       if (verify) {
         assert.equal(verify.code, 3, `${what}: verify said ${verify.stdout}${verify.stderr}`);
@@ -98,6 +105,7 @@ describe('hostile bundles: verify and load agree', () => {
       assert.equal(load.code, 3, `${what}: load said ${load.stdout}${load.stderr}`);
       assert.match(load.stderr, c.refusal, `${what} (load)`);
       assert.doesNotMatch(load.stderr, /Unhandled|this is a bug/, what);
+      assert.deepEqual(named, [], `${what}: no manifest and no tag`);
     }
     assert.deepEqual(await target.requests(/^PUT .*\/manifests\//), [], 'no manifest and no tag from any hostile bundle');
   });

@@ -90,10 +90,11 @@ export async function fetchGitTree(source: GitTreeSource, dest: string, options:
     options.transport,
     `${label}.url`,
   );
-  const remote: GitRemote = { ...opened, http: capped(opened.http, options.maxFetchBytes ?? MAX_GIT_FETCH_BYTES, label, opened.display) };
+  const cap = new CappedHttp(opened.http, options.maxFetchBytes ?? MAX_GIT_FETCH_BYTES, label, opened.display);
+  const remote: GitRemote = { ...opened, http: cap.http };
   const gitdir = await mkdtemp(join(options.workDir, 'git-'));
   try {
-    const wanted = await resolveRef(remote, source.ref, label);
+    const wanted = await cap.check(() => resolveRef(remote, source.ref, label));
     await git.init({ fs, gitdir, bare: true });
     await git.addRemote({ fs, gitdir, remote: 'origin', url: remote.url });
     const notServed = (err?: unknown) =>
@@ -103,8 +104,10 @@ export async function fetchGitTree(source: GitTreeSource, dest: string, options:
       });
     let fetchHead: string | null | undefined;
     try {
-      ({ fetchHead } = await gitRemoteCall(remote, `fetch ${wanted.shown}`, () =>
-        git.fetch({ fs, http: remote.http, gitdir, remote: 'origin', ref: wanted.ref, remoteRef: wanted.ref, singleBranch: true, tags: false, depth: 1 }),
+      ({ fetchHead } = await cap.check(() =>
+        gitRemoteCall(remote, `fetch ${wanted.shown}`, () =>
+          git.fetch({ fs, http: remote.http, gitdir, remote: 'origin', ref: wanted.ref, remoteRef: wanted.ref, singleBranch: true, tags: false, depth: 1 }),
+        ),
       ));
     } catch (err) {
       const text = `${(err as Error).message} ${(err as { cause?: Error }).cause?.message ?? ''}`;
@@ -301,7 +304,7 @@ class TreeWriter {
         const { blob } = await git.readBlob({ fs, gitdir, oid: e.oid, cache });
         this.bytes += blob.length;
         if (this.bytes > this.maxBytes) {
-          throw new VerificationError(`${label}: the tree holds more than ${Math.round(this.maxBytes / MiB)} MiB; that is not a manifest folder`, { hint: 'point path: at the folder of YAML you need' });
+          throw new VerificationError(`${label}: the tree holds more than ${shownSize(this.maxBytes)}; that is not a manifest folder`, { hint: 'point path: at the folder of YAML you need' });
         }
         await writeFile(full, blob, { flag: 'wx', mode: 0o644 });
       } else {
@@ -311,26 +314,53 @@ class TreeWriter {
   }
 }
 
-/** The remote's responses, counted: past `max` bytes the fetch stops (exit 3) before more is held in memory. */
-function capped(http: HttpClient, max: number, label: string, display: string): HttpClient {
-  return {
-    async request(req) {
-      const res: GitHttpResponse = await http.request(req);
-      const body = res.body;
-      if (!body) return res;
-      let seen = 0;
-      async function* counted(): AsyncGenerator<Uint8Array> {
-        for await (const chunk of body as AsyncIterable<Uint8Array>) {
-          seen += chunk.length;
-          if (seen > max) {
-            throw new VerificationError(`${label}: ${display} sent more than ${Math.round(max / MiB)} MiB for one commit; that is not a manifest repository`, {
-              hint: 'point the source at a smaller repository, or use a url: source for a release archive',
-            });
+function shownSize(bytes: number): string {
+  return bytes >= MiB ? `${Math.round(bytes / MiB)} MiB` : `${bytes} bytes`;
+}
+
+/**
+ * The remote's responses, counted: past `max` bytes the stream stops. The
+ * error thrown into isomorphic-git may not come back out of it whole (a cut
+ * ref advertisement can read as a short list), so `check` rethrows it after
+ * every exchange, whatever isomorphic-git made of it.
+ */
+class CappedHttp {
+  readonly http: HttpClient;
+  private tripped: VerificationError | undefined;
+
+  constructor(inner: HttpClient, max: number, label: string, display: string) {
+    let seen = 0;
+    const trip = () =>
+      (this.tripped ??= new VerificationError(`${label}: ${display} sent more than ${shownSize(max)} for one commit; that is not a manifest repository`, {
+        hint: 'point the source at a smaller repository, or use a url: source for a release archive',
+      }));
+    this.http = {
+      async request(req) {
+        const res: GitHttpResponse = await inner.request(req);
+        const body = res.body;
+        if (!body) return res;
+        async function* counted(): AsyncGenerator<Uint8Array> {
+          for await (const chunk of body as AsyncIterable<Uint8Array>) {
+            seen += chunk.length;
+            if (seen > max) throw trip();
+            yield chunk;
           }
-          yield chunk;
         }
-      }
-      return { ...res, body: counted() };
-    },
-  };
+        return { ...res, body: counted() };
+      },
+    };
+  }
+
+  /** Run one exchange; a breach of the cap wins over whatever came of it. */
+  async check<T>(fn: () => Promise<T>): Promise<T> {
+    let result: T;
+    try {
+      result = await fn();
+    } catch (err) {
+      if (this.tripped) throw this.tripped;
+      throw err;
+    }
+    if (this.tripped) throw this.tripped;
+    return result;
+  }
 }

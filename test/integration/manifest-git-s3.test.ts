@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { fetchManifests, type FetchManifestsOptions, type ManifestFile, type ResolvedSource } from '../../packer/sources/manifests.ts';
 import { fetchS3Prefix } from '../../packer/sources/s3.ts';
+import { fetchGitTree, type FetchGitTreeOptions } from '../../packer/sources/git.ts';
 import type { ManifestSource } from '../../packer/spec.ts';
 import { HttpTransport } from '../../shared/registry/transport.ts';
 import { s3Client } from '../../shared/transfer/s3.ts';
@@ -195,7 +196,7 @@ describe('manifests from git and S3', () => {
     );
   });
 
-  test('git: a symbolic link in the tree is refused (exit 3) naming the file and its target; nothing is written', async () => {
+  test('git: a symbolic link in the tree is refused (exit 3) naming the file and its target; the temporary repository is removed', async () => {
     const workDir = join(work, 'linky');
     mkdirSync(workDir);
     await assert.rejects(
@@ -207,6 +208,23 @@ describe('manifests from git and S3', () => {
       }),
       exit(3, /manifests\[0\]\.git: link\.yaml is a symbolic link \(to "app\.yaml"\); bundles carry regular files only/),
     );
+    assert.deepEqual(readdirSync(join(workDir, 'source-0')), ['tree']);
+  });
+
+  test('git: the caps on the fetched data, the files and the bytes of the tree are exit 3', async () => {
+    const source = { url: server.url('apps'), ref: 'main' };
+    const base = { transport, username: server.username, passwordEnv: PW_ENV, label: 'manifests[0].git' };
+    let i = 0;
+    const attempt = (caps: Partial<FetchGitTreeOptions>) => {
+      const workDir = join(work, `caps-${i++}`);
+      mkdirSync(workDir);
+      return fetchGitTree(source, join(workDir, 'tree'), { ...base, workDir, ...caps });
+    };
+    await assert.rejects(attempt({ maxFetchBytes: 300 }), exit(3, /apps\.git sent more than 300 bytes for one commit/));
+    await assert.rejects(attempt({ maxFiles: 2 }), exit(3, /the tree holds more than 2 files/));
+    await assert.rejects(attempt({ maxBytes: 50 }), exit(3, /the tree holds more than 50 bytes/));
+    const whole = await attempt({});
+    assert.deepEqual([whole.files, whole.commit, whole.skippedSubmodules], [3, commits.two, ['deploy/vendor']]);
   });
 
   test('git: wrong password, a closed port, no CA: exit 4, no secret in the message', async () => {

@@ -16,7 +16,7 @@ import { sshAuth } from '../shared/transfer/ssh.ts';
 import { runTransfer } from '../shared/transfer/report.ts';
 import { formatPackSummary, pack } from './pack.ts';
 import { Logger } from '../shared/cli/log.ts';
-import { notBuiltYet, positiveInteger, withJobs, withJson, withNetworkOptions, withPlainHttp } from '../shared/cli/main.ts';
+import { notBuiltYet, positiveInteger, withGitAuth, withJobs, withJson, withNetworkOptions, withPlainHttp } from '../shared/cli/main.ts';
 
 function writeSplit(json: boolean, bundle: string, volumes: number, files: string[]): void {
   process.stdout.write(
@@ -48,52 +48,54 @@ export function registerPackerCommands(y: Argv): Argv {
       'Pack an application (manifests, charts, images) into one signed bundle',
       (b) =>
         withJson(
-          withNetworkOptions(
-            withPlainHttp(
-              withJobs(
-                b
-                  .option('file', {
-                    alias: 'f',
-                    type: 'string',
-                    default: 'airlock.yaml',
-                    describe: 'The bundle spec',
-                    normalize: true,
-                  })
-                  .option('output', {
-                    alias: 'o',
-                    type: 'string',
-                    demandOption: true,
-                    describe: 'The bundle to write (BUNDLE.tar)',
-                    normalize: true,
-                  })
-                  .option('key', {
-                    type: 'string',
-                    demandOption: true,
-                    describe: 'Private key to sign with (airlock.key or a cosign key; password from AIRLOCK_PASSWORD or COSIGN_PASSWORD)',
-                    normalize: true,
-                  })
-                  .option('platform', {
-                    type: 'string',
-                    array: true,
-                    describe: 'Platform to pack, os/arch[/variant]; repeat for several (default: the spec\'s platforms)',
-                  })
-                  .option('registry-mirror', {
-                    type: 'string',
-                    array: true,
-                    describe: 'Pull a registry\'s images from a mirror: REGISTRY=URL, e.g. docker.io=http://127.0.0.1:5000; repeatable',
-                  })
-                  .option('volume-size', {
-                    type: 'string',
-                    describe: 'Also split the bundle into volumes of at most this size (e.g. 4G, 700M)',
-                  })
-                  .option('since', {
-                    type: 'string',
-                    describe: 'Leave out blobs the enclave already has: an inventory.json (airlock inventory) or an older bundle',
-                    normalize: true,
-                  }),
-                'downloads',
+          withGitAuth(
+            withNetworkOptions(
+              withPlainHttp(
+                withJobs(
+                  b
+                    .option('file', {
+                      alias: 'f',
+                      type: 'string',
+                      default: 'airlock.yaml',
+                      describe: 'The bundle spec',
+                      normalize: true,
+                    })
+                    .option('output', {
+                      alias: 'o',
+                      type: 'string',
+                      demandOption: true,
+                      describe: 'The bundle to write (BUNDLE.tar)',
+                      normalize: true,
+                    })
+                    .option('key', {
+                      type: 'string',
+                      demandOption: true,
+                      describe: 'Private key to sign with (airlock.key or a cosign key; password from AIRLOCK_PASSWORD or COSIGN_PASSWORD)',
+                      normalize: true,
+                    })
+                    .option('platform', {
+                      type: 'string',
+                      array: true,
+                      describe: 'Platform to pack, os/arch[/variant]; repeat for several (default: the spec\'s platforms)',
+                    })
+                    .option('registry-mirror', {
+                      type: 'string',
+                      array: true,
+                      describe: 'Pull a registry\'s images from a mirror: REGISTRY=URL, e.g. docker.io=http://127.0.0.1:5000; repeatable',
+                    })
+                    .option('volume-size', {
+                      type: 'string',
+                      describe: 'Also split the bundle into volumes of at most this size (e.g. 4G, 700M)',
+                    })
+                    .option('since', {
+                      type: 'string',
+                      describe: 'Leave out blobs the enclave already has: an inventory.json (airlock inventory) or an older bundle',
+                      normalize: true,
+                    }),
+                  'downloads',
+                ),
+                'Talk plain HTTP to source registries given as HOST:PORT (mirrors carry their own scheme)',
               ),
-              'Talk plain HTTP to source registries given as HOST:PORT (mirrors carry their own scheme)',
             ),
           ),
         ),
@@ -110,6 +112,13 @@ export function registerPackerCommands(y: Argv): Argv {
           jobs: argv.jobs,
           caFile: argv['ca-file'],
           plainHttp: argv['plain-http'],
+          sources: {
+            gitUsername: argv['git-username'],
+            gitPasswordEnv: argv['git-password-env'],
+            sshKey: argv['ssh-key'],
+            knownHosts: argv['known-hosts'],
+            s3Endpoint: argv['s3-endpoint'],
+          },
           json,
           logger: new Logger({ json }),
         });

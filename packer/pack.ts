@@ -21,7 +21,7 @@ import { readPrivateKey, signBlob } from '../shared/sign/keys.ts';
 import { keyPassword } from '../shared/sign/password.ts';
 import { discoverImages } from '../shared/manifests/discover.ts';
 import { foundToSources, mergeImages, readImageList, type WantedImage } from './images.ts';
-import { fetchManifests } from './sources/manifests.ts';
+import { fetchManifests, type FetchManifestsOptions } from './sources/manifests.ts';
 import { readSpec } from './spec.ts';
 
 /**
@@ -45,6 +45,8 @@ export interface PackOptions {
   jobs?: number;
   caFile?: string;
   plainHttp?: boolean;
+  /** What git and s3 manifest sources need: git auth, SSH key and known_hosts, the S3 endpoint. */
+  sources?: Pick<FetchManifestsOptions, 'gitUsername' | 'gitPasswordEnv' | 'sshKey' | 'knownHosts' | 's3Endpoint'>;
   json?: boolean;
   logger: Logger;
   /** Pack time (tests); default now. */
@@ -108,7 +110,14 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
   const abortWriter = onShutdown(() => writer?.abort());
   try {
     // 1. Manifests and the image list.
-    const files: BundleFile[] = await fetchManifests(spec.manifests, { workDir, transport, onLog: (m) => logger.warn(m) });
+    const files: BundleFile[] = await fetchManifests(spec.manifests, {
+      ...options.sources,
+      workDir,
+      transport,
+      caFile: options.caFile,
+      onLog: (m) => logger.warn(m),
+      onResolved: (r) => logger.info(`manifests[${r.index}].git ${r.url} ${r.ref}: commit ${r.commit}`),
+    });
     const wanted = await wantedImages(spec.images.map((i) => ({ text: i.text, where: `${spec.file}:${i.line}` })), spec.imageLists, spec.discoverImages ? files : []);
     if (wanted.length === 0 && files.length === 0) {
       throw new UsageError(`${spec.file}: nothing to pack: no images, image lists, discovered images or manifests`);

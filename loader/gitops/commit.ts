@@ -1,12 +1,10 @@
 import { UsageError } from '../../shared/cli/errors.ts';
-import { credentialsFromFlags } from '../../shared/registry/credentials.ts';
 import type { BundleFileScan } from '../../shared/bundle/file.ts';
 import type { BundleFileSource } from '../../shared/bundle/source.ts';
 import type { HttpTransport } from '../../shared/registry/transport.ts';
 import { renderBase } from './base.ts';
-import { gitHttp } from './http.ts';
-import { commitFiles, remoteDefaultBranch, type Author, type GitRemote } from './repo.ts';
-import { parseSshUrl, SshGitTransport } from './ssh.ts';
+import { openGitRemote, type GitRemote } from '../../shared/git/remote.ts';
+import { commitFiles, remoteDefaultBranch, type Author } from './repo.ts';
 
 /**
  * load --git: the bundle's manifests as a kustomize base pinned to the
@@ -95,29 +93,7 @@ export async function commitBundle(prepared: PreparedCommit, transport: HttpTran
 }
 
 export function openRemote(git: Pick<GitOptions, 'url' | 'username' | 'passwordEnv' | 'sshKey' | 'knownHosts'>, transport: HttpTransport): GitRemote {
-  if (/^ssh:\/\//.test(git.url) || /^[^@/:\s]+@[^:/\s]+:(?!\/\/)/.test(git.url)) {
-    const ssh = new SshGitTransport(parseSshUrl(git.url), { keyFile: git.sshKey, knownHosts: git.knownHosts, passphrase: process.env.AIRLOCK_SSH_PASSPHRASE }, git.url);
-    return { url: ssh.gitUrl, http: ssh.http, display: git.url, close: () => ssh.close() };
-  }
-  let url: URL;
-  try {
-    url = new URL(git.url);
-  } catch {
-    throw new UsageError(`--git ${git.url}: not a URL (https://host/path.git)`);
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new UsageError(`--git ${git.url}: use an https:// URL`);
-  if (url.password) {
-    throw new UsageError('--git: the URL carries a password; pass it in an environment variable named by --git-password-env instead', {
-      hint: 'secrets never go on the command line',
-    });
-  }
-  const credentials = credentialsFromFlags({
-    username: git.username,
-    passwordEnv: git.passwordEnv,
-    flagNames: { username: '--git-username', passwordEnv: '--git-password-env' },
-  });
-  url.username = '';
-  return { url: url.toString(), http: gitHttp(transport, credentials), display: url.toString() };
+  return openGitRemote(git, transport, '--git');
 }
 
 export function authorOf(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): Author {

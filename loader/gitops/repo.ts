@@ -2,8 +2,9 @@ import fs from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import git, { Errors, type HttpClient, type TreeEntry } from 'isomorphic-git';
+import git, { Errors, type TreeEntry } from 'isomorphic-git';
 import { PolicyError, RemoteError } from '../../shared/cli/errors.ts';
+import { gitRemoteCall, type GitRemote } from '../../shared/git/remote.ts';
 
 /**
  * Commits to a branch of a remote repository without a working copy: a
@@ -14,14 +15,7 @@ import { PolicyError, RemoteError } from '../../shared/cli/errors.ts';
  * another writer moved the branch in between, the commit is rebuilt on the
  * new tip and pushed again.
  */
-export interface GitRemote {
-  url: string;
-  http: HttpClient;
-  /** For messages: the URL without credentials. */
-  display: string;
-  /** Ends the connection (SSH). */
-  close?: () => Promise<void>;
-}
+export type { GitRemote };
 
 export interface Author {
   name: string;
@@ -101,10 +95,10 @@ export async function initRepository(gitdir: string, remote: GitRemote, defaultB
 
 /** The branch's tip (fetched, depth 1), or undefined when the remote has no such branch. */
 export async function fetchTip(gitdir: string, remote: GitRemote, branch: string, depth: number | undefined = 1): Promise<string | undefined> {
-  const refs = await remoteCall(remote, `list branches`, () => git.listServerRefs({ http: remote.http, url: remote.url, prefix: `refs/heads/${branch}` }));
+  const refs = await gitRemoteCall(remote, `list branches`, () => git.listServerRefs({ http: remote.http, url: remote.url, prefix: `refs/heads/${branch}` }));
   const ref = refs.find((r) => r.ref === `refs/heads/${branch}`);
   if (!ref) return undefined;
-  await remoteCall(remote, `fetch ${branch}`, () =>
+  await gitRemoteCall(remote, `fetch ${branch}`, () =>
     git.fetch({ fs, http: remote.http, gitdir, remote: 'origin', ref: branch, remoteRef: branch, singleBranch: true, tags: false, ...(depth ? { depth } : {}) }),
   );
   return ref.oid;
@@ -112,7 +106,7 @@ export async function fetchTip(gitdir: string, remote: GitRemote, branch: string
 
 /** The branch the remote's HEAD names (where a new branch starts), if any. */
 export async function remoteDefaultBranch(remote: GitRemote): Promise<string | undefined> {
-  const refs = await remoteCall(remote, 'list branches', () => git.listServerRefs({ http: remote.http, url: remote.url, symrefs: true, prefix: 'HEAD' }));
+  const refs = await gitRemoteCall(remote, 'list branches', () => git.listServerRefs({ http: remote.http, url: remote.url, symrefs: true, prefix: 'HEAD' }));
   const target = refs.find((r) => r.ref === 'HEAD')?.target;
   return target?.startsWith('refs/heads/') ? target.slice('refs/heads/'.length) : undefined;
 }
@@ -122,7 +116,7 @@ export async function push(gitdir: string, remote: GitRemote, branch: string, is
   const messages: string[] = [];
   let result;
   try {
-    result = await remoteCall(remote, `push ${branch}`, () =>
+    result = await gitRemoteCall(remote, `push ${branch}`, () =>
       git.push({ fs, http: remote.http, gitdir, remote: 'origin', ref: branch, remoteRef: branch, onMessage: (m) => void messages.push(m.trim()) }),
     );
   } catch (err) {
@@ -138,23 +132,6 @@ export async function push(gitdir: string, remote: GitRemote, branch: string, is
   throw new PolicyError(`git server ${remote.display} refused the push to branch ${branch}: ${why || 'no reason given'}`, {
     hint: 'the branch may be protected: push to another branch and open a merge request (promote --review), or ask the server admin',
   });
-}
-
-async function remoteCall<T>(remote: GitRemote, what: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof Errors.PushRejectedError || err instanceof Errors.MergeConflictError || err instanceof Errors.GitPushError) throw err;
-    if (err instanceof Errors.HttpError) {
-      const status = (err.data as { statusCode?: number }).statusCode;
-      throw new RemoteError(`git ${what} at ${remote.display}: HTTP ${status}`, {
-        hint: status === 401 || status === 403 ? 'check --git-username / --git-password-env' : 'check the repository URL',
-        cause: err,
-      });
-    }
-    if (err instanceof RemoteError) throw err;
-    throw new RemoteError(`git ${what} at ${remote.display}: ${(err as Error).message}`, { cause: err });
-  }
 }
 
 /** Build the tree with `path/<each of replace>` replaced by the given files; everything else kept. */

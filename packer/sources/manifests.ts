@@ -9,6 +9,8 @@ import { HttpTransport } from '../../shared/registry/transport.ts';
 import { downloadToFile, redactUrl } from './http-download.ts';
 import { extractArchive } from './safe-tar.ts';
 import type { ManifestSource } from '../spec.ts';
+import { fetchGitTree, repositoryName } from './git.ts';
+import { fetchS3Prefix, s3FolderName } from './s3.ts';
 
 export { redactUrl };
 
@@ -20,13 +22,18 @@ export { redactUrl };
  *   path: a file        -> manifests/<file name>
  *   url:  an archive    -> manifests/<archive name without .tar.gz/.tgz/.tar>/...
  *   url:  another file  -> manifests/<last segment of the URL path>
+ *   git:  a folder      -> manifests/<last component of path, else the repository name>/...
+ *   s3:   a prefix      -> manifests/<last component of the prefix, else the bucket>/<key below the prefix>
  *
  * Bundles carry regular files only: a symlink or device under a path source is
  * a usage error (exit 2), and so is anything an archive holds besides files
  * and folders, or an archive path that is absolute or climbs out with ".."
  * (exit 3: the content is not what a manifest archive may be). A url is
  * streamed to disk, never held in memory, and checked against its sha256 pin
- * before anything in it is used.
+ * before anything in it is used. A git source fetches one ref at depth 1
+ * (./git.ts: links in the tree are exit 3, submodules are skipped with a
+ * warning) and reports the commit it read through onResolved; an s3 source
+ * refuses keys that are not plain relative paths (./s3.ts, exit 3).
  */
 export interface ManifestFile {
   /** Bundle entry path, "manifests/..."; passes checkEntryPath. */
@@ -51,6 +58,28 @@ export interface FetchManifestsOptions {
    * it and closed before returning.
    */
   transport?: HttpTransport;
+  /** For git sources over https: --git-username with the password in the variable --git-password-env names. */
+  gitUsername?: string;
+  gitPasswordEnv?: string;
+  /** For git over SSH: --ssh-key, --known-hosts (the passphrase from AIRLOCK_SSH_PASSPHRASE). */
+  sshKey?: string;
+  knownHosts?: string;
+  /** For s3 sources: --s3-endpoint. */
+  s3Endpoint?: string;
+  /** Told what each git source resolved to (the commit belongs in the bundle's record of its sources). */
+  onResolved?: (resolved: ResolvedSource) => void;
+}
+
+/** What a git source was read from. */
+export interface ResolvedSource {
+  /** Position in the spec's manifests list. */
+  index: number;
+  kind: 'git';
+  url: string;
+  /** The full ref fetched ("refs/tags/v1.2.0") or the sha asked for. */
+  ref: string;
+  commit: string;
+  path?: string;
 }
 
 /** The most a url source may download, and the most an archive may expand to. */
@@ -115,16 +144,10 @@ async function fetchOne(source: ManifestSource, i: number, from: string, ctx: Co
       return fromPath(resolve(source.path), from);
     case 'url':
       return fromUrl(source.url, source.sha256, i, from, ctx);
-    // Issue #3 (the packer) left git and s3 sources for later, and no issue tracks them yet: issue #5
-    // is the loader's git (GitOps) and issue #6 S3 transfer of bundles, whose clients these would reuse.
     case 'git':
-      throw new UsageError(`${from}: git sources are not built yet`, {
-        hint: 'use a path source on a checkout, or a url source for a release archive (git sources would reuse the git client of issue #5)',
-      });
+      return fromGit(source, i, from, ctx);
     case 's3':
-      throw new UsageError(`${from}: s3 sources are not built yet`, {
-        hint: 'use a path source on downloaded objects, or a url source with a presigned URL (s3 sources would reuse the S3 client of issue #6)',
-      });
+      return fromS3(source.url, i, from, ctx);
   }
 }
 
@@ -281,6 +304,54 @@ async function isGzip(file: string): Promise<boolean> {
   } finally {
     await fh.close();
   }
+}
+
+// ---------------------------------------------------------------------------
+// git and S3
+
+async function fromGit(source: Extract<ManifestSource, { kind: 'git' }>, i: number, from: string, ctx: Context): Promise<Found[]> {
+  const { options } = ctx;
+  const name = source.path?.split('/').filter(Boolean).pop() ?? repositoryName(source.url);
+  if (name === undefined) {
+    throw new UsageError(`${from}: cannot name a folder after this URL`, { hint: 'give path: (the folder in the repository), whose last component names the folder in the bundle' });
+  }
+  const dir = join(options.workDir, `source-${i}`);
+  await mkdir(dir, { recursive: true });
+  const into = join(dir, 'tree', name);
+  const tree = await fetchGitTree(source, into, {
+    workDir: dir,
+    transport: ctx.transport(),
+    username: options.gitUsername,
+    passwordEnv: options.gitPasswordEnv,
+    sshKey: options.sshKey,
+    knownHosts: options.knownHosts,
+    label: `manifests[${i}].git`,
+    onLog: options.onLog,
+    maxBytes: MAX_EXTRACTED_BYTES,
+    maxFiles: MAX_ARCHIVE_ENTRIES,
+    maxFetchBytes: MAX_DOWNLOAD_BYTES,
+  });
+  options.onResolved?.({ index: i, kind: 'git', url: redactUrl(source.url), ref: tree.ref, commit: tree.commit, ...(source.path ? { path: source.path } : {}) });
+  const found = await walk(into, `manifests/${name}`, (full, what) => {
+    throw new VerificationError(`${from}: the tree produced ${full}, which is ${what}`);
+  });
+  return found.map((f) => checked(f, from));
+}
+
+async function fromS3(url: string, i: number, from: string, ctx: Context): Promise<Found[]> {
+  const name = s3FolderName(url);
+  const into = join(ctx.options.workDir, `source-${i}`, 'objects', name);
+  await fetchS3Prefix(url, into, {
+    endpoint: ctx.options.s3Endpoint,
+    caFile: ctx.options.caFile,
+    label: `manifests[${i}].s3`,
+    maxBytes: MAX_EXTRACTED_BYTES,
+    maxFiles: MAX_ARCHIVE_ENTRIES,
+  });
+  const found = await walk(into, `manifests/${name}`, (full, what) => {
+    throw new VerificationError(`${from}: the objects produced ${full}, which is ${what}`);
+  });
+  return found.map((f) => checked(f, from));
 }
 
 // ---------------------------------------------------------------------------

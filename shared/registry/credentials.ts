@@ -1,13 +1,16 @@
 /**
  * Registry credentials: explicit flags first (--registry-username with the
  * password in the environment variable named by --registry-password-env), then
- * Docker's config.json. Secrets never come from argv, and no error message
+ * Docker's config.json: a credential helper when the config names one
+ * (credHelpers[registry], else credsStore; ./credential-helper.ts), then the
+ * inline "auths" entry. Secrets never come from argv, and no error message
  * here ever contains one: errors name the variable or the file, not the value.
  */
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { UsageError } from '../cli/errors.ts';
+import { runCredentialHelper, type HelperOptions } from './credential-helper.ts';
 
 /**
  * Username and password for Basic auth or a token request. An identity token
@@ -34,6 +37,8 @@ export interface CredentialsOptions {
   warn?: (message: string) => void;
   /** Flag names for messages (git auth reuses this with --git-username / --git-password-env). */
   flagNames?: { username: string; passwordEnv: string };
+  /** How long a credential helper may take (default 30 s). */
+  helperTimeoutMs?: number;
 }
 
 const DOCKER_HUB = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
@@ -79,7 +84,7 @@ function defaultWarn(message: string): void {
 /** Credentials for one registry (a host[:port], as in an image reference), or undefined for anonymous access. */
 export function credentialsFor(registry: string, opts: CredentialsOptions = {}): Credentials | undefined {
   const env = opts.env ?? process.env;
-  return credentialsFromFlags(opts) ?? fromDockerConfig(registry, opts.dockerConfigPath ?? defaultDockerConfigPath(env), opts.warn ?? defaultWarn);
+  return credentialsFromFlags(opts) ?? fromDockerConfig(registry, opts.dockerConfigPath ?? defaultDockerConfigPath(env), opts.warn ?? defaultWarn, { env, timeoutMs: opts.helperTimeoutMs });
 }
 
 /**
@@ -160,7 +165,17 @@ function entryCredentials(entry: AuthEntry, key: string, path: string): Credenti
   return undefined;
 }
 
-function fromDockerConfig(registry: string, path: string, warn: (message: string) => void): Credentials | undefined {
+/**
+ * As the docker CLI: credHelpers[registry] wins, else credsStore, else the
+ * inline entry. A helper that has nothing for the registry ("credentials not
+ * found") leaves the inline entry, if any, else anonymous access. A helper
+ * that is not installed is a warning (then the same fallback): one named for
+ * this registry in credHelpers always, the credsStore only when "auths" lists
+ * the registry (docker login leaves that empty entry when the store took the
+ * credentials), so that a store copied from another machine does not warn
+ * for every public registry.
+ */
+function fromDockerConfig(registry: string, path: string, warn: (message: string) => void, helperOptions: HelperOptions): Credentials | undefined {
   const config = readDockerConfig(path);
   if (config === undefined) return undefined;
   const wanted = normalizeRegistryKey(registry);
@@ -169,25 +184,32 @@ function fromDockerConfig(registry: string, path: string, warn: (message: string
   const matches = Object.entries(config.auths ?? {})
     .filter(([key]) => normalizeRegistryKey(key) === wanted)
     .sort(([a], [b]) => Number(b === registry) - Number(a === registry));
-  for (const [key, entry] of matches) {
-    const creds = entryCredentials(entry, key, path);
-    if (creds) return creds;
-  }
+  const inline = (): Credentials | undefined => {
+    for (const [key, entry] of matches) {
+      const creds = entryCredentials(entry, key, path);
+      if (creds) return creds;
+    }
+    return undefined;
+  };
 
-  const helper = Object.entries(config.credHelpers ?? {}).find(([key]) => normalizeRegistryKey(key) === wanted);
-  if (helper !== undefined) {
+  const named = Object.entries(config.credHelpers ?? {}).find(([key]) => normalizeRegistryKey(key) === wanted);
+  const store = typeof config.credsStore === 'string' && config.credsStore !== '' ? config.credsStore : undefined;
+  if (named === undefined && store === undefined) return inline();
+  const helper = named !== undefined ? String(named[1]) : store!;
+  const where = named !== undefined ? `Docker config ${path} credHelpers["${named[0]}"]` : `Docker config ${path} credsStore`;
+  // The server URL the helper stored the credentials under: the key docker login wrote, else the host (Docker Hub's is its v1 URL).
+  const serverUrl = matches[0]?.[0] ?? (named?.[0] || (wanted === 'docker.io' ? DOCKER_HUB_SERVER : registry));
+  const answer = runCredentialHelper(helper, serverUrl, where, helperOptions);
+  if (answer.kind === 'credentials') return answer.credentials;
+  if (answer.kind === 'missing' && (named !== undefined || matches.length > 0)) {
     warn(
-      `Docker config ${path} names credential helper "${String(helper[1])}" for ${helper[0]}; ` +
-        'credential helpers are not supported yet, so airlock connects to it without those credentials ' +
-        '(use --registry-username with --registry-password-env)',
-    );
-  } else if (typeof config.credsStore === 'string' && config.credsStore !== '' && matches.length > 0) {
-    // docker login with a credential store leaves an empty entry in "auths" for the host.
-    warn(
-      `Docker config ${path} keeps credentials in the "${config.credsStore}" credential store; ` +
-        `credential helpers are not supported yet, so airlock connects to ${registry} without credentials ` +
-        '(use --registry-username with --registry-password-env)',
+      `${where} names the credential helper "${helper}", but ${answer.program} is not on PATH; ` +
+        `airlock connects to ${registry} ${matches.length > 0 ? 'with the inline credentials, if any, else ' : ''}without credentials ` +
+        `(install ${answer.program}, or use --registry-username with --registry-password-env)`,
     );
   }
-  return undefined;
+  return inline();
 }
+
+/** The server URL Docker uses for Docker Hub credentials. */
+const DOCKER_HUB_SERVER = 'https://index.docker.io/v1/';

@@ -48,6 +48,14 @@ export function parseS3Url(url: string): S3Location {
   return { bucket: m[1]!, key: m[2]! };
 }
 
+/** s3://bucket, s3://bucket/ or s3://bucket/some/prefix[/]: the prefix is "" or ends with "/" (a folder, never a partial name). */
+export function parseS3Prefix(url: string): { bucket: string; prefix: string } {
+  const m = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/.exec(url);
+  if (!m) throw new UsageError(`${url}: expected s3://bucket/prefix/`);
+  const prefix = (m[2] ?? '').replace(/^\/+/, '');
+  return { bucket: m[1]!, prefix: prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/` };
+}
+
 export function s3Client(options: S3Options): S3Client {
   const endpoint = options.endpoint ?? process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL;
   return new S3Client({
@@ -72,7 +80,8 @@ process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
   (emitWarning as (...args: unknown[]) => void)(warning, ...rest);
 }) as typeof process.emitWarning;
 
-async function send<T>(what: string, fn: () => Promise<T>): Promise<T> {
+/** One S3 call; SDK failures become exit 4 naming the call, with a hint by cause (credentials, bucket and key, endpoint). */
+export async function s3Call<T>(what: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
@@ -119,7 +128,7 @@ export async function uploadS3(bundle: string, url: string, options: S3Options, 
       const key = keyOf(file);
       const st = await stat(file);
       if (st.size <= partSize) {
-        await send(`put s3://${loc.bucket}/${key}`, () =>
+        await s3Call(`put s3://${loc.bucket}/${key}`, () =>
           client.send(new PutObjectCommand({ Bucket: loc.bucket, Key: key, Body: createReadStream(file), ContentLength: st.size })),
         );
         progress?.advance(st.size);
@@ -149,7 +158,7 @@ async function multipart(client: S3Client, bucket: string, key: string, file: st
     }
   }
   if (!journal) {
-    const created = await send(`start upload of s3://${bucket}/${key}`, () => client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key })));
+    const created = await s3Call(`start upload of s3://${bucket}/${key}`, () => client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key })));
     journal = { bucket, key, size, mtimeMs, partSize, uploadId: created.UploadId!, parts: {} };
   }
   const j = journal;
@@ -167,7 +176,7 @@ async function multipart(client: S3Client, bucket: string, key: string, file: st
           progress?.advance(length);
           return;
         }
-        const res = await send(`upload part ${n} of s3://${bucket}/${key}`, () =>
+        const res = await s3Call(`upload part ${n} of s3://${bucket}/${key}`, () =>
           client.send(
             new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: j.uploadId, PartNumber: n, Body: createReadStream(file, { start, end: start + length - 1 }), ContentLength: length }),
           ),
@@ -179,7 +188,7 @@ async function multipart(client: S3Client, bucket: string, key: string, file: st
       }),
     ),
   );
-  await send(`complete upload of s3://${bucket}/${key}`, () =>
+  await s3Call(`complete upload of s3://${bucket}/${key}`, () =>
     client.send(
       new CompleteMultipartUploadCommand({
         Bucket: bucket,
@@ -189,7 +198,7 @@ async function multipart(client: S3Client, bucket: string, key: string, file: st
       }),
     ),
   );
-  const head = await send(`check s3://${bucket}/${key}`, () => client.send(new HeadObjectCommand({ Bucket: bucket, Key: key })));
+  const head = await s3Call(`check s3://${bucket}/${key}`, () => client.send(new HeadObjectCommand({ Bucket: bucket, Key: key })));
   if (head.ContentLength !== size) throw new VerificationError(`s3://${bucket}/${key} has ${head.ContentLength} bytes after the upload, expected ${size}`);
   await rm(journalFile, { force: true });
 }
@@ -198,7 +207,7 @@ export async function downloadS3(url: string, output: string, options: S3Options
   const loc = parseS3Url(url);
   const client = s3Client(options);
   try {
-    const head = await send(`head ${url}`, () => client.send(new HeadObjectCommand({ Bucket: loc.bucket, Key: loc.key })));
+    const head = await s3Call(`head ${url}`, () => client.send(new HeadObjectCommand({ Bucket: loc.bucket, Key: loc.key })));
     const size = head.ContentLength ?? 0;
     progress?.total(size);
     const temp = `${output}.partial`;
@@ -206,7 +215,7 @@ export async function downloadS3(url: string, output: string, options: S3Options
     const offset = have <= size ? have : 0;
     progress?.advance(offset);
     if (offset < size) {
-      const res = await send(`get ${url}`, () => client.send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key, Range: `bytes=${offset}-` })));
+      const res = await s3Call(`get ${url}`, () => client.send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key, Range: `bytes=${offset}-` })));
       const meter = new Transform({
         transform(chunk: Buffer, _e, cb) {
           progress?.advance(chunk.length);
@@ -233,10 +242,10 @@ export async function openS3Bytes(url: string, options: S3Options): Promise<Bund
   const loc = parseS3Url(url);
   if (/\.\d{3}$/.test(loc.key)) throw new UsageError(`${url}: split bundles are read from S3 after download (airlock download), not in place`);
   const client = s3Client(options);
-  const head = await send(`head ${url}`, () => client.send(new HeadObjectCommand({ Bucket: loc.bucket, Key: loc.key })));
+  const head = await s3Call(`head ${url}`, () => client.send(new HeadObjectCommand({ Bucket: loc.bucket, Key: loc.key })));
   const size = head.ContentLength ?? 0;
   const get = (start: number, end: number) =>
-    send(`get ${url}`, () => client.send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key, Range: `bytes=${start}-${end - 1}` })));
+    s3Call(`get ${url}`, () => client.send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key, Range: `bytes=${start}-${end - 1}` })));
   return {
     name: posix.basename(loc.key),
     size,

@@ -9,7 +9,8 @@ import { freePort, stopProcess, waitForListener } from './ports.ts';
  * An S3 protocol server on 127.0.0.1 at a random port: s3rver (npm), run as
  * its own process with its own data directory and one bucket. It speaks the
  * S3 REST API (SigV4, multipart, ranged GETs); it lacks ListParts and
- * ListMultipartUploads, which airlock does not depend on.
+ * ListMultipartUploads, which airlock does not depend on. Paged listings work
+ * (their tokens need OpenSSL's legacy provider, which the process is given).
  */
 export interface S3Service {
   /** http://127.0.0.1:PORT, for --s3-endpoint */
@@ -33,7 +34,8 @@ export async function startS3(bucket = 'airlock'): Promise<S3Service> {
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
     const out = await fsp.open(log, 'a');
-    const child: ChildProcess = spawn(process.execPath, [S3RVER, '-d', dataDir, '-a', '127.0.0.1', '-p', String(port), '--configure-bucket', bucket], {
+    // --openssl-legacy-provider: s3rver makes ListObjectsV2 continuation tokens with DES, which OpenSSL 3 leaves out by default.
+    const child: ChildProcess = spawn(process.execPath, ['--openssl-legacy-provider', S3RVER, '-d', dataDir, '-a', '127.0.0.1', '-p', String(port), '--configure-bucket', bucket], {
       stdio: ['ignore', out.fd, out.fd],
     });
     await out.close();

@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UsageError } from '../../shared/cli/errors.ts';
-import { credentialsFor, defaultDockerConfigPath, normalizeRegistryKey } from '../../shared/registry/credentials.ts';
+import { credentialsFor, defaultDockerConfigPath, IDENTITY_TOKEN_USERNAME, normalizeRegistryKey } from '../../shared/registry/credentials.ts';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
@@ -98,27 +98,99 @@ test('auth: the password may contain ":"; identitytoken wins', (t) => {
   assert.deepEqual(lookup('t.example', path).creds, { username: '<token>', password: 'refresh-token' });
 });
 
-test('credential helpers: a warning, then anonymous', (t) => {
+/**
+ * docker-credential-* helpers as shell scripts in a temp dir, found through the PATH given
+ * as env. Each appends the server URL it was asked for to $HELPER_LOG.
+ */
+function helpers(t: { after: (fn: () => void) => void }) {
+  const dir = mkdtempSync(join(tmpdir(), 'airlock-helpers-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const log = join(dir, 'asked');
+  const script = (name: string, body: string) =>
+    writeFileSync(join(dir, `docker-credential-${name}`), `#!/bin/sh\nread -r url || true\nprintf '%s\\n' "$url" >> "$HELPER_LOG"\n${body}\n`, { mode: 0o755 });
+  script(
+    'store',
+    [
+      'case "$url" in',
+      `  r.example) printf '{"ServerURL":"%s","Username":"hu","Secret":"hs-secret"}' "$url" ;;`,
+      `  tok.example) printf '{"ServerURL":"%s","Username":"<token>","Secret":"id-token"}' "$url" ;;`,
+      `  https://index.docker.io/v1/) printf '{"ServerURL":"%s","Username":"hub","Secret":"hub-secret"}' "$url" ;;`,
+      '  broken.example) echo "error getting credentials: the keychain is locked"; exit 1 ;;',
+      '  garbage.example) echo "user=hu secret=hs-secret" ;;',
+      '  slow.example) sleep 10 ;;',
+      '  *) echo "credentials not found in native keychain"; exit 1 ;;',
+      'esac',
+    ].join('\n'),
+  );
+  script('ecr', `printf '{"ServerURL":"%s","Username":"AWS","Secret":"ecr-secret"}' "$url"`);
+  const env = { PATH: `${dir}:/usr/bin:/bin`, HELPER_LOG: log };
+  const asked = () => (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n') : []);
+  return { env, asked };
+}
+
+test('credential helpers: credsStore answers with the credentials it has, the server URL on stdin; "<token>" is an identity token', (t) => {
+  const h = helpers(t);
+  const path = tempConfig(t, { auths: { 'r.example': {}, 'https://index.docker.io/v1/': {} }, credsStore: 'store' });
+  assert.deepEqual(lookup('r.example', path, { env: h.env }), { creds: { username: 'hu', password: 'hs-secret' }, warnings: [] });
+  assert.deepEqual(lookup('tok.example', path, { env: h.env }).creds, { username: IDENTITY_TOKEN_USERNAME, password: 'id-token' });
+  assert.deepEqual(lookup('docker.io', path, { env: h.env }).creds, { username: 'hub', password: 'hub-secret' });
+  assert.deepEqual(h.asked(), ['r.example', 'tok.example', 'https://index.docker.io/v1/']);
+});
+
+test('credential helpers: credHelpers[host] wins over credsStore, which wins over an inline entry; "not found" falls back to the inline entry, else anonymous', (t) => {
+  const h = helpers(t);
+  const path = tempConfig(t, {
+    auths: { 'r.example': { auth: b64('inline:pw') }, 'inline.example': { auth: b64('u:p') } },
+    credsStore: 'store',
+    credHelpers: { '123.dkr.ecr.us-east-1.amazonaws.com': 'ecr', 'tok.example': 'ecr' },
+  });
+  assert.deepEqual(lookup('123.dkr.ecr.us-east-1.amazonaws.com', path, { env: h.env }).creds, { username: 'AWS', password: 'ecr-secret' });
+  assert.deepEqual(lookup('tok.example', path, { env: h.env }).creds, { username: 'AWS', password: 'ecr-secret' }, 'credHelpers before credsStore');
+  assert.deepEqual(lookup('r.example', path, { env: h.env }).creds, { username: 'hu', password: 'hs-secret' }, 'the store before the inline entry');
+  assert.deepEqual(lookup('inline.example', path, { env: h.env }), { creds: { username: 'u', password: 'p' }, warnings: [] }, 'not found: the inline entry');
+  assert.deepEqual(lookup('public.example', path, { env: h.env }), { creds: undefined, warnings: [] }, 'not found, nothing inline: anonymous');
+});
+
+test('credential helpers: one that is not installed is a warning naming it (only where credentials were expected), then the inline entry or anonymous', (t) => {
+  const h = helpers(t);
   const path = tempConfig(t, {
     auths: { 'https://index.docker.io/v1/': {}, 'inline.example': { auth: b64('u:p') } },
     credsStore: 'desktop',
-    credHelpers: { '123.dkr.ecr.us-east-1.amazonaws.com': 'ecr-login' },
+    credHelpers: { 'gone.example': 'nope' },
   });
-  let r = lookup('123.dkr.ecr.us-east-1.amazonaws.com', path);
+  let r = lookup('gone.example', path, { env: h.env });
   assert.equal(r.creds, undefined);
   assert.equal(r.warnings.length, 1);
-  assert.match(r.warnings[0]!, /ecr-login.*not supported yet/);
-
-  r = lookup('docker.io', path);
+  assert.match(r.warnings[0]!, /credHelpers\["gone\.example"\] names the credential helper "nope", but docker-credential-nope is not on PATH/);
+  r = lookup('docker.io', path, { env: h.env });
   assert.equal(r.creds, undefined);
-  assert.match(r.warnings[0]!, /"desktop" credential store.*not supported yet/);
-
-  r = lookup('inline.example', path);
+  assert.match(r.warnings[0]!, /credsStore names the credential helper "desktop", but docker-credential-desktop is not on PATH/);
+  r = lookup('inline.example', path, { env: h.env });
   assert.deepEqual(r.creds, { username: 'u', password: 'p' }, 'inline credentials still work');
-  assert.deepEqual(r.warnings, []);
+  assert.equal(r.warnings.length, 1);
+  assert.deepEqual(lookup('public.example', path, { env: h.env }), { creds: undefined, warnings: [] }, 'no warning for a registry the store was never given');
+});
 
-  r = lookup('public.example', path);
-  assert.deepEqual([r.creds, r.warnings], [undefined, []], 'no warning for a registry the store does not know');
+test('credential helpers: a failing, garbled or hanging helper is a UsageError naming it, never showing a secret', (t) => {
+  const h = helpers(t);
+  const path = tempConfig(t, { credsStore: 'store' });
+  const fails = (registry: string, message: RegExp, extra: Parameters<typeof credentialsFor>[1] = {}) =>
+    assert.throws(
+      () => lookup(registry, path, { env: h.env, ...extra }),
+      (err: unknown) => {
+        assert.ok(err instanceof UsageError, String(err));
+        assert.match(err.message, message);
+        assert.doesNotMatch(err.message + (err.hint ?? ''), /hs-secret/);
+        return true;
+      },
+    );
+  fails('broken.example', /credsStore: docker-credential-store failed for broken\.example \(exit 1\): error getting credentials: the keychain is locked/);
+  fails('garbage.example', /docker-credential-store answered for garbage\.example with something that is not JSON/);
+  const started = Date.now();
+  fails('slow.example', /docker-credential-store did not answer for slow\.example within 1 s/, { helperTimeoutMs: 500 });
+  assert.ok(Date.now() - started < 5000, 'the helper was stopped at its time limit');
+  const bad = tempConfig(t, { credsStore: '../../bin/sh' });
+  assert.throws(() => lookup('r.example', bad, { env: h.env }), /"\.\.\/\.\.\/bin\/sh" is not a credential helper name/);
 });
 
 test('malformed config: a UsageError naming the file, without its text', (t) => {

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { imageName, renderBase, type BaseInput } from '../../loader/gitops/base.ts';
-import { parseSshUrl } from '../../loader/gitops/ssh.ts';
+import { parseSshUrl } from '../../shared/git/ssh.ts';
 import { checkHostKey, fingerprint } from '../../shared/transfer/ssh.ts';
 import { authorOf } from '../../loader/gitops/commit.ts';
 import type { BundleIndex } from '../../shared/bundle/format.ts';

@@ -6,6 +6,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { fetchManifests } from '../../packer/sources/manifests.ts';
+import { repositoryName } from '../../packer/sources/git.ts';
+import { s3FolderName } from '../../packer/sources/s3.ts';
+import { parseS3Prefix } from '../../shared/transfer/s3.ts';
 import type { ManifestSource } from '../../packer/spec.ts';
 import { checkEntryPath } from '../../shared/bundle/format.ts';
 
@@ -115,18 +118,32 @@ test('path sources: an empty folder gives no files and a warning', async (t) => 
   assert.match(log.join('\n'), /manifests\[0\]\.path .*empty: no files/);
 });
 
-test('git and s3 sources are not built yet (exit 2), and say what to use instead', async (t) => {
+test('git sources: a password in the URL is refused (exit 2) before any connection, without showing it', async (t) => {
   const dir = tree(t);
   await assert.rejects(
     fetchManifests([{ kind: 'git', url: 'https://user:tok3n@git.example/x.git', ref: 'v1' }], { workDir: join(dir, 'work') }),
     (e: Error & { exitCode?: number; hint?: string }) => {
-      exit(2, /^manifests\[0\]\.git https:\/\/git\.example\/x\.git: git sources are not built yet/, /path source/, /issue #5/)(e);
-      assert.doesNotMatch(e.message, /tok3n/);
+      exit(2, /^manifests\[0\]\.git\.url: the URL carries a password/, /secrets never go on the command line/)(e);
+      assert.doesNotMatch(e.message + (e.hint ?? ''), /tok3n/);
       return true;
     },
   );
   await assert.rejects(
-    fetchManifests([{ kind: 's3', url: 's3://bucket/prefix/' }], { workDir: join(dir, 'work') }),
-    exit(2, /manifests\[0\]\.s3 .*: s3 sources are not built yet/, /issue #6/),
+    fetchManifests([{ kind: 'git', url: 'https://git.example/x.git', ref: 'v1', path: 'deploy/../../etc' }], { workDir: join(dir, 'work') }),
+    exit(2, /manifests\[0\]\.git\.path "deploy\/\.\.\/\.\.\/etc": not a folder inside the repository/),
   );
+});
+
+test('git and s3 sources: the folder each one lands in', () => {
+  assert.equal(repositoryName('https://git.example/org/app.git'), 'app');
+  assert.equal(repositoryName('https://git.example/org/app/'), 'app');
+  assert.equal(repositoryName('ssh://git@git.example:2222/srv/platform.git'), 'platform');
+  assert.equal(repositoryName('git@git.example:org/deploy.git'), 'deploy');
+  assert.equal(repositoryName('https://git.example/'), undefined);
+  assert.equal(s3FolderName('s3://bucket/releases/harness/'), 'harness');
+  assert.equal(s3FolderName('s3://bucket/releases/harness'), 'harness');
+  assert.equal(s3FolderName('s3://bucket'), 'bucket');
+  assert.deepEqual(parseS3Prefix('s3://bucket/a/b'), { bucket: 'bucket', prefix: 'a/b/' });
+  assert.deepEqual(parseS3Prefix('s3://bucket/'), { bucket: 'bucket', prefix: '' });
+  assert.throws(() => parseS3Prefix('s3://B/x'), /expected s3:\/\/bucket\/prefix\//);
 });

@@ -1,7 +1,7 @@
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git';
 import type { Client, ClientChannel } from 'ssh2';
-import { connectSsh, type SshAuth } from '../../shared/transfer/ssh.ts';
-import { RemoteError, UsageError } from '../../shared/cli/errors.ts';
+import { connectSsh, type SshAuth } from '../transfer/ssh.ts';
+import { RemoteError, UsageError } from '../cli/errors.ts';
 
 /**
  * Git over SSH for isomorphic-git, which speaks only HTTP: its smart-HTTP

@@ -1,6 +1,6 @@
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git';
 import { Readable } from 'node:stream';
-import type { HttpTransport } from '../../shared/registry/transport.ts';
+import type { HttpTransport } from '../registry/transport.ts';
 
 /**
  * isomorphic-git's HTTP plugin on airlock's transport: the same TLS trust

@@ -40,6 +40,11 @@ export class VerifyingStream extends Transform {
     super();
     this.algorithm = parseDigest(expected.digest).algorithm;
     this.hash = createHash(this.algorithm);
+    // A source may fill and fail this stream before its consumer attaches (a small blob read and
+    // found wrong while its upload session is still being opened). That must not be an unhandled
+    // 'error' event: the consumer still gets the error, from the stream's errored state, when it
+    // reads (async iteration and pipeline both check it).
+    this.on('error', () => undefined);
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {

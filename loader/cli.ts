@@ -7,6 +7,7 @@ import type { Argv } from 'yargs';
 import { inspectCommand, verifyCommand } from './verify.ts';
 import { formatLoadReport, load } from './load.ts';
 import { promote } from './gitops/promote.ts';
+import { REVIEW_STYLES } from './gitops/reviewStyles.ts';
 import { HttpTransport } from '../shared/registry/transport.ts';
 import { downloadSftp } from '../shared/transfer/sftp.ts';
 import { downloadS3 } from '../shared/transfer/s3.ts';
@@ -139,6 +140,11 @@ export function registerLoaderCommands(y: Argv): Argv {
                   type: 'boolean',
                   default: false,
                   describe: 'Push a review branch for a merge request instead of updating the environment branch',
+                })
+                .option('review-style', {
+                  choices: REVIEW_STYLES,
+                  describe:
+                    'How --review reaches the server: branch (push airlock/promote-ENV-VERSION), gitlab (that branch with push options: GitLab opens the merge request), agit (refs/for/ENV with a topic: Gitea, Forgejo, Gerrit open a pull request or change)',
                 }),
             ),
           ),
@@ -153,6 +159,7 @@ export function registerLoaderCommands(y: Argv): Argv {
               to: argv.to,
               path: argv['git-path'],
               review: argv.review,
+              reviewStyle: argv['review-style'],
               sshKey: argv['ssh-key'],
               knownHosts: argv['known-hosts'],
               username: argv['git-username'],
@@ -166,7 +173,11 @@ export function registerLoaderCommands(y: Argv): Argv {
             merged: `merged ${argv.from} into ${r.branch}`,
             'fast-forward': `fast-forwarded ${r.branch} to ${argv.from}`,
             'up to date': `${r.branch} already has ${argv.from}; nothing to do`,
-            'review pushed': `pushed ${r.branch} (${argv.from} merged into ${argv.to}): open a merge request from it into ${argv.to}`,
+            'review pushed': {
+              branch: `pushed ${r.branch} (${argv.from} merged into ${argv.to}): open a merge request from it into ${argv.to}`,
+              gitlab: `pushed ${r.branch} (${argv.from} merged into ${argv.to}) with merge request options: the server opens "${r.review?.title}" into ${argv.to}`,
+              agit: `pushed ${r.review?.ref} (${argv.from} merged into ${argv.to}): the server opens "${r.review?.title}" for ${argv.to}`,
+            }[r.review?.style ?? 'branch'],
           };
           process.stdout.write(
             argv.json ? JSON.stringify({ event: 'promoted', ...r }) + '\n' : `promote ${r.name} ${r.version}: ${what[r.outcome]}${r.commit ? ` (${r.commit.slice(0, 12)})` : ''}\n`,

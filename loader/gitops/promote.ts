@@ -6,7 +6,10 @@ import git, { Errors } from 'isomorphic-git';
 import { PolicyError, RemoteError, UsageError } from '../../shared/cli/errors.ts';
 import type { HttpTransport } from '../../shared/registry/transport.ts';
 import { authorOf, openRemote } from './commit.ts';
+import { pushWithOptions } from './pushOptions.ts';
 import { fetchTip, initRepository, push, putEntry, type GitRemote } from './repo.ts';
+import { reviewPush, type ReviewStyle } from './reviewStyles.ts';
+import { reviewText } from './reviewText.ts';
 
 /**
  * airlock promote: merge the dev branch into an environment branch (or push a
@@ -22,6 +25,8 @@ export interface PromoteOptions {
   /** Folder in the repository; default: the one folder holding airlock/airlock.json on `from`. */
   path?: string;
   review?: boolean;
+  /** How the review reaches the server (default branch); only with `review`. */
+  reviewStyle?: ReviewStyle;
   sshKey?: string;
   knownHosts?: string;
   username?: string;
@@ -38,10 +43,15 @@ export interface PromoteResult {
   version: string;
   outcome: 'created' | 'merged' | 'fast-forward' | 'up to date' | 'review pushed';
   commit?: string;
+  /** With --review: the style, the ref pushed and the review's title. */
+  review?: { style: ReviewStyle; ref: string; title: string };
 }
 
 export async function promote(options: PromoteOptions, transport: HttpTransport): Promise<PromoteResult> {
   if (!/^[A-Za-z0-9][A-Za-z0-9._/-]*$/.test(options.to) || options.to.includes('..')) throw new UsageError(`--to ${options.to}: not a branch name`);
+  if (options.reviewStyle !== undefined && !options.review) {
+    throw new UsageError(`--review-style ${options.reviewStyle} goes with --review`, { hint: 'add --review, or drop --review-style to promote directly' });
+  }
   const remote = openRemote(options, transport);
   const author = authorOf(options.author);
   const gitdir = await mkdtemp(join(tmpdir(), 'airlock-promote-'));
@@ -101,10 +111,23 @@ export async function promote(options: PromoteOptions, transport: HttpTransport)
         outcome = merged.fastForward ? 'fast-forward' : 'merged';
       }
 
-      const target = options.review ? `airlock/promote-${options.to}-${version}` : options.to;
-      await git.writeRef({ fs, gitdir, ref: `refs/heads/${target}`, value: commit, force: true });
-      const pushed = await push(gitdir, remote, target, options.review === true || !toTip);
-      if (pushed === 'ok') return { url: remote.display, branch: target, path, name, version, outcome: options.review ? 'review pushed' : outcome, commit };
+      if (options.review) {
+        const style = options.reviewStyle ?? 'branch';
+        const text = reviewText({ name, version, from: options.from, to: options.to });
+        const plan = reviewPush(style, options.to, version, text);
+        const branch = plan.ref.replace(/^refs\/heads\//, '');
+        const reviewed = { url: remote.display, branch, path, name, version, outcome: 'review pushed' as const, commit, review: { style, ref: plan.ref, title: text.title } };
+        if (style !== 'branch') {
+          await pushWithOptions({ gitdir, remote, ref: plan.ref, commit, options: plan.options });
+          return reviewed;
+        }
+        await git.writeRef({ fs, gitdir, ref: plan.ref, value: commit, force: true });
+        if ((await push(gitdir, remote, branch, true)) === 'ok') return reviewed;
+      } else {
+        await git.writeRef({ fs, gitdir, ref: `refs/heads/${options.to}`, value: commit, force: true });
+        const pushed = await push(gitdir, remote, options.to, !toTip);
+        if (pushed === 'ok') return { url: remote.display, branch: options.to, path, name, version, outcome, commit };
+      }
       if (attempt >= 5) throw new RemoteError(`promote: ${options.to} kept moving while airlock merged into it`, { hint: 'run the same command again' });
     }
   } finally {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import git, { Errors, type TreeEntry } from 'isomorphic-git';
 import { PolicyError, RemoteError } from '../../shared/cli/errors.ts';
 import { gitRemoteCall, type GitRemote } from '../../shared/git/remote.ts';
+import { tolerateUnbornHead } from './unbornHead.ts';
 
 /**
  * Commits to a branch of a remote repository without a working copy: a
@@ -95,20 +96,54 @@ export async function initRepository(gitdir: string, remote: GitRemote, defaultB
 
 /** The branch's tip (fetched, depth 1), or undefined when the remote has no such branch. */
 export async function fetchTip(gitdir: string, remote: GitRemote, branch: string, depth: number | undefined = 1): Promise<string | undefined> {
-  const refs = await gitRemoteCall(remote, `list branches`, () => git.listServerRefs({ http: remote.http, url: remote.url, prefix: `refs/heads/${branch}` }));
-  const ref = refs.find((r) => r.ref === `refs/heads/${branch}`);
-  if (!ref) return undefined;
+  const oid = (await listRemote(remote)).branches.get(branch);
+  if (!oid) return undefined;
   await gitRemoteCall(remote, `fetch ${branch}`, () =>
-    git.fetch({ fs, http: remote.http, gitdir, remote: 'origin', ref: branch, remoteRef: branch, singleBranch: true, tags: false, ...(depth ? { depth } : {}) }),
+    git.fetch({
+      fs,
+      http: tolerateUnbornHead(remote.http, `refs/heads/${branch}`),
+      gitdir,
+      remote: 'origin',
+      ref: branch,
+      remoteRef: branch,
+      singleBranch: true,
+      tags: false,
+      ...(depth ? { depth } : {}),
+    }),
   );
-  return ref.oid;
+  return oid;
 }
 
-/** The branch the remote's HEAD names (where a new branch starts), if any. */
+/** The branch the remote's HEAD names (where a new branch starts), if it exists. */
 export async function remoteDefaultBranch(remote: GitRemote): Promise<string | undefined> {
-  const refs = await gitRemoteCall(remote, 'list branches', () => git.listServerRefs({ http: remote.http, url: remote.url, symrefs: true, prefix: 'HEAD' }));
-  const target = refs.find((r) => r.ref === 'HEAD')?.target;
-  return target?.startsWith('refs/heads/') ? target.slice('refs/heads/'.length) : undefined;
+  const { branches, head } = await listRemote(remote);
+  return head !== undefined && branches.has(head) ? head : undefined;
+}
+
+export interface RemoteListing {
+  /** Branch name (without refs/heads/) to its tip. */
+  branches: Map<string, string>;
+  /** The branch HEAD names, when the server says (it does not for a HEAD whose branch does not exist yet). */
+  head?: string;
+}
+
+/**
+ * The remote's branches and HEAD, from the protocol v0 ref advertisement
+ * (getRemoteInfo). Not listServerRefs: on a repository with no refs it
+ * mistakes a v0 server for v2 and sends a v2 request (git over SSH fails).
+ */
+export async function listRemote(remote: GitRemote): Promise<RemoteListing> {
+  const info = await gitRemoteCall(remote, 'list branches', () => git.getRemoteInfo({ http: remote.http, url: remote.url }));
+  const branches = new Map<string, string>();
+  const walk = (node: unknown, prefix: string) => {
+    for (const [k, v] of Object.entries(node as Record<string, unknown>)) {
+      if (typeof v === 'string') branches.set(`${prefix}${k}`, v);
+      else if (v && typeof v === 'object') walk(v, `${prefix}${k}/`);
+    }
+  };
+  walk(info.refs?.heads ?? {}, '');
+  const head = typeof info.HEAD === 'string' && info.HEAD.startsWith('refs/heads/') ? info.HEAD.slice('refs/heads/'.length) : undefined;
+  return { branches, ...(head ? { head } : {}) };
 }
 
 /** Push a branch: 'ok', or 'moved' when the remote branch moved since it was read. Refusals are exit 5. */

@@ -2,6 +2,7 @@ import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git
 import type { Client, ClientChannel } from 'ssh2';
 import { connectSsh, type SshAuth } from '../transfer/ssh.ts';
 import { RemoteError, UsageError } from '../cli/errors.ts';
+import { pktLine } from './pkt.ts';
 
 /**
  * Git over SSH for isomorphic-git, which speaks only HTTP: its smart-HTTP
@@ -65,7 +66,7 @@ export class SshGitTransport {
     let body: Buffer;
     if ((req.method ?? 'GET').toUpperCase() === 'GET') {
       channel.end('0000');
-      const header = pkt(`# service=${service}\n`);
+      const header = pktLine(`# service=${service}\n`);
       body = Buffer.concat([header, Buffer.from('0000'), advertisement]);
       await reader.rest().catch(() => undefined);
     } else {
@@ -103,11 +104,6 @@ function exec(client: Client, command: string, display: string): Promise<ClientC
   return new Promise((resolve, reject) => {
     client.exec(command, (err, channel) => (err ? reject(new RemoteError(`git over SSH at ${display}: ${err.message}`)) : resolve(channel)));
   });
-}
-
-function pkt(text: string): Buffer {
-  const body = Buffer.from(text);
-  return Buffer.concat([Buffer.from((body.length + 4).toString(16).padStart(4, '0')), body]);
 }
 
 /** Reads a channel's stdout as pkt-lines up to a flush, then the rest; keeps stderr and the exit code. */

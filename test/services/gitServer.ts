@@ -25,14 +25,28 @@ export interface GitServer {
   password: string;
   /** Where the bare repositories live. */
   root: string;
-  /** Create a bare repository; with `files`, a first commit on `branch` (default main) holding them. */
-  createRepo(name: string, opts?: { branch?: string; files?: Record<string, string> }): Promise<string>;
+  /**
+   * Create a bare repository; with `files`, a first commit on `branch` (default main) holding them;
+   * with `pushOptions`, receive-pack advertises push-options (receive.advertisePushOptions=true).
+   */
+  createRepo(name: string, opts?: { branch?: string; files?: Record<string, string>; pushOptions?: boolean }): Promise<string>;
+  /**
+   * A pre-receive hook that records each push's ref updates and push options
+   * (GIT_PUSH_OPTION_<i>), as GitLab and Gitea read them; `pushes` returns them.
+   */
+  recordPushes(name: string): Promise<void>;
+  pushes(name: string): Promise<RecordedPush[]>;
   /** Refuse pushes to these branches of a repository (pre-receive hook), with the server's message. */
   protect(name: string, branches: string[]): Promise<void>;
   /** `git` run against a bare repository (inspection in tests). */
   git(name: string, args: string[]): Promise<string>;
   nginx: NginxService;
   stop(): Promise<void>;
+}
+
+export interface RecordedPush {
+  refs: { old: string; new: string; ref: string }[];
+  options: string[];
 }
 
 export const GIT_HTTP_BACKEND = '/usr/lib/git-core/git-http-backend';
@@ -107,6 +121,7 @@ export async function startGitServer(opts: GitServerOptions = {}): Promise<GitSe
       await run('git', ['init', '--bare', '--quiet', '--initial-branch', branch, bare(name)]);
       await git(name, ['config', 'http.receivepack', 'true']);
       await git(name, ['config', 'uploadpack.allowAnySHA1InWant', 'true']);
+      if (o.pushOptions) await git(name, ['config', 'receive.advertisePushOptions', 'true']);
       if (o.files) {
         const work = await fsp.mkdtemp(path.join(dir, 'seed-'));
         for (const [file, content] of Object.entries(o.files)) {
@@ -126,6 +141,39 @@ export async function startGitServer(opts: GitServerOptions = {}): Promise<GitSe
       const hook = path.join(bare(name), 'hooks', 'pre-receive');
       const cases = branches.map((b) => `    refs/heads/${b}) echo "GL-HOOK-ERR: branch ${b} is protected: open a merge request instead" >&2; exit 1 ;;`).join('\n');
       await fsp.writeFile(hook, `#!/bin/sh\nwhile read old new ref; do\n  case "$ref" in\n${cases}\n  esac\ndone\nexit 0\n`, { mode: 0o755 });
+    },
+    async recordPushes(name) {
+      const log = path.join(bare(name), 'recorded-pushes.log');
+      await fsp.writeFile(
+        path.join(bare(name), 'hooks', 'pre-receive'),
+        [
+          '#!/bin/sh',
+          `log='${log}'`,
+          'echo push >> "$log"',
+          'while read old new ref; do printf \'ref %s %s %s\\n\' "$old" "$new" "$ref" >> "$log"; done',
+          'i=0',
+          'while [ "$i" -lt "${GIT_PUSH_OPTION_COUNT:-0}" ]; do',
+          '  eval "v=\\$GIT_PUSH_OPTION_$i"',
+          '  printf \'option %s\\n\' "$v" >> "$log"',
+          '  i=$((i + 1))',
+          'done',
+          'exit 0',
+          '',
+        ].join('\n'),
+        { mode: 0o755 },
+      );
+    },
+    async pushes(name) {
+      const text = await fsp.readFile(path.join(bare(name), 'recorded-pushes.log'), 'utf8').catch(() => '');
+      const out: RecordedPush[] = [];
+      for (const line of text.split('\n')) {
+        if (line === 'push') out.push({ refs: [], options: [] });
+        else if (line.startsWith('ref ')) {
+          const [old, nu, ref] = line.slice(4).split(' ');
+          out.at(-1)!.refs.push({ old: old!, new: nu!, ref: ref! });
+        } else if (line.startsWith('option ')) out.at(-1)!.options.push(line.slice('option '.length));
+      }
+      return out;
     },
     async stop() {
       await nginx.stop();

@@ -65,6 +65,9 @@ export async function startSshd(): Promise<SshServer> {
         `AllowUsers ${user}`,
         'LogLevel VERBOSE',
         'Subsystem sftp internal-sftp',
+        // bash reads ~/.bashrc for commands sshd runs (Debian builds it so) only at shell level 1; a heavy
+        // ~/.bashrc (pyenv init: seconds) would otherwise slow every git-over-SSH request of the tests.
+        'SetEnv SHLVL=1',
         '',
       ].join('\n'),
     );

@@ -39,11 +39,24 @@ unit_tests=(test/unit/*.test.ts)
 integration_tests=(test/integration/*.test.ts)
 shopt -u nullglob
 
+# Each run's TAP goes to the terminal and to a log; the totals of every run are
+# printed last as one "N passed, N failed" line.
+tap_log="$(mktemp)"
+trap 'rm -f "$tap_log"' EXIT
+status=0
 run_tests() {
   local concurrency="$1"
   shift
   [ "$#" -gt 0 ] || return 0
-  node --import tsx --test --test-concurrency="$concurrency" --test-timeout=600000 "$@"
+  node --import tsx --test --test-concurrency="$concurrency" --test-timeout=600000 "$@" | tee -a "$tap_log" || status=1
+}
+summary() {
+  local passed failed
+  passed=$(awk '/^# pass /{n+=$3} END{print n+0}' "$tap_log")
+  failed=$(awk '/^# fail /{n+=$3} END{print n+0}' "$tap_log")
+  [ "$failed" -eq 0 ] || status=1
+  echo "$passed passed, $failed failed"
+  exit "$status"
 }
 
 if [ "$mode" = all ] || [ "$mode" = check ]; then
@@ -63,3 +76,4 @@ fi
 if [ "$mode" = files ]; then
   run_tests 1 "${files[@]}"
 fi
+[ "$mode" = check ] || summary

@@ -59,7 +59,8 @@ export interface BundleIndex {
 
 export const INDEX_PATH = 'airlock.json';
 export const SIGNATURE_PATH = 'airlock.json.sig';
-export const MAX_INDEX_BYTES = 64 * 1024 * 1024;
+/** About 80,000 entries (Harness: 800); a bigger index is refused before it is parsed, which bounds inspect's memory. */
+export const MAX_INDEX_BYTES = 16 * 1024 * 1024;
 export const MAX_SIGNATURE_BYTES = 4096;
 const ENTRY_ROOTS = ['manifests/', 'charts/', 'oci/'];
 

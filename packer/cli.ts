@@ -86,6 +86,11 @@ export function registerPackerCommands(y: Argv): Argv {
                     type: 'string',
                     describe: 'Also split the bundle into volumes of at most this size (e.g. 4G, 700M)',
                   })
+                  .option('helm', {
+                    type: 'string',
+                    describe: 'The helm binary (3.x or 4.x) that renders the spec\'s charts (default: helm on PATH)',
+                    normalize: true,
+                  })
                   .option('since', {
                     type: 'string',
                     describe: 'Leave out blobs the enclave already has: an inventory.json (airlock inventory) or an older bundle',
@@ -110,6 +115,7 @@ export function registerPackerCommands(y: Argv): Argv {
           jobs: argv.jobs,
           caFile: argv['ca-file'],
           plainHttp: argv['plain-http'],
+          helm: argv.helm,
           json,
           logger: new Logger({ json }),
         });

@@ -14,7 +14,7 @@ import type { Helm } from './helm/helm.ts';
 import { renderChart, type RenderedChart } from './helm/render.ts';
 import { findingMessages } from './helm/scan.ts';
 import { mergeValuesFiles } from './helm/values.ts';
-import { ChartArtifactContent, fetchCharts, type FetchedChart } from './sources/charts/index.ts';
+import { ChartArtifactContent, fetchCharts, type ChartFetchOptions, type FetchedChart } from './sources/charts/index.ts';
 import { defaultReleaseName, type ChartSpec } from './spec.ts';
 
 /**
@@ -43,6 +43,8 @@ export interface ChartStageOptions {
   /** The first path components under manifests/ the manifests sources use; a release name may not be one. */
   manifestFolders: Set<string>;
   logger: Logger;
+  /** The shared git fetcher for git chart sources; without it a git chart is exit 2. */
+  fetchGitFolder?: ChartFetchOptions['fetchGitFolder'];
 }
 
 export interface PackedChart {
@@ -72,6 +74,14 @@ export async function prepareCharts(options: ChartStageOptions): Promise<PackedC
     options.manifestFolders,
   );
 
+  // Without a git fetcher, say so before anything is fetched.
+  const git = charts.find((c) => c.source.kind === 'git');
+  if (git !== undefined && options.fetchGitFolder === undefined) {
+    throw new UsageError(`${git.where}: git chart sources are not available in this version of airlock`, {
+      hint: 'use a path source on a checkout of the repository, or publish the chart to a chart repository or OCI registry',
+    });
+  }
+
   const workDir = join(options.workDir, 'charts-stage');
   await mkdir(workDir, { recursive: true });
   const fetched = await fetchCharts(
@@ -82,6 +92,7 @@ export async function prepareCharts(options: ChartStageOptions): Promise<PackedC
       ...(options.caFile !== undefined ? { caFile: options.caFile } : {}),
       registryClient: options.registryClient,
       onLog: (m) => logger.warn(m),
+      ...(options.fetchGitFolder !== undefined ? { fetchGitFolder: options.fetchGitFolder } : {}),
     },
   );
   const releaseNames = charts.map((c, i) => c.releaseName ?? fetched[i]!.name);

@@ -65,7 +65,15 @@ export async function inspectCommand(bundle: string, json: boolean, s3: S3Option
     `platforms: ${index.platforms.join(', ') || 'all'}`,
     `size: ${formatBytes(size)}; ${blobs.length} blobs (${formatBytes(blobs.reduce((a, e) => a + e.size, 0))}); ${manifests.length} manifest files`,
     `images (${index.images.length}):`,
-    ...index.images.map((i) => `  ${i.ref}  ${i.digest}${i.platforms?.length ? '  ' + i.platforms.join(',') : ''}`),
+    ...index.images.map((i) => `  ${i.ref}  ${i.digest}${i.platforms?.length ? '  ' + i.platforms.join(',') : ''}${i.charts?.length ? `  charts: ${i.charts.join(',')}` : ''}`),
+    ...(index.charts.length > 0
+      ? [
+          `charts (${index.charts.length}):`,
+          ...index.charts.map(
+            (c) => `  ${c.name} ${c.version}  release ${c.releaseName}  namespace ${c.namespace}  gitops ${c.gitops}  ${c.digest}  (${c.images.length} images, from ${c.source})`,
+          ),
+        ]
+      : []),
     ...(manifests.length > 0 ? [`manifest files (${manifests.length}):`, ...manifests.map((m) => `  ${m.path.slice('manifests/'.length)}  ${formatBytes(m.size)}`)] : []),
   ];
   process.stdout.write(lines.map(printable).join('\n') + '\n');

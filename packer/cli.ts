@@ -87,6 +87,11 @@ export function registerPackerCommands(y: Argv): Argv {
                       type: 'string',
                       describe: 'Also split the bundle into volumes of at most this size (e.g. 4G, 700M)',
                     })
+                    .option('helm', {
+                      type: 'string',
+                      describe: 'The helm binary (3.x or 4.x) that renders the spec\'s charts (default: helm on PATH)',
+                      normalize: true,
+                    })
                     .option('since', {
                       type: 'string',
                       describe: 'Leave out blobs the enclave already has: an inventory.json (airlock inventory) or an older bundle',
@@ -119,6 +124,7 @@ export function registerPackerCommands(y: Argv): Argv {
             knownHosts: argv['known-hosts'],
             s3Endpoint: argv['s3-endpoint'],
           },
+          helm: argv.helm,
           json,
           logger: new Logger({ json }),
         });

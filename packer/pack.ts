@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { RemoteError, UsageError, VerificationError } from '../shared/cli/errors.ts';
@@ -22,13 +22,18 @@ import { keyPassword } from '../shared/sign/password.ts';
 import { discoverImages } from '../shared/manifests/discover.ts';
 import { foundToSources, mergeImages, readImageList, type WantedImage } from './images.ts';
 import { fetchManifests, type FetchManifestsOptions } from './sources/manifests.ts';
+import { fetchGitTree } from './sources/git.ts';
+import { redactUrl } from './sources/http-download.ts';
 import { readSpec } from './spec.ts';
+import { chartBundleContent, chartImageSources, chartsByImage, copyCharts, prepareCharts, type PackedChart } from './charts.ts';
+import { findHelm, HELM_INSTALL_HINT } from './helm/helm.ts';
 
 /**
  * airlock pack: spec -> manifests + images -> one signed bundle.
  *
  * 1. Read the spec, the key (the password is asked for before any network
- *    work) and the manifests; gather the images (explicit, lists, discovered).
+ *    work) and the manifests; fetch and render the charts (charts.ts);
+ *    gather the images (explicit, lists, discovered in manifests and charts).
  * 2. Resolve every image to a digest and read its manifests (planGraph),
  *    failing fast with the full list of missing or refused images before any
  *    layer is downloaded.
@@ -47,6 +52,8 @@ export interface PackOptions {
   plainHttp?: boolean;
   /** What git and s3 manifest sources need: git auth, SSH key and known_hosts, the S3 endpoint. */
   sources?: Pick<FetchManifestsOptions, 'gitUsername' | 'gitPasswordEnv' | 'sshKey' | 'knownHosts' | 's3Endpoint'>;
+  /** --helm: the helm binary that renders charts (default: helm on PATH). */
+  helm?: string;
   json?: boolean;
   logger: Logger;
   /** Pack time (tests); default now. */
@@ -58,6 +65,7 @@ export interface PackSummary {
   name: string;
   version: string;
   images: number;
+  charts: number;
   manifestFiles: number;
   uniqueBlobs: number;
   /** Bytes of unique blobs and manifests (what the registry side needs). */
@@ -83,11 +91,14 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
   const started = performance.now();
   const { logger } = options;
   const spec = await readSpec(options.spec);
-  if (spec.charts.length > 0) {
-    throw new UsageError(`${spec.file}: charts are not supported yet; this version packs images and manifests`, {
-      hint: 'render the chart (helm template) into a manifests path for now, or remove charts:',
-    });
-  }
+  // Charts need the real helm: found (or refused) before any network work.
+  const helm =
+    spec.charts.length > 0
+      ? await findHelm(options.helm).catch((err: unknown) => {
+          if (err instanceof UsageError) throw new UsageError(`${spec.file}: the spec has charts: ${err.message}`, { hint: HELM_INSTALL_HINT });
+          throw err;
+        })
+      : undefined;
   const platforms: Platform[] = options.platforms?.length ? options.platforms.map((p) => parsePlatform(p)) : spec.platforms;
   const mirrors = parseMirrors(options.mirrors ?? []);
   const output = resolve(options.output);
@@ -109,30 +120,6 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
   let writer: BundleWriter | undefined;
   const abortWriter = onShutdown(() => writer?.abort());
   try {
-    // 1. Manifests and the image list.
-    const files: BundleFile[] = await fetchManifests(spec.manifests, {
-      ...options.sources,
-      workDir,
-      transport,
-      caFile: options.caFile,
-      onLog: (m) => logger.warn(m),
-      onResolved: (r) => logger.info(`manifests[${r.index}].git ${r.url} ${r.ref}: commit ${r.commit}`),
-    });
-    const wanted = await wantedImages(spec.images.map((i) => ({ text: i.text, where: `${spec.file}:${i.line}` })), spec.imageLists, spec.discoverImages ? files : []);
-    if (wanted.length === 0 && files.length === 0) {
-      throw new UsageError(`${spec.file}: nothing to pack: no images, image lists, discovered images or manifests`);
-    }
-    const conflicts = mappingConflicts(wanted.map((w) => w.reference));
-    if (conflicts.length > 0) {
-      throw new UsageError(
-        `${conflicts.length} enclave repositor${conflicts.length === 1 ? 'y' : 'ies'} would receive images from more than one source registry:\n` +
-          conflicts.map((c) => `  ${c.repository} <- ${c.sources.join(', ')}`).join('\n'),
-        { hint: 'the enclave name drops the source registry (DESIGN.md §6); pack one of each pair in another bundle, or mirror it under another path' },
-      );
-    }
-
-    // 2. Resolve and plan every image before downloading any layer.
-    const session = new CopySession({ concurrency: options.jobs ?? 8, onEvent: progressListener(progress) });
     const clients = new Map<string, RegistryClient>();
     const clientFor = (registry: string): RegistryClient => {
       let c = clients.get(registry);
@@ -146,18 +133,77 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
       }
       return c;
     };
+
+    // 1. Manifests, charts and the image list.
+    const manifestFiles: BundleFile[] = await fetchManifests(spec.manifests, {
+      ...options.sources,
+      workDir,
+      transport,
+      caFile: options.caFile,
+      onLog: (m) => logger.warn(m),
+      onResolved: (r) => logger.info(`manifests[${r.index}].git ${r.url} ${r.ref}: commit ${r.commit}`),
+    });
+    const charts = await prepareCharts({
+      charts: spec.charts,
+      helm: helm!,
+      workDir,
+      transport,
+      ...(options.caFile !== undefined ? { caFile: options.caFile } : {}),
+      registryClient: clientFor,
+      manifestFolders: new Set(manifestFiles.map((f) => f.path.split('/')[1]!)),
+      logger,
+      fetchGitFolder: async (git, into) => {
+        await mkdir(into, { recursive: true });
+        const tree = await fetchGitTree(git, join(into, 'tree'), {
+          workDir: into,
+          transport,
+          username: options.sources?.gitUsername,
+          passwordEnv: options.sources?.gitPasswordEnv,
+          sshKey: options.sources?.sshKey,
+          knownHosts: options.sources?.knownHosts,
+          label: `charts git ${redactUrl(git.url)}`,
+          onLog: (m) => logger.warn(m),
+        });
+        logger.info(`chart from git ${redactUrl(git.url)} ${tree.ref}: commit ${tree.commit}`);
+        return tree.dir;
+      },
+    });
+    const chartContent = chartBundleContent(charts);
+    const files = [...manifestFiles, ...chartContent.files];
+    const wanted = await wantedImages(
+      spec.images.map((i) => ({ text: i.text, where: `${spec.file}:${i.line}` })),
+      spec.imageLists,
+      spec.discoverImages ? manifestFiles : [],
+      spec.discoverImages ? chartImageSources(charts) : [],
+    );
+    if (!spec.discoverImages) warnUnpackedChartImages(charts, wanted, logger);
+    if (wanted.length === 0 && files.length === 0) {
+      throw new UsageError(`${spec.file}: nothing to pack: no images, image lists, discovered images, manifests or charts`);
+    }
+    const conflicts = mappingConflicts(wanted.map((w) => w.reference));
+    if (conflicts.length > 0) {
+      throw new UsageError(
+        `${conflicts.length} enclave repositor${conflicts.length === 1 ? 'y' : 'ies'} would receive images from more than one source registry:\n` +
+          conflicts.map((c) => `  ${c.repository} <- ${c.sources.join(', ')}`).join('\n'),
+        { hint: 'the enclave name drops the source registry; pack one of each pair in another bundle, or mirror it under another path' },
+      );
+    }
+
+    // 2. Resolve and plan every image before downloading any layer.
+    const session = new CopySession({ concurrency: options.jobs ?? 8, onEvent: progressListener(progress) });
     progress.phase('resolve', { items: wanted.length });
     const planned = await planAll(wanted, clientFor, session, platforms, () => progress.advance(0, 1));
 
     // 3. Lay out, sign and fill the bundle.
-    const { content, referencedBytes } = bundleContent(spec.name, spec.version, options.now ?? new Date(), platforms, planned, files);
+    const { content, referencedBytes } = bundleContent(spec.name, spec.version, options.now ?? new Date(), platforms, planned, files, charts, chartContent);
     const contentBytes = [...content.blobs, ...content.manifests].reduce((a, d) => a + d.size, 0);
     writer = await BundleWriter.create(output, content, (bytes) => signBlob(bytes, privateKey));
     const blobBytes = content.blobs.reduce((a, d) => a + d.size, 0);
+    const manifestCount = files.filter((f) => f.path.startsWith('manifests/')).length;
     logger.info(
-      `packing ${planned.length} images (${content.blobs.length} unique blobs, ${formatBytes(blobBytes)}) and ${files.length} manifest files into ${options.output}`,
+      `packing ${planned.length} images (${content.blobs.length} unique blobs, ${formatBytes(blobBytes)}), ${charts.length} charts and ${manifestCount} manifest files into ${options.output}`,
     );
-    progress.phase('download', { bytes: blobBytes, items: planned.length });
+    progress.phase('download', { bytes: blobBytes, items: planned.length + charts.length });
     for (const f of files) await writer.writeFile(f);
     const bundle = writer;
     // The first failure stops the rest: the bundle is dropped anyway.
@@ -165,6 +211,8 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
       await copyGraph(new PreloadedContent(p.source, p.plan.read), bundle, p.rootRead, { session, platforms: platforms.length > 0 ? platforms : undefined });
       progress.advance(0, 1);
     });
+    await copyCharts(charts, bundle, session);
+    progress.advance(0, charts.length);
     progress.phase('sync');
     await writer.commit();
     const seconds = (performance.now() - started) / 1000;
@@ -173,7 +221,8 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
       name: spec.name,
       version: spec.version,
       images: planned.length,
-      manifestFiles: files.length,
+      charts: charts.length,
+      manifestFiles: manifestCount,
       uniqueBlobs: content.blobs.length,
       contentBytes,
       referencedBytes,
@@ -200,6 +249,7 @@ export function formatPackSummary(s: PackSummary): string {
   return [
     `packed ${s.output}: ${s.name} ${s.version}`,
     `  images          ${s.images}`,
+    `  charts          ${s.charts}`,
     `  manifest files  ${s.manifestFiles}`,
     `  unique blobs    ${s.uniqueBlobs} (${formatBytes(s.contentBytes)} with manifests)`,
     `  saved by dedup  ${formatBytes(s.savedBytes)} of ${formatBytes(s.referencedBytes)} referenced`,
@@ -223,6 +273,7 @@ async function wantedImages(
   explicit: { text: string; where: string }[],
   imageLists: string[],
   discoverIn: BundleFile[],
+  fromCharts: { text: string; where: string }[],
 ): Promise<WantedImage[]> {
   const sources = [...explicit];
   for (const list of imageLists) sources.push(...(await readImageList(list)));
@@ -230,7 +281,25 @@ async function wantedImages(
     if (!/\.ya?ml$/i.test(f.path)) continue;
     sources.push(...foundToSources(discoverImages(await readFile(f.file, 'utf8'), f.path)));
   }
+  // The charts' rendered output was searched as it was rendered (and their image annotations read).
+  sources.push(...fromCharts.map((c) => ({ text: c.text, where: c.where })));
   return mergeImages(sources);
+}
+
+/**
+ * discoverImages off: the bundle carries only the images the spec lists, as
+ * for manifests. Images the charts deploy that are not among them are named,
+ * since the enclave will not have them.
+ */
+function warnUnpackedChartImages(charts: PackedChart[], wanted: WantedImage[], logger: Logger): void {
+  const packed = new Set(wanted.map((w) => w.canonical));
+  const missing = [...chartsByImage(charts)].filter(([ref]) => !packed.has(ref));
+  if (missing.length === 0) return;
+  logger.warn(
+    `${missing.length} image(s) the charts deploy are not in images or imageLists and discoverImages is off, so they are not packed: ` +
+      missing.map(([ref, releases]) => `${ref} (${releases.join(', ')})`).join(', ') +
+      '; list them, or set discoverImages: true',
+  );
 }
 
 /**
@@ -321,6 +390,8 @@ function bundleContent(
   platforms: Platform[],
   planned: PlannedImage[],
   files: BundleFile[],
+  charts: PackedChart[],
+  chartContent: ReturnType<typeof chartBundleContent>,
 ): { content: BundleContent; referencedBytes: number } {
   const blobs = new Map<string, Descriptor>();
   const manifests = new Map<string, Descriptor>();
@@ -337,11 +408,15 @@ function bundleContent(
       if (!group.has(m.descriptor.digest)) group.set(m.descriptor.digest, m.descriptor);
     }
   }
+  for (const b of chartContent.blobs) if (!blobs.has(b.digest)) blobs.set(b.digest, b);
+  for (const m of chartContent.manifests) if (!manifests.has(m.digest)) manifests.set(m.digest, m);
+  const deployedBy = chartsByImage(charts);
   const images: BundleImage[] = planned.map((p) => ({
     ref: p.wanted.canonical,
     digest: p.plan.root.descriptor.digest,
     mediaType: p.plan.root.descriptor.mediaType,
     ...(p.platforms.length > 0 ? { platforms: p.platforms } : {}),
+    ...(deployedBy.has(p.wanted.canonical) ? { charts: deployedBy.get(p.wanted.canonical)! } : {}),
   }));
   return {
     referencedBytes,
@@ -351,11 +426,11 @@ function bundleContent(
       created,
       platforms: platforms.map(formatPlatform),
       images,
-      charts: [],
+      charts: chartContent.index,
       files,
       blobs: [...blobs.values()],
       manifests: [...manifests.values(), ...indexes.values()],
-      refs: planned.map((p) => ({ ref: p.wanted.canonical, descriptor: p.plan.root.descriptor })),
+      refs: [...planned.map((p) => ({ ref: p.wanted.canonical, descriptor: p.plan.root.descriptor })), ...chartContent.refs],
     },
   };
 }

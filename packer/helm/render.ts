@@ -49,6 +49,8 @@ export interface RenderRequest {
   set?: Record<string, SetValue>;
   kubeVersion?: string;
   apiVersions?: string[];
+  /** More strings to mask in helm's messages (the spec's `set` values, when they come inside a merged values file). */
+  maskValues?: string[];
 }
 
 export interface RenderOptions {
@@ -139,7 +141,7 @@ export async function renderChart(request: RenderRequest, options: RenderOptions
     timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
   });
   // helm's advice to rerun with --debug is not something an airlock user can do.
-  const said = mask(run.stderr, set)
+  const said = mask(run.stderr, [...Object.values(set), ...(request.maskValues ?? [])])
     .split('\n')
     .filter((l) => !/^Use --debug flag/.test(l.trim()))
     .join('\n');
@@ -185,8 +187,8 @@ export function chartOfSource(rel: string): string {
 }
 
 /** `set` strings (4 characters or more) masked in helm's messages: they may be secrets (tokens, passwords). */
-function mask(text: string, set: Record<string, SetValue>): string {
+function mask(text: string, values: SetValue[]): string {
   let out = text;
-  for (const v of Object.values(set)) if (typeof v === 'string' && v.length >= 4) out = out.split(v).join('***');
+  for (const v of values) if (typeof v === 'string' && v.length >= 4) out = out.split(v).join('***');
   return out;
 }

@@ -55,7 +55,8 @@ export function setToValues(set: Record<string, SetValue>, where = 'set'): Recor
 
 /** Write setToValues(set) to `file` as YAML. */
 export async function writeSetValues(set: Record<string, SetValue>, file: string, where?: string): Promise<void> {
-  await writeFile(file, stringify(setToValues(set, where)), { mode: 0o600 });
+  // YAML 1.1 as helm reads it (go-yaml): a string "yes", "on" or "0755" is written quoted, so it stays a string.
+  await writeFile(file, stringify(setToValues(set, where), { version: '1.1' }), { mode: 0o600 });
 }
 
 /** "a.b\.c[2].d" -> ["a", "b.c", 2, "d"] */

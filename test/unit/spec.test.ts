@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseSpec } from '../../packer/spec.ts';
+import { defaultReleaseName, parseSpec } from '../../packer/spec.ts';
 
 const FULL = `name: harness
 version: 0.44.1
@@ -18,7 +18,7 @@ manifests:
   - s3: s3://bucket/prefix/
 charts:
   - { repo: https://harness.github.io/helm-charts, name: harness, version: 0.44.1 }
-  - { oci: oci://registry.example.com/charts/harness, version: 0.44.1 }
+  - { oci: oci://registry.example.com/charts/harness, version: 0.44.1, releaseName: harness-oci }
 `;
 
 test('a full spec parses; relative paths resolve against the spec folder', () => {
@@ -72,6 +72,76 @@ test('bad specs: exit 2 naming the file, the line and the field', () => {
   for (const [text, why] of cases) {
     assert.throws(
       () => parseSpec(text, 's.yaml'),
+      (err: Error & { exitCode?: number }) => err.exitCode === 2 && why.test(err.message),
+      text,
+    );
+  }
+});
+
+const CHARTS = `name: harness
+version: 0.44.1
+charts:
+  - repo: https://harness.github.io/helm-charts
+    name: harness
+    version: 0.44.1
+    namespace: harness-ns
+    values: [values/enclave.yaml, values/extra.yaml]
+    set: { global.ingress.enabled: true, 'podAnnotations.prometheus\\.io/scrape': "true", replicas: 3, gone: null, tag: 1.10 }
+    gitops: helmrelease
+    kubeVersion: 1.30.0
+    apiVersions: [monitoring.coreos.com/v1]
+  - { oci: oci://registry.example.com/charts/harness-delegate-ng, version: 1.10 }
+  - { path: ./charts/my-app, releaseName: my-app-prod }
+  - { git: { url: https://git.example.com/c.git, ref: v1, path: src/harness }, releaseName: harness-git }
+`;
+
+test('charts: every source kind and field; defaults; paths against the spec folder; numbers keep their text', () => {
+  const s = parseSpec(CHARTS, '/work/app/airlock.yaml');
+  assert.deepEqual(s.charts[0], {
+    source: { kind: 'repo', repo: 'https://harness.github.io/helm-charts', name: 'harness', version: '0.44.1' },
+    where: '/work/app/airlock.yaml:4',
+    namespace: 'harness-ns',
+    values: ['/work/app/values/enclave.yaml', '/work/app/values/extra.yaml'],
+    set: { 'global.ingress.enabled': true, 'podAnnotations.prometheus\\.io/scrape': 'true', replicas: 3, gone: null, tag: 1.1 },
+    gitops: 'helmrelease',
+    kubeVersion: '1.30.0',
+    apiVersions: ['monitoring.coreos.com/v1'],
+  });
+  assert.deepEqual(s.charts[1], { source: { kind: 'oci', oci: 'oci://registry.example.com/charts/harness-delegate-ng', version: '1.10' }, where: '/work/app/airlock.yaml:13', values: [], set: {}, gitops: 'rendered' });
+  assert.deepEqual(s.charts[2]!.source, { kind: 'path', path: '/work/app/charts/my-app' });
+  assert.equal(s.charts[2]!.releaseName, 'my-app-prod');
+  assert.deepEqual(s.charts[3]!.source, { kind: 'git', git: { url: 'https://git.example.com/c.git', ref: 'v1', path: 'src/harness' } });
+  assert.deepEqual(s.charts.map((c) => defaultReleaseName(c)), ['harness', 'harness-delegate-ng', 'my-app-prod', 'harness-git']);
+  assert.equal(defaultReleaseName(parseSpec('name: a\nversion: 1\ncharts: [{ path: ./c }]\n', 'a.yaml').charts[0]!), undefined, 'a path chart is named by its Chart.yaml');
+});
+
+test('bad charts entries: exit 2 naming the file, the line and the field', () => {
+  const head = 'name: a\nversion: 1\ncharts:\n';
+  const cases: [string, RegExp][] = [
+    ['  - { repo: https://x, oci: oci://y, version: 1 }\n', /^s.yaml:4: each charts entry is a mapping with exactly one of repo \(with name\), oci, path, git/],
+    ['  - { version: 1 }\n', /exactly one of repo/],
+    ['  - { repo: https://x, version: 1 }\n', /^s.yaml:4: missing required field charts\[\]\.name/],
+    ['  - { repo: https://x, name: n }\n', /missing required field charts\[\]\.version/],
+    ['  - { oci: oci://r/c }\n', /missing required field charts\[\]\.version/],
+    ['  - { repo: ftp://x, name: n, version: 1 }\n', /charts\[\]\.repo must be an http\(s\) chart repository URL/],
+    ['  - { path: ./c, version: 1 }\n', /^s.yaml:4: unknown field charts\[\]\.version/],
+    ['  - { path: ./c, valuesFiles: [a] }\n', /unknown field charts\[\]\.valuesFiles \(allowed: path, releaseName/],
+    ['  - { path: ./c, releaseName: Bad_Name }\n', /^s.yaml:4: charts\[\]\.releaseName "Bad_Name" is not a valid Helm release name/],
+    ['  - { path: ./c, namespace: a.b }\n', /charts\[\]\.namespace "a\.b" is not a valid Kubernetes namespace/],
+    ['  - path: ./c\n    values: a.yaml\n', /^s.yaml:5: charts\[\]\.values must be a list/],
+    ['  - path: ./c\n    set: [a]\n', /^s.yaml:5: charts\[\]\.set must be a mapping/],
+    ['  - path: ./c\n    set:\n      a: [1]\n', /^s.yaml:6: charts\[\]\.set\.a must be a scalar/],
+    ['  - path: ./c\n    set:\n      "a..b": 1\n', /^s.yaml:6: charts\[\]\.set: key "a\.\.b": an empty name/],
+    ['  - path: ./c\n    gitops: flux\n', /^s.yaml:5: charts\[\]\.gitops must be rendered or helmrelease, not "flux"/],
+    ['  - path: ./c\n    kubeVersion: latest\n', /charts\[\]\.kubeVersion "latest" is not a Kubernetes version/],
+    ['  - path: ./c\n    apiVersions: [{ a: 1 }]\n', /charts\[\]\.apiVersions entries must be strings/],
+    ['  - { git: { url: https://x, branch: main } }\n', /unknown field charts\[\]\.git\.branch/],
+    ['  - { repo: https://x, name: web, version: 1 }\n  - { oci: oci://r/web, version: 1 }\n', /^s.yaml:5: release name "web" is already used by the chart at s.yaml:4/],
+    ['  - { path: ./a, releaseName: x }\n  - path: ./b\n    releaseName: x\n', /^s.yaml:6: release name "x" is already used/],
+  ];
+  for (const [text, why] of cases) {
+    assert.throws(
+      () => parseSpec(head + text, 's.yaml'),
       (err: Error & { exitCode?: number }) => err.exitCode === 2 && why.test(err.message),
       text,
     );

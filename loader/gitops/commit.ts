@@ -4,6 +4,7 @@ import type { BundleFileScan } from '../../shared/bundle/file.ts';
 import type { BundleFileSource } from '../../shared/bundle/source.ts';
 import type { HttpTransport } from '../../shared/registry/transport.ts';
 import { renderBase } from './base.ts';
+import { readChartValues } from './chart-values.ts';
 import { gitHttp } from './http.ts';
 import { commitFiles, remoteDefaultBranch, type Author, type GitRemote } from './repo.ts';
 import { parseSshUrl, SshGitTransport } from './ssh.ts';
@@ -56,6 +57,8 @@ export async function prepareBundleCommit(args: {
   scan: BundleFileScan;
   source: BundleFileSource;
   registry: { host: string; prefix: string };
+  /** The registry speaks plain HTTP: Flux objects say so. */
+  plainHttp?: boolean;
   report: unknown;
 }): Promise<PreparedCommit> {
   const { git, scan } = args;
@@ -67,7 +70,9 @@ export async function prepareBundleCommit(args: {
     indexBytes: scan.indexBytes,
     signature: scan.signature,
     manifests,
+    chartValues: await readChartValues(scan.index, args.source),
     registry: args.registry,
+    plainHttp: args.plainHttp,
     loadReport: args.report,
   });
   return { git, path, name: scan.index.name, version: scan.index.version, registry: args.registry, files };
@@ -81,7 +86,7 @@ export async function commitBundle(prepared: PreparedCommit, transport: HttpTran
       remote,
       branch: git.branch,
       path: prepared.path,
-      replace: ['base', 'airlock'],
+      replace: ['base', 'airlock', 'rendered'],
       files: prepared.files,
       message: `airlock: load ${prepared.name} ${prepared.version}\n\nImages pinned to ${registry.host}${registry.prefix ? '/' + registry.prefix : ''} by digest.\n`,
       author: authorOf(git.author),

@@ -182,7 +182,7 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
     const missing = targets.filter((t) => t.current !== t.root.digest);
     if (options.skipImages && missing.length > 0) {
       throw new RemoteError(
-        `--skip-images: ${missing.length} ${missing.every((t) => t.kind === 'chart') ? 'chart' : missing.some((t) => t.kind === 'chart') ? 'image or chart' : 'image'}${missing.length === 1 ? ' is' : 's are'} not in ${host} with the bundle's digest:\n` +
+        `--skip-images: ${missing.length} ${kindsOf(missing)} ${missing.length === 1 ? 'is' : 'are'} not in ${host} with the bundle's digest:\n` +
           missing.map((t) => `  ${display(t)} (${t.current ? `is ${t.current}` : 'missing'}, the bundle has ${t.root.digest})`).join('\n'),
         { hint: 'load the images and charts first: the same command without --skip-images' },
       );
@@ -324,6 +324,15 @@ function entriesRead(plans: Iterable<GraphPlan>): Set<string> {
   const paths = new Set<string>();
   for (const p of plans) for (const d of [...p.blobs, ...p.manifests.map((m) => m.descriptor)]) paths.add(`oci/blobs/sha256/${d.digest.slice('sha256:'.length)}`);
   return paths;
+}
+
+/** "image", "charts", "images or charts": what a list of targets holds. */
+function kindsOf(targets: readonly Target[]): string {
+  const one = targets.length === 1;
+  const charts = targets.filter((t) => t.kind === 'chart').length;
+  if (charts === 0) return one ? 'image' : 'images';
+  if (charts === targets.length) return one ? 'chart' : 'charts';
+  return 'images or charts';
 }
 
 export function formatLoadReport(r: LoadReport): string {

@@ -63,6 +63,7 @@ describe('airlock load with Helm charts', () => {
   let bundle: string;
   let built: ChartBundle;
   let helmEnv: Record<string, string>;
+  let buildBundle: (out: string, version: string, delegateMode: 'rendered' | 'helmrelease') => Promise<ChartBundle>;
   const gitEnv = () => ({ GIT_PW: server.password, GIT_SSL_CAINFO: server.caFile });
   const helm = (args: string[]) => run(helm4(), args, { env: helmEnv, timeoutMs: 120_000 });
   const chart = (release: string): BundleChart => built.charts.find((c) => c.releaseName === release)!;
@@ -93,24 +94,27 @@ describe('airlock load with Helm charts', () => {
     const pair = generateKeyPair('pw');
     writeFileSync(join(work, 'airlock.pub'), pair.publicKeyPem);
     const key = readPrivateKey(pair.privateKeyPem, 'pw', 'test key');
+    const helmBinary = await findHelm(helm4());
+    buildBundle = async (out, version, delegateMode) =>
+      writeChartBundle({
+        out,
+        work: join(work, `build-${version}`),
+        name: 'harness',
+        version,
+        helm: helmBinary,
+        sign: (b) => signBlob(b, key),
+        charts: [
+          { archive: join(work, 'src', 'web-0.1.0+build.1.tgz'), releaseName: 'web', namespace: 'web', gitops: 'rendered', values: 'image: nginx:1.25\nreplicas: 2\n' },
+          { archive: DELEGATE, releaseName: 'delegate', namespace: 'harness-delegate-ng', gitops: delegateMode, values: DELEGATE_VALUES },
+        ],
+        images: [
+          { ref: 'docker.io/library/nginx:1.25', image: synthetic[0]! },
+          { ref: DELEGATE_IMAGE, image: synthetic[1]! },
+          { ref: UPGRADER_IMAGE, image: synthetic[2]! },
+        ],
+      });
     bundle = join(work, 'harness.tar');
-    built = await writeChartBundle({
-      out: bundle,
-      work: join(work, 'build'),
-      name: 'harness',
-      version: '1.0.0',
-      helm: await findHelm(helm4()),
-      sign: (b) => signBlob(b, key),
-      charts: [
-        { archive: join(work, 'src', 'web-0.1.0+build.1.tgz'), releaseName: 'web', namespace: 'web', gitops: 'rendered', values: 'image: nginx:1.25\nreplicas: 2\n' },
-        { archive: DELEGATE, releaseName: 'delegate', namespace: 'harness-delegate-ng', gitops: 'helmrelease', values: DELEGATE_VALUES },
-      ],
-      images: [
-        { ref: 'docker.io/library/nginx:1.25', image: synthetic[0]! },
-        { ref: DELEGATE_IMAGE, image: synthetic[1]! },
-        { ref: UPGRADER_IMAGE, image: synthetic[2]! },
-      ],
-    });
+    built = await buildBundle(bundle, '1.0.0', 'helmrelease');
     assert.deepEqual(chart('delegate').images.sort(), [DELEGATE_IMAGE, UPGRADER_IMAGE], 'the delegate chart renders both images');
   });
 
@@ -253,6 +257,30 @@ describe('airlock load with Helm charts', () => {
     const release = parseAllDocuments(out).map((d) => d.toJS() as { kind: string; spec: { values: Record<string, unknown>; postRenderers: unknown[] } }).find((d) => d.kind === 'HelmRelease')!;
     assert.deepEqual(release.spec.values, { ...(parse(DELEGATE_VALUES) as object), replicas: 5, managerEndpoint: 'https://harness.prod.enclave.test' });
     assert.equal(release.spec.postRenderers.length, 1);
+  });
+
+  test('the next release moves the delegate to gitops: rendered: its Flux objects and rendered/ go, its render joins the base, pinned there', async () => {
+    const next = join(work, 'harness-1.0.1.tar');
+    await buildBundle(next, '1.0.1', 'rendered');
+    const res = await airlock(['load', next, '--key', join(work, 'airlock.pub'), '--registry', `${enclave.host}/${PREFIX}`, '--plain-http', ...withGit('apps')], { env: gitEnv() });
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stdout, /git: committed [0-9a-f]{12} to dev under harness\//);
+    const dir = await checkout('apps', 'dev');
+    const files = listFiles(join(dir, 'harness'));
+    assert.ok(!files.some((f) => f.startsWith('rendered/')), 'rendered/ is gone');
+    assert.ok(!files.includes('base/delegate/helmrelease.yaml') && !files.includes('base/delegate/ocirepository.yaml'));
+    assert.ok(files.includes('base/delegate/harness-delegate-ng/templates/deployment.yaml'));
+    const out = (await run(kubectl(), ['kustomize', join(dir, 'harness', 'base')])).stdout;
+    assert.doesNotMatch(out, /kind: (HelmRelease|OCIRepository)/);
+    const used = [...new Set([...out.matchAll(/\bimage: (\S+)/g)].map((m) => m[1]!))].sort();
+    assert.deepEqual(
+      used,
+      [
+        `${enclave.host}/${PREFIX}/gar-prod-setup/harness-public/harness/delegate@${image(DELEGATE_IMAGE).digest}`,
+        `${enclave.host}/${PREFIX}/gar-prod-setup/harness-public/harness/upgrader@${image(UPGRADER_IMAGE).digest}`,
+        `${enclave.host}/${PREFIX}/library/nginx@${image('docker.io/library/nginx:1.25').digest}`,
+      ].sort(),
+    );
   });
 
   test('chart tags follow the image tag policy: --skip-images needs them, --dry-run writes nothing, a tag at other content is exit 5 unless --overwrite-tags', async () => {

@@ -16,7 +16,7 @@ import { generateImages } from '../services/fixtures.ts';
 import { startGitServer, type GitServer } from '../services/gitServer.ts';
 import { httpRequest } from '../services/http.ts';
 import { startRegistry, type RegistryService } from '../services/registry.ts';
-import { helm4, kubectl } from '../services/tools.ts';
+import { helm3, helm4, kubectl } from '../services/tools.ts';
 import { writeChartBundle, type ChartBundle } from './helpers/chart-bundle.ts';
 
 /**
@@ -159,17 +159,18 @@ describe('airlock load with Helm charts', () => {
     assert.equal(await tagDigest(enclave, `${PREFIX}/charts/web`, '0.1.0_build.1'), chart('web').digest);
     assert.equal(await tagDigest(enclave, `${PREFIX}/charts/harness-delegate-ng`, '1.0.32'), chart('delegate').digest);
 
-    for (const [name, version, archive] of [
-      ['web', '0.1.0+build.1', join(work, 'src', 'web-0.1.0+build.1.tgz')],
-      ['harness-delegate-ng', '1.0.32', DELEGATE],
+    for (const [binary, name, version, archive] of [
+      [helm4(), 'web', '0.1.0+build.1', join(work, 'src', 'web-0.1.0+build.1.tgz')],
+      [helm4(), 'harness-delegate-ng', '1.0.32', DELEGATE],
+      [helm3(), 'harness-delegate-ng', '1.0.32', DELEGATE],
     ] as const) {
       const dest = mkdtempSync(join(work, 'pull-'));
-      await helm(['pull', `oci://${enclave.host}/${PREFIX}/charts/${name}`, '--version', version, '--plain-http', '--destination', dest]);
+      await run(binary, ['pull', `oci://${enclave.host}/${PREFIX}/charts/${name}`, '--version', version, '--plain-http', '--destination', dest], { env: helmEnv, timeoutMs: 120_000 });
       const [pulled] = readdirSync(dest);
       assert.equal(pulled, `${name}-${version}.tgz`);
       assert.equal(sha256(readFileSync(join(dest, pulled))), sha256(readFileSync(archive)), `${name}: helm pull gives the chart's own bytes`);
       // Offline: the proxies point nowhere, and the chart needs nothing else.
-      const t = await run(helm4(), ['template', 'x', join(dest, pulled), '--set', 'accountId=a,delegateToken=t,managerEndpoint=https://m'], {
+      const t = await run(binary, ['template', 'x', join(dest, pulled), '--set', 'accountId=a,delegateToken=t,managerEndpoint=https://m'], {
         env: { ...helmEnv, HTTPS_PROXY: 'http://127.0.0.1:9', HTTP_PROXY: 'http://127.0.0.1:9', NO_PROXY: '' },
       });
       assert.match(t.stdout, /kind: Deployment/);

@@ -131,7 +131,8 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
     const scan = await scanBundleFile(bytes, publicKey, name);
     const source = new BundleFileSource(bytes, scan, name);
     const images = imageTargets(scan, prefix, name);
-    const targets: Target[] = [...images, ...chartTargets(scan, prefix, name, images)];
+    const charts = chartTargets(scan, prefix, name, images);
+    const targets: Target[] = [...images, ...charts];
 
     // The git commit is rendered now, so that a problem with the manifests stops the load before anything is pushed.
     const gitCommit = options.git
@@ -146,9 +147,8 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
             version: scan.index.version,
             registry: options.registry,
             images: images.map((t) => ({ source: t.source, target: `${host}/${t.repository}${t.tag ? `:${t.tag}` : `@${t.root.digest}`}`, digest: t.root.digest })),
-            ...(scan.index.charts.length > 0
-              ? { charts: targets.filter((t) => t.kind === 'chart').map((t) => ({ source: t.source, target: `${host}/${t.repository}:${t.tag!}`, digest: t.root.digest })) }
-              : {}),
+            // Only when there are charts: the report of a bundle without charts stays as it was, so reloading it commits nothing.
+            ...(charts.length > 0 ? { charts: charts.map((t) => ({ source: t.source, target: `${host}/${t.repository}:${t.tag!}`, digest: t.root.digest })) } : {}),
           },
         })
       : undefined;

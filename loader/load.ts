@@ -1,16 +1,15 @@
 import { readFile } from 'node:fs/promises';
-import { PolicyError, RemoteError, UsageError, VerificationError } from '../shared/cli/errors.ts';
+import { PolicyError, RemoteError, UsageError } from '../shared/cli/errors.ts';
 import { commitBundle, prepareBundleCommit, type CommitBundleResult, type GitOptions } from './gitops/commit.ts';
 import type { Logger } from '../shared/cli/log.ts';
 import { formatBytes, Progress, progressListener } from '../shared/cli/progress.ts';
-import { scanBundleFile, type BundleFileScan } from '../shared/bundle/file.ts';
+import { scanBundleFile } from '../shared/bundle/file.ts';
 import { WholeBundleCheck } from '../shared/bundle/check.ts';
 import { openAnyBundle } from '../shared/transfer/open.ts';
 import { BundleFileSource } from '../shared/bundle/source.ts';
 import { copyGraph, CopySession, planGraph, type CopyEvent, type GraphPlan } from '../shared/copy.ts';
-import type { Descriptor } from '../shared/oci/descriptor.ts';
-import { internalRepository, mappingConflicts } from '../shared/oci/mapping.ts';
-import { parseReference, type ImageReference } from '../shared/oci/reference.ts';
+import { chartTargets, type ChartTarget } from './chart-targets.ts';
+import { imageTargets, type Target } from './targets.ts';
 import { RegistryClient } from '../shared/registry/client.ts';
 import { credentialsFor } from '../shared/registry/credentials.ts';
 import { HttpTransport } from '../shared/registry/transport.ts';
@@ -27,7 +26,9 @@ import { readPublicKey } from '../shared/sign/keys.ts';
  * 2. Preflight: each image's tag in the target registry. A tag pointing at
  *    other content is a conflict (exit 5, all listed) unless --overwrite-tags;
  *    a tag already at the image's digest means the image is there.
- * 3. One copyGraph session for every image still missing: blobs are read by
+ * 3. One copyGraph session for every image and chart still missing (charts
+ *    go to REGISTRY[/PREFIX]/charts/NAME:VERSION, chart-targets.ts, under
+ *    the same policy): blobs are read by
  *    offset and hashed while they upload (HEAD first, cross-repository mounts
  *    for shared layers); manifests are held back until every blob of every
  *    image is in, then pushed children first; tags go last.
@@ -69,6 +70,14 @@ export interface LoadedImage {
   seconds: number;
 }
 
+/** A chart artifact pushed to REGISTRY[/PREFIX]/charts/NAME:VERSION. */
+export interface LoadedChart extends LoadedImage {
+  name: string;
+  version: string;
+  /** The releases in the bundle that deploy it. */
+  releases: string[];
+}
+
 export interface LoadReport {
   bundle: string;
   name: string;
@@ -76,22 +85,13 @@ export interface LoadReport {
   registry: string;
   dryRun: boolean;
   images: LoadedImage[];
+  charts: LoadedChart[];
   blobsUploaded: number;
   blobsMounted: number;
   blobsPresent: number;
   bytesUploaded: number;
   seconds: number;
   git?: CommitBundleResult;
-}
-
-interface Target {
-  source: string;
-  ref: ImageReference;
-  repository: string;
-  tag?: string;
-  root: Descriptor;
-  /** The digest the tag points to now, if any. */
-  current?: string;
 }
 
 export function parseRegistryTarget(value: string): { host: string; prefix: string } {
@@ -130,7 +130,9 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
     progress.phase('check');
     const scan = await scanBundleFile(bytes, publicKey, name);
     const source = new BundleFileSource(bytes, scan, name);
-    const targets = await targetsOf(scan, prefix, name);
+    const images = imageTargets(scan, prefix, name);
+    const charts = chartTargets(scan, prefix, name, images);
+    const targets: Target[] = [...images, ...charts];
 
     // The git commit is rendered now, so that a problem with the manifests stops the load before anything is pushed.
     const gitCommit = options.git
@@ -139,11 +141,14 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
           scan,
           source,
           registry: { host, prefix },
+          plainHttp: options.plainHttp,
           report: {
             bundle: scan.index.name,
             version: scan.index.version,
             registry: options.registry,
-            images: targets.map((t) => ({ source: t.source, target: `${host}/${t.repository}${t.tag ? `:${t.tag}` : `@${t.root.digest}`}`, digest: t.root.digest })),
+            images: images.map((t) => ({ source: t.source, target: `${host}/${t.repository}${t.tag ? `:${t.tag}` : `@${t.root.digest}`}`, digest: t.root.digest })),
+            // Only when there are charts: the report of a bundle without charts stays as it was, so reloading it commits nothing.
+            ...(charts.length > 0 ? { charts: charts.map((t) => ({ source: t.source, target: `${host}/${t.repository}:${t.tag!}`, digest: t.root.digest })) } : {}),
           },
         })
       : undefined;
@@ -177,9 +182,9 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
     const missing = targets.filter((t) => t.current !== t.root.digest);
     if (options.skipImages && missing.length > 0) {
       throw new RemoteError(
-        `--skip-images: ${missing.length} image${missing.length === 1 ? ' is' : 's are'} not in ${host} with the bundle's digest:\n` +
+        `--skip-images: ${missing.length} ${kindsOf(missing)} ${missing.length === 1 ? 'is' : 'are'} not in ${host} with the bundle's digest:\n` +
           missing.map((t) => `  ${display(t)} (${t.current ? `is ${t.current}` : 'missing'}, the bundle has ${t.root.digest})`).join('\n'),
-        { hint: 'load the images first: the same command without --skip-images' },
+        { hint: 'load the images and charts first: the same command without --skip-images' },
       );
     }
     // An image whose tag already points at its digest is there, whole: copyGraph would stop at its root anyway.
@@ -207,21 +212,18 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
       registry: options.registry,
       dryRun: options.dryRun === true,
       images: [],
+      charts: [],
       blobsUploaded: 0,
       blobsMounted: 0,
       blobsPresent: 0,
       bytesUploaded: 0,
       seconds: 0,
     };
-    const entry = (t: Target, status: ImageStatus, bytes = 0, blobs = 0, seconds = 0): LoadedImage => ({
-      source: t.source,
-      target: display(t),
-      digest: t.root.digest,
-      status,
-      bytes,
-      blobs,
-      seconds: Number(seconds.toFixed(3)),
-    });
+    const add = (t: Target, status: ImageStatus, bytes = 0, blobs = 0, seconds = 0): void => {
+      const loaded: LoadedImage = { source: t.source, target: display(t), digest: t.root.digest, status, bytes, blobs, seconds: Number(seconds.toFixed(3)) };
+      if (t.kind === 'image') report.images.push(loaded);
+      else report.charts.push({ ...loaded, ...(t as ChartTarget).chart });
+    };
 
     if (options.dryRun) {
       await wholeBundle.finish();
@@ -229,13 +231,13 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
       for (const t of targets) {
         const plan = plans.get(t);
         if (!plan) {
-          report.images.push(entry(t, 'present'));
+          add(t, 'present');
           continue;
         }
         const remote = storeFor(t.repository).remote;
         const rootThere = await remote.exists(t.root);
         const absent = rootThere ? [] : (await Promise.all(plan.blobs.map(async (b) => ((await limit(() => remote.exists(b))) ? undefined : b)))).filter((b) => b !== undefined);
-        report.images.push(entry(t, rootThere ? 'would retag' : 'would push', absent.reduce((a, b) => a + b.size, 0), absent.length));
+        add(t, rootThere ? 'would retag' : 'would push', absent.reduce((a, b) => a + b.size, 0), absent.length);
         progress.advance(0, 1);
       }
       report.seconds = Number(((performance.now() - started) / 1000).toFixed(3));
@@ -283,7 +285,7 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
     for (const t of targets) {
       const plan = plans.get(t);
       if (!plan) {
-        report.images.push(entry(t, 'present'));
+        add(t, 'present');
         continue;
       }
       let bytes = 0;
@@ -298,7 +300,7 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
         }
       }
       const status: ImageStatus = t.current && t.current !== t.root.digest ? 'retagged' : 'pushed';
-      report.images.push(entry(t, status, bytes, blobs, finished.get(t) ?? 0));
+      add(t, status, bytes, blobs, finished.get(t) ?? 0);
     }
     if (gitCommit) {
       progress.phase('git');
@@ -324,41 +326,25 @@ function entriesRead(plans: Iterable<GraphPlan>): Set<string> {
   return paths;
 }
 
-async function targetsOf(scan: BundleFileScan, prefix: string, name: string): Promise<Target[]> {
-  const sizes = new Map(scan.entries.map((e) => [e.path, e.size]));
-  const targets = scan.index.images.map((img): Target => {
-    let ref: ImageReference;
-    try {
-      ref = parseReference(img.ref);
-    } catch (err) {
-      throw new VerificationError(`${name}: the signed index names an invalid image reference ${JSON.stringify(img.ref)}: ${(err as Error).message}`);
-    }
-    const size = sizes.get(`oci/blobs/sha256/${img.digest.slice('sha256:'.length)}`);
-    if (size === undefined) throw new VerificationError(`${name}: image ${img.ref} (${img.digest}) is not in the bundle`, { hint: 'pack it again' });
-    return {
-      source: img.ref,
-      ref,
-      repository: internalRepository(ref, prefix),
-      ...(ref.tag ? { tag: ref.tag } : {}),
-      root: { mediaType: img.mediaType, digest: img.digest, size },
-    };
-  });
-  const conflicts = mappingConflicts(targets.map((t) => t.ref));
-  if (conflicts.length > 0) {
-    throw new UsageError(`images from different registries would share enclave repositories: ${conflicts.map((c) => `${c.repository} <- ${c.sources.join(', ')}`).join('; ')}`);
-  }
-  return Promise.resolve(targets);
+/** "image", "charts", "images or charts": what a list of targets holds. */
+function kindsOf(targets: readonly Target[]): string {
+  const one = targets.length === 1;
+  const charts = targets.filter((t) => t.kind === 'chart').length;
+  if (charts === 0) return one ? 'image' : 'images';
+  if (charts === targets.length) return one ? 'chart' : 'charts';
+  return 'images or charts';
 }
 
 export function formatLoadReport(r: LoadReport): string {
-  const width = Math.min(60, Math.max(...r.images.map((i) => i.target.length), 6));
+  const charts = r.charts;
+  const width = Math.min(60, Math.max(...[...r.images, ...charts].map((i) => i.target.length), 6));
+  const row = (i: LoadedImage, source: string) =>
+    `  ${i.target.padEnd(width)}  ${i.status.padEnd(11)}  ${String(i.blobs).padStart(5)}  ${formatBytes(i.bytes).padStart(10)}  ${i.seconds.toFixed(1).padStart(6)}  ${source}`;
   const lines = [
     `${r.dryRun ? 'plan for' : 'loaded'} ${r.name} ${r.version} into ${r.registry}${r.dryRun ? ' (dry run: nothing was written)' : ''}`,
     `  ${'target'.padEnd(width)}  ${'status'.padEnd(11)}  ${'blobs'.padStart(5)}  ${'bytes'.padStart(10)}  ${'s'.padStart(6)}  source`,
-    ...r.images.map(
-      (i) =>
-        `  ${i.target.padEnd(width)}  ${i.status.padEnd(11)}  ${String(i.blobs).padStart(5)}  ${formatBytes(i.bytes).padStart(10)}  ${i.seconds.toFixed(1).padStart(6)}  ${i.source}`,
-    ),
+    ...r.images.map((i) => row(i, i.source)),
+    ...charts.map((c) => row(c, `chart ${c.name} ${c.version} (release${c.releases.length === 1 ? '' : 's'} ${c.releases.join(', ')})`)),
   ];
   if (r.git) {
     lines.push(
@@ -370,6 +356,7 @@ export function formatLoadReport(r: LoadReport): string {
   if (!r.dryRun) {
     lines.push(
       `${r.images.length} images: ${r.images.filter((i) => i.status === 'present').length} already present; ` +
+        (charts.length > 0 ? `${charts.length} chart${charts.length === 1 ? '' : 's'}: ${charts.filter((c) => c.status === 'present').length} already present; ` : '') +
         `${r.blobsUploaded} blobs uploaded (${formatBytes(r.bytesUploaded)}), ${r.blobsMounted} mounted, ${r.blobsPresent} already there; ${r.seconds.toFixed(1)} s`,
     );
   }

@@ -1,9 +1,10 @@
 import { isMap, parseAllDocuments } from 'yaml';
-import { UsageError } from '../../shared/cli/errors.ts';
-import type { BundleIndex } from '../../shared/bundle/format.ts';
-import { discoverImages } from '../../shared/manifests/discover.ts';
-import { internalRepository } from '../../shared/oci/mapping.ts';
-import { formatReference, parseReference, withDefaultTag } from '../../shared/oci/reference.ts';
+import { UsageError, VerificationError } from '../../shared/cli/errors.ts';
+import type { BundleChart, BundleIndex } from '../../shared/bundle/format.ts';
+import { renderFluxRelease } from './flux.ts';
+import { pinImages } from './pins.ts';
+
+export { imageName } from './pins.ts';
 
 /**
  * What `load --git` writes under PATH (DESIGN.md §6):
@@ -15,6 +16,12 @@ import { formatReference, parseReference, withDefaultTag } from '../../shared/oc
  *   airlock/airlock.json, airlock.json.sig, load-report.json
  * The vendor's YAML is never rewritten: the pinning lives in kustomization.yaml,
  * so a diff between two releases shows exactly what the vendor changed.
+ *
+ * Charts: a `gitops: rendered` chart's output (manifests/<releaseName>/) is
+ * part of the base like any manifest. A `gitops: helmrelease` chart is
+ * base/<releaseName>/{ocirepository,helmrelease}.yaml instead (flux.ts), both
+ * resources of the base, and its rendered output goes to
+ * rendered/<releaseName>/, for review only: no kustomization lists it.
  */
 export interface BaseInput {
   index: BundleIndex;
@@ -22,17 +29,38 @@ export interface BaseInput {
   signature: string;
   /** The bundle's manifests/ entries. */
   manifests: { path: string; bytes: Buffer }[];
+  /** The values entry (charts/<releaseName>/values.yaml) of each helmrelease chart, by bundle path. */
+  chartValues?: ReadonlyMap<string, Buffer>;
   /** The enclave registry: HOST[:PORT] and optional prefix. */
   registry: { host: string; prefix: string };
+  /** The registry speaks plain HTTP (load --plain-http): Flux fetches charts from it so. */
+  plainHttp?: boolean;
   loadReport: unknown;
 }
 
+/** Helm's rule for release names (a DNS-1123 subdomain, at most 53 characters). */
+const RELEASE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const KUSTOMIZATION = /(^|\/)(kustomization\.ya?ml|Kustomization)$/;
 
 /** The files to write, by path relative to PATH. */
 export function renderBase(input: BaseInput): Map<string, Buffer> {
   const files = new Map<string, Buffer>();
-  const rel = input.manifests.map((m) => ({ path: m.path.replace(/^manifests\//, ''), bytes: m.bytes }));
+  for (const c of input.index.charts) {
+    // Release names become folders here: Helm's own rule keeps them plain names.
+    if (!RELEASE_NAME.test(c.releaseName) || c.releaseName.length > 53) {
+      throw new VerificationError(`chart ${c.name}: release name ${JSON.stringify(c.releaseName)} is not a valid Helm release name`, { hint: 'the bundle is malformed; pack it again' });
+    }
+  }
+  const flux = input.index.charts.filter((c) => c.gitops === 'helmrelease');
+  const fluxOf = (path: string) => flux.find((c) => path.startsWith(folderOf(c)));
+  const reviewOnly = new Map<BundleChart, { path: string; bytes: Buffer }[]>(flux.map((c) => [c, []]));
+  const baseManifests: { path: string; bytes: Buffer }[] = [];
+  for (const m of input.manifests) {
+    const c = fluxOf(m.path);
+    if (c) reviewOnly.get(c)!.push(m);
+    else baseManifests.push(m);
+  }
+  const rel = baseManifests.map((m) => ({ path: m.path.replace(/^manifests\//, ''), bytes: m.bytes }));
   if (rel.some((m) => /^kustomization\.ya?ml$|^Kustomization$/.test(m.path))) {
     throw new UsageError('the bundle has a kustomization at the top of manifests/, where airlock writes its own', {
       hint: 'pack the vendor tree as a folder (manifests: - path: ./deploy), not its contents',
@@ -50,9 +78,27 @@ export function renderBase(input: BaseInput): Map<string, Buffer> {
   const resources = [
     ...kustomized,
     ...rel.filter((m) => /\.(ya?ml|json)$/i.test(m.path) && !inside(m.path) && isKubernetes(m.bytes)).map((m) => m.path),
-  ].sort();
+  ];
 
-  const images = pinnedImages(input);
+  for (const [c, rendered] of reviewOnly) {
+    const label = `chart ${c.name} (release ${c.releaseName})`;
+    if (rel.some((m) => m.path.startsWith(`${c.releaseName}/`))) {
+      throw new UsageError(`the bundle has manifests under ${c.releaseName}/, where airlock writes the Flux objects of ${label}`, {
+        hint: 'give the chart another releaseName, or move those manifests, and pack again',
+      });
+    }
+    for (const m of rendered) files.set(`rendered/${c.releaseName}/${m.path.slice(folderOf(c).length)}`, m.bytes);
+    const values = input.chartValues?.get(c.values);
+    if (values === undefined) throw new VerificationError(`${label}: its values ${c.values} are not in the bundle`, { hint: 'the bundle is malformed; pack it again' });
+    const pins = pinImages(rendered, { index: input.index, registry: input.registry, what: `${label}`, also: c.images });
+    const objects = renderFluxRelease({ chart: c, values, registry: input.registry, plainHttp: input.plainHttp === true, pins, bundle: input.index });
+    files.set(`base/${c.releaseName}/ocirepository.yaml`, objects.ociRepository);
+    files.set(`base/${c.releaseName}/helmrelease.yaml`, objects.helmRelease);
+    resources.push(`${c.releaseName}/ocirepository.yaml`, `${c.releaseName}/helmrelease.yaml`);
+  }
+  resources.sort();
+
+  const images = pinImages(baseManifests, { index: input.index, registry: input.registry });
   const lines = [
     `# Written by airlock load: ${input.index.name} ${input.index.version}. Put environment changes in overlays, not here.`,
     'apiVersion: kustomize.config.k8s.io/v1beta1',
@@ -82,51 +128,7 @@ function isKubernetes(bytes: Buffer): boolean {
   }
 }
 
-/** An image string as kustomize matches it: without its tag and digest. */
-export function imageName(written: string): string {
-  const noDigest = written.split('@')[0]!;
-  const slash = noDigest.lastIndexOf('/');
-  const colon = noDigest.lastIndexOf(':');
-  return colon > slash ? noDigest.slice(0, colon) : noDigest;
-}
-
-/** One kustomize images entry per name written in the manifests, pinned to the bundle's digest. */
-function pinnedImages(input: BaseInput): { name: string; newName: string; digest: string }[] {
-  const digests = new Map(input.index.images.map((i) => [i.ref, i.digest]));
-  const byName = new Map<string, { newName: string; digest: string; written: string }>();
-  const missing: string[] = [];
-  const clashes: string[] = [];
-  for (const m of input.manifests) {
-    if (!/\.ya?ml$/i.test(m.path)) continue;
-    let found;
-    try {
-      found = discoverImages(m.bytes.toString('utf8'), m.path);
-    } catch {
-      continue; // not Kubernetes YAML (a values file, a template): nothing to pin
-    }
-    for (const f of found) {
-      const ref = withDefaultTag(parseReference(f.image));
-      const digest = ref.digest ?? digests.get(formatReference(ref));
-      if (!digest || (ref.digest && !input.index.images.some((i) => i.digest === ref.digest))) {
-        missing.push(`${f.image} (${f.where})`);
-        continue;
-      }
-      const name = imageName(f.image);
-      const newName = `${input.registry.host}/${internalRepository(ref, input.registry.prefix)}`;
-      const seen = byName.get(name);
-      if (seen && seen.digest !== digest) clashes.push(`${name}: ${seen.written} and ${f.image}`);
-      else byName.set(name, { newName, digest, written: f.image });
-    }
-  }
-  if (missing.length > 0) {
-    throw new UsageError(`the manifests use ${missing.length} image(s) the bundle does not carry, which the enclave cannot pull:\n  ${[...new Set(missing)].join('\n  ')}`, {
-      hint: 'pack the bundle again with discoverImages: true (or list these images)',
-    });
-  }
-  if (clashes.length > 0) {
-    throw new UsageError(`kustomize pins one digest per image name, but the manifests use one name with different tags:\n  ${clashes.join('\n  ')}`, {
-      hint: 'use one tag per image name in the manifests',
-    });
-  }
-  return [...byName].map(([name, v]) => ({ name, newName: v.newName, digest: v.digest })).sort((a, b) => (a.name < b.name ? -1 : 1));
+/** A chart's rendered folder in the bundle, with its trailing slash. */
+function folderOf(c: BundleChart): string {
+  return c.manifests.endsWith('/') ? c.manifests : `${c.manifests}/`;
 }

@@ -5,6 +5,7 @@ import type { HttpTransport } from '../../shared/registry/transport.ts';
 import { renderBase } from './base.ts';
 import { openGitRemote, type GitRemote } from '../../shared/git/remote.ts';
 import { commitFiles, remoteDefaultBranch, type Author } from './repo.ts';
+import { readChartValues } from './chart-values.ts';
 
 /**
  * load --git: the bundle's manifests as a kustomize base pinned to the
@@ -54,6 +55,8 @@ export async function prepareBundleCommit(args: {
   scan: BundleFileScan;
   source: BundleFileSource;
   registry: { host: string; prefix: string };
+  /** The registry speaks plain HTTP: Flux objects say so. */
+  plainHttp?: boolean;
   report: unknown;
 }): Promise<PreparedCommit> {
   const { git, scan } = args;
@@ -65,7 +68,9 @@ export async function prepareBundleCommit(args: {
     indexBytes: scan.indexBytes,
     signature: scan.signature,
     manifests,
+    chartValues: await readChartValues(scan.index, args.source),
     registry: args.registry,
+    plainHttp: args.plainHttp,
     loadReport: args.report,
   });
   return { git, path, name: scan.index.name, version: scan.index.version, registry: args.registry, files };
@@ -79,7 +84,7 @@ export async function commitBundle(prepared: PreparedCommit, transport: HttpTran
       remote,
       branch: git.branch,
       path: prepared.path,
-      replace: ['base', 'airlock'],
+      replace: ['base', 'airlock', 'rendered'],
       files: prepared.files,
       message: `airlock: load ${prepared.name} ${prepared.version}\n\nImages pinned to ${registry.host}${registry.prefix ? '/' + registry.prefix : ''} by digest.\n`,
       author: authorOf(git.author),

@@ -24,3 +24,13 @@ export function chartVersionToTag(version: string): string {
 export function tagToChartVersion(tag: string): string {
   return tag.replace(/_/g, '+');
 }
+
+/**
+ * Where a chart lives in the enclave registry (DESIGN.md §6):
+ * [PREFIX/]charts/NAME, tagged with chartVersionToTag(version), so that
+ * `helm pull oci://REGISTRY/PREFIX/charts/NAME --version VERSION` finds it.
+ */
+export function internalChartRepository(name: string, prefix = ''): string {
+  const p = prefix.replace(/^\/+|\/+$/g, '');
+  return p === '' ? `charts/${name}` : `${p}/charts/${name}`;
+}

@@ -125,6 +125,7 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
     onRetry: (r) => logger.warn(`retrying ${r.what} in ${r.delayMs} ms: ${r.reason}`),
     onWarning: (w) => logger.warn(`${w.what}: ${w.warning}`),
   });
+  let wholeBundle: WholeBundleCheck | undefined;
   try {
     // 1. Check the bundle before anything is sent.
     progress.phase('check');
@@ -192,7 +193,7 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
       await Promise.all(missing.map(async (t) => [t, await planGraph(source, t.root, { session: new CopySession({ concurrency: 4 }) })] as const)),
     );
     // load == verify: what the push will not read is hashed meanwhile; nothing is named (manifest, tag, git) before all of it checked out.
-    const wholeBundle = new WholeBundleCheck(bytes, scan, source, { name });
+    wholeBundle = new WholeBundleCheck(bytes, scan, source, { name });
     wholeBundle.start(entriesRead(plans.values()));
 
     const stores = new Map<string, { remote: RemoteStore; deferred: DeferredManifests }>();
@@ -310,6 +311,7 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
     progress.done();
     return report;
   } catch (err) {
+    wholeBundle?.cancel();
     progress.done();
     throw err;
   } finally {

@@ -17,6 +17,7 @@ export class WholeBundleCheck {
   private background: Promise<void> | undefined;
   private failure: unknown;
   private readonly hashed = new Set<string>();
+  private readonly cancelled = new AbortController();
 
   constructor(
     private readonly bytes: BundleBytes,
@@ -37,11 +38,18 @@ export class WholeBundleCheck {
   async finish(): Promise<void> {
     await this.background;
     if (this.failure) throw this.failure;
+    if (this.cancelled.signal.aborted) throw new Error('internal: the whole-bundle check was cancelled');
     await this.hash(this.scan.entries.filter((e) => !this.hashed.has(e.path) && !this.source.verified.has(e.path)));
   }
 
+  /** The load failed: stop hashing now (a failing load should not wait for a hash of the whole bundle). */
+  cancel(): void {
+    this.cancelled.abort();
+  }
+
   private async hash(entries: LocatedEntry[]): Promise<void> {
-    await hashEntries(this.bytes, entries, { source: this.options.name, threads: this.options.threads ?? 2 });
+    await hashEntries(this.bytes, entries, { source: this.options.name, threads: this.options.threads ?? 2, signal: this.cancelled.signal });
+    if (this.cancelled.signal.aborted) return;
     for (const e of entries) this.hashed.add(e.path);
   }
 }

@@ -60,7 +60,7 @@ export async function verifyBundleFile(bytes: BundleBytes, options: FileVerifyOp
 export async function hashEntries(
   bytes: BundleBytes,
   entries: readonly LocatedEntry[],
-  options: { source: string; threads?: number; onVerified?: (bytes: number) => void },
+  options: { source: string; threads?: number; onVerified?: (bytes: number) => void; signal?: AbortSignal },
 ): Promise<void> {
   const threads = options.threads ?? Math.min(availableParallelism(), 8);
   const bad = (e: LocatedEntry, why: string) =>
@@ -70,6 +70,7 @@ export async function hashEntries(
     await Promise.all(
       entries.map((e) =>
         limit(async () => {
+          if (options.signal?.aborted) return;
           const hash = createHash('sha256');
           for await (const chunk of bytes.stream(e.offset, e.offset + e.size) as AsyncIterable<Buffer>) hash.update(chunk);
           const hex = hash.digest('hex');
@@ -82,7 +83,7 @@ export async function hashEntries(
   }
   const pieces = bytes.pieces.bind(bytes);
   const ranges = entries.map((e) => ({ entry: e, pieces: pieces(e.offset, e.size), size: e.size, sha256: e.sha256 }));
-  const failed = await hashRanges(ranges, threads, options.onVerified);
+  const failed = await hashRanges(ranges, threads, options.onVerified, options.signal);
   if (failed) throw bad(failed.range.entry, failed.error !== undefined ? `could not be read: ${failed.error}` : differs(failed.hex!, failed.range.sha256));
 }
 
@@ -133,9 +134,14 @@ parentPort.on('message', ({ id, pieces }) => {
 `;
 
 /** Hash every range on `threads` workers, largest first; the first range that differs (or could not be read), if any. */
-async function hashRanges(ranges: Range[], threads: number, onVerified?: (bytes: number) => void): Promise<{ range: Range; hex?: string; error?: string } | undefined> {
+async function hashRanges(
+  ranges: Range[],
+  threads: number,
+  onVerified?: (bytes: number) => void,
+  signal?: AbortSignal,
+): Promise<{ range: Range; hex?: string; error?: string } | undefined> {
   const queue = ranges.map((r, id) => ({ ...r, id })).sort((a, b) => b.size - a.size);
-  if (queue.length === 0) return undefined;
+  if (queue.length === 0 || signal?.aborted) return undefined;
   let failure: { range: Range; hex?: string; error?: string } | undefined;
   const workers = Array.from({ length: Math.max(1, Math.min(threads, queue.length)) }, () => new Worker(HASH_WORKER, { eval: true }));
   try {
@@ -144,6 +150,11 @@ async function hashRanges(ranges: Range[], threads: number, onVerified?: (bytes:
         (worker) =>
           new Promise<void>((resolve, reject) => {
             let current: (typeof queue)[number] | undefined;
+            // Cancelled: no new range; the workers are terminated below, mid-range or not.
+            signal?.addEventListener('abort', () => {
+              queue.length = 0;
+              resolve();
+            });
             const feed = () => {
               current = queue.shift();
               if (current) worker.postMessage({ id: current.id, pieces: current.pieces });

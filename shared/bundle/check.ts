@@ -48,7 +48,7 @@ export class WholeBundleCheck {
   }
 
   private async hash(entries: LocatedEntry[]): Promise<void> {
-    await hashEntries(this.bytes, entries, { source: this.options.name, threads: this.options.threads ?? 2, signal: this.cancelled.signal });
+    await hashEntries(this.bytes, entries, { source: this.options.name, threads: this.options.threads, signal: this.cancelled.signal });
     if (this.cancelled.signal.aborted) return;
     for (const e of entries) this.hashed.add(e.path);
   }

@@ -1,9 +1,11 @@
+import type { KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { PolicyError, RemoteError, UsageError } from '../shared/cli/errors.ts';
 import { commitBundle, prepareBundleCommit, type CommitBundleResult, type GitOptions } from './gitops/commit.ts';
 import type { Logger } from '../shared/cli/log.ts';
 import { formatBytes, Progress, progressListener } from '../shared/cli/progress.ts';
-import { scanBundleFile } from '../shared/bundle/file.ts';
+import { scanBundleFile, type BundleFileScan } from '../shared/bundle/file.ts';
+import type { BundleBytes } from '../shared/bundle/volumes.ts';
 import { WholeBundleCheck } from '../shared/bundle/check.ts';
 import { openAnyBundle } from '../shared/transfer/open.ts';
 import { BundleFileSource } from '../shared/bundle/source.ts';
@@ -20,9 +22,8 @@ import { readPublicKey } from '../shared/sign/keys.ts';
 /**
  * airlock load (images): verify while loading, straight from the bundle file.
  *
- * 1. Check: the signature, the tar's structure (a header-only pass), then
- *    every manifest the images need, read from the bundle and verified.
- *    Nothing is sent before all of this checked out.
+ * 1. Check: the signature, the canonical layout (every header and padding
+ *    byte), and the git commit rendered. Nothing is sent before this.
  * 2. Preflight: each image's tag in the target registry. A tag pointing at
  *    other content is a conflict (exit 5, all listed) unless --overwrite-tags;
  *    a tag already at the image's digest means the image is there.
@@ -30,8 +31,11 @@ import { readPublicKey } from '../shared/sign/keys.ts';
  *    go to REGISTRY[/PREFIX]/charts/NAME:VERSION, chart-targets.ts, under
  *    the same policy): blobs are read by
  *    offset and hashed while they upload (HEAD first, cross-repository mounts
- *    for shared layers); manifests are held back until every blob of every
- *    image is in, then pushed children first; tags go last.
+ *    for shared layers). Meanwhile every entry the push does not read is
+ *    hashed, so load accepts exactly what verify accepts.
+ * 4. The whole bundle checked out: only then are manifests pushed (children
+ *    first), then tags.
+ * 5. The git commit, when asked for.
  */
 export interface LoadOptions {
   bundle: string;
@@ -110,13 +114,12 @@ export function parseRegistryTarget(value: string): { host: string; prefix: stri
 export async function load(options: LoadOptions): Promise<LoadReport> {
   const started = performance.now();
   const { logger } = options;
-  const { host, prefix } = parseRegistryTarget(options.registry);
+  const target = parseRegistryTarget(options.registry);
   const keyPem = await readFile(options.key, 'utf8').catch((err: Error) => {
     throw new UsageError(`cannot read the public key ${options.key}: ${err.message}`);
   });
   const publicKey = readPublicKey(keyPem, options.key);
   const bytes = await openAnyBundle(options.bundle, { s3: { endpoint: options.s3Endpoint, caFile: options.caFile } });
-  const name = bytes.name;
 
   const progress = new Progress({ json: options.json, summaryLine: false });
   logger.attachStatusLine(progress);
@@ -125,187 +128,47 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
     onRetry: (r) => logger.warn(`retrying ${r.what} in ${r.delayMs} ms: ${r.reason}`),
     onWarning: (w) => logger.warn(`${w.what}: ${w.warning}`),
   });
+  const client = new RegistryClient(target.host, transport, {
+    plainHttp: options.plainHttp,
+    credentials: (h) => credentialsFor(h, { username: options.username, passwordEnv: options.passwordEnv, warn: (m) => logger.warn(m) }),
+  });
   let wholeBundle: WholeBundleCheck | undefined;
   try {
-    // 1. Check the bundle before anything is sent.
+    // 1. Check the bundle (and render the git commit) before anything is sent.
     progress.phase('check');
-    const scan = await scanBundleFile(bytes, publicKey, name);
-    const source = new BundleFileSource(bytes, scan, name);
-    const images = imageTargets(scan, prefix, name);
-    const charts = chartTargets(scan, prefix, name, images);
-    const targets: Target[] = [...images, ...charts];
+    const bundle = await checkBundle(bytes, publicKey, target, options);
+    const { scan, source, targets } = bundle;
+    const stores = new TargetStores(client);
 
-    // The git commit is rendered now, so that a problem with the manifests stops the load before anything is pushed.
-    const gitCommit = options.git
-      ? await prepareBundleCommit({
-          git: options.git,
-          scan,
-          source,
-          registry: { host, prefix },
-          plainHttp: options.plainHttp,
-          report: {
-            bundle: scan.index.name,
-            version: scan.index.version,
-            registry: options.registry,
-            images: images.map((t) => ({ source: t.source, target: `${host}/${t.repository}${t.tag ? `:${t.tag}` : `@${t.root.digest}`}`, digest: t.root.digest })),
-            // Only when there are charts: the report of a bundle without charts stays as it was, so reloading it commits nothing.
-            ...(charts.length > 0 ? { charts: charts.map((t) => ({ source: t.source, target: `${host}/${t.repository}:${t.tag!}`, digest: t.root.digest })) } : {}),
-          },
-        })
-      : undefined;
-
-    const client = new RegistryClient(host, transport, {
-      plainHttp: options.plainHttp,
-      credentials: (h) =>
-        credentialsFor(h, { username: options.username, passwordEnv: options.passwordEnv, warn: (m) => logger.warn(m) }),
-    });
-    const display = (t: Target) => client.display(t.repository) + (t.tag ? `:${t.tag}` : `@${t.root.digest}`);
-
-    // 2. Preflight: where each tag points now.
+    // 2. Preflight: where each tag points now; conflicts stop the load here.
     progress.phase('preflight', { items: targets.length });
-    const limit = new CopySession({ concurrency: options.jobs ?? 8 }).limit;
-    await Promise.all(
-      targets.map((t) =>
-        limit(async () => {
-          t.current = (await client.resolve(t.repository, t.tag ?? t.root.digest))?.digest;
-          progress.advance(0, 1);
-        }),
-      ),
-    );
-    const conflicts = targets.filter((t) => t.tag && t.current && t.current !== t.root.digest);
-    if (conflicts.length > 0 && !options.overwriteTags) {
-      throw new PolicyError(
-        `${conflicts.length} tag${conflicts.length === 1 ? '' : 's'} in ${host} already point${conflicts.length === 1 ? 's' : ''} at other content; nothing was written:\n` +
-          conflicts.map((t) => `  ${display(t)} is ${t.current}, the bundle has ${t.root.digest} (${t.source})`).join('\n'),
-        { hint: 'tags are treated as immutable; pass --overwrite-tags to move them' },
-      );
-    }
-    const missing = targets.filter((t) => t.current !== t.root.digest);
-    if (options.skipImages && missing.length > 0) {
-      throw new RemoteError(
-        `--skip-images: ${missing.length} ${kindsOf(missing)} ${missing.length === 1 ? 'is' : 'are'} not in ${host} with the bundle's digest:\n` +
-          missing.map((t) => `  ${display(t)} (${t.current ? `is ${t.current}` : 'missing'}, the bundle has ${t.root.digest})`).join('\n'),
-        { hint: 'load the images and charts first: the same command without --skip-images' },
-      );
-    }
-    // An image whose tag already points at its digest is there, whole: copyGraph would stop at its root anyway.
+    const missing = await preflight(client, stores, targets, options, progress);
+
+    // Plans read the manifests (verified) of what is missing; everything else is hashed meanwhile (load == verify).
     const plans = new Map(
       await Promise.all(missing.map(async (t) => [t, await planGraph(source, t.root, { session: new CopySession({ concurrency: 4 }) })] as const)),
     );
-    // load == verify: what the push will not read is hashed meanwhile; nothing is named (manifest, tag, git) before all of it checked out.
-    wholeBundle = new WholeBundleCheck(bytes, scan, source, { name });
+    wholeBundle = new WholeBundleCheck(bytes, scan, source, { name: bytes.name });
     wholeBundle.start(entriesRead(plans.values()));
-
-    const stores = new Map<string, { remote: RemoteStore; deferred: DeferredManifests }>();
-    const storeFor = (repository: string) => {
-      let s = stores.get(repository);
-      if (!s) {
-        const remote = new RemoteStore(client, repository);
-        stores.set(repository, (s = { remote, deferred: new DeferredManifests(remote) }));
-      }
-      return s;
-    };
-
-    const report: LoadReport = {
-      bundle: options.bundle,
-      name: scan.index.name,
-      version: scan.index.version,
-      registry: options.registry,
-      dryRun: options.dryRun === true,
-      images: [],
-      charts: [],
-      blobsUploaded: 0,
-      blobsMounted: 0,
-      blobsPresent: 0,
-      bytesUploaded: 0,
-      seconds: 0,
-    };
-    const add = (t: Target, status: ImageStatus, bytes = 0, blobs = 0, seconds = 0): void => {
-      const loaded: LoadedImage = { source: t.source, target: display(t), digest: t.root.digest, status, bytes, blobs, seconds: Number(seconds.toFixed(3)) };
-      if (t.kind === 'image') report.images.push(loaded);
-      else report.charts.push({ ...loaded, ...(t as ChartTarget).chart });
-    };
+    const report = emptyReport(options, scan.index);
 
     if (options.dryRun) {
       await wholeBundle.finish();
       progress.phase('dry run', { items: missing.length });
-      for (const t of targets) {
-        const plan = plans.get(t);
-        if (!plan) {
-          add(t, 'present');
-          continue;
-        }
-        const remote = storeFor(t.repository).remote;
-        const rootThere = await remote.exists(t.root);
-        const absent = rootThere ? [] : (await Promise.all(plan.blobs.map(async (b) => ((await limit(() => remote.exists(b))) ? undefined : b)))).filter((b) => b !== undefined);
-        add(t, rootThere ? 'would retag' : 'would push', absent.reduce((a, b) => a + b.size, 0), absent.length);
-        progress.advance(0, 1);
+      await planDryRun(stores, targets, plans, report, options.jobs ?? 8, progress);
+    } else {
+      // 3. Push every blob; 4. the whole bundle checked out; 5. manifests, then tags.
+      const pushed = await pushBlobs(source, stores, plans, report, options, progress);
+      progress.phase('check');
+      await wholeBundle.finish();
+      progress.phase('manifests and tags');
+      await nameContent(stores, missing, pushed.session);
+      reportPushed(stores, targets, plans, pushed, report);
+      // 6. The git commit, once everything it pins is in.
+      if (bundle.gitCommit) {
+        progress.phase('git');
+        report.git = await commitBundle(bundle.gitCommit, transport);
       }
-      report.seconds = Number(((performance.now() - started) / 1000).toFixed(3));
-      progress.done();
-      return report;
-    }
-
-    // 3. Push: blobs now, manifests once every blob is in, tags last.
-    // Per repository: a layer two repositories share is uploaded to one and mounted into the other; both count as done.
-    const perRepository = new Map<string, number>();
-    for (const [t, p] of plans) for (const b of p.blobs) perRepository.set(`${t.repository} ${b.digest}`, b.size);
-    const bytesTotal = [...perRepository.values()].reduce((a, n) => a + n, 0);
-    progress.phase('push', { bytes: bytesTotal, items: missing.length });
-    const uploaded = new Map<string, number>();
-    const onEvent = progressListener(progress);
-    const session = new CopySession({
-      concurrency: options.jobs ?? 8,
-      onEvent: (e: CopyEvent) => {
-        onEvent(e);
-        if (e.type === 'blob-done') {
-          report.blobsUploaded++;
-          report.bytesUploaded += e.bytes;
-          uploaded.set(`${e.destination} ${e.descriptor.digest}`, e.bytes);
-        } else if (e.type === 'blob-mount') report.blobsMounted++;
-        else if (e.type === 'blob-skip') report.blobsPresent++;
-        else if (e.type === 'retry') logger.warn(`retrying ${e.descriptor.digest} to ${e.destination} (attempt ${e.attempt}): ${e.reason}`);
-      },
-    });
-    const pushStarted = performance.now();
-    const finished = new Map<Target, number>();
-    await session.all(missing, async (t) => {
-      await copyGraph(source, storeFor(t.repository).deferred, t.root, { session });
-      finished.set(t, (performance.now() - pushStarted) / 1000);
-      progress.advance(0, 1);
-    });
-
-    progress.phase('check');
-    await wholeBundle.finish();
-    progress.phase('manifests and tags');
-    // Repositories in parallel; inside one, in the order copyGraph produced (children first).
-    await Promise.all([...stores.values()].map(({ deferred }) => session.limit(() => deferred.flush())));
-    await Promise.all(missing.filter((t) => t.tag).map((t) => session.limit(() => storeFor(t.repository).remote.tag(t.root, t.tag!))));
-
-    const counted = new Set<string>();
-    for (const t of targets) {
-      const plan = plans.get(t);
-      if (!plan) {
-        add(t, 'present');
-        continue;
-      }
-      let bytes = 0;
-      let blobs = 0;
-      for (const b of plan.blobs) {
-        const key = `${client.display(t.repository)} ${b.digest}`;
-        const n = uploaded.get(key);
-        if (n !== undefined && !counted.has(key)) {
-          counted.add(key);
-          bytes += n;
-          blobs++;
-        }
-      }
-      const status: ImageStatus = t.current && t.current !== t.root.digest ? 'retagged' : 'pushed';
-      add(t, status, bytes, blobs, finished.get(t) ?? 0);
-    }
-    if (gitCommit) {
-      progress.phase('git');
-      report.git = await commitBundle(gitCommit, transport);
     }
     report.seconds = Number(((performance.now() - started) / 1000).toFixed(3));
     progress.done();
@@ -318,6 +181,214 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
     logger.attachStatusLine(undefined);
     await transport.close();
     await bytes.close();
+  }
+}
+
+interface CheckedBundle {
+  scan: BundleFileScan;
+  source: BundleFileSource;
+  targets: Target[];
+  gitCommit?: Awaited<ReturnType<typeof prepareBundleCommit>>;
+}
+
+/** The signature and the canonical layout, the targets, and the git commit rendered (so a problem with the manifests stops the load now). */
+async function checkBundle(bytes: BundleBytes, publicKey: KeyObject, target: { host: string; prefix: string }, options: LoadOptions): Promise<CheckedBundle> {
+  const { host, prefix } = target;
+  const scan = await scanBundleFile(bytes, publicKey, bytes.name);
+  const source = new BundleFileSource(bytes, scan, bytes.name);
+  const images = imageTargets(scan, prefix, bytes.name);
+  const charts = chartTargets(scan, prefix, bytes.name, images);
+  const gitCommit = options.git
+    ? await prepareBundleCommit({
+        git: options.git,
+        scan,
+        source,
+        registry: { host, prefix },
+        plainHttp: options.plainHttp,
+        report: {
+          bundle: scan.index.name,
+          version: scan.index.version,
+          registry: options.registry,
+          images: images.map((t) => ({ source: t.source, target: `${host}/${t.repository}${t.tag ? `:${t.tag}` : `@${t.root.digest}`}`, digest: t.root.digest })),
+          // Only when there are charts: the report of a bundle without charts stays as it was, so reloading it commits nothing.
+          ...(charts.length > 0 ? { charts: charts.map((t) => ({ source: t.source, target: `${host}/${t.repository}:${t.tag!}`, digest: t.root.digest })) } : {}),
+        },
+      })
+    : undefined;
+  return { scan, source, targets: [...images, ...charts], ...(gitCommit ? { gitCommit } : {}) };
+}
+
+/** One RemoteStore (and its held-back manifests) per target repository. */
+class TargetStores {
+  private readonly stores = new Map<string, { remote: RemoteStore; deferred: DeferredManifests }>();
+  constructor(readonly client: RegistryClient) {}
+
+  for(repository: string): { remote: RemoteStore; deferred: DeferredManifests } {
+    let s = this.stores.get(repository);
+    if (!s) {
+      const remote = new RemoteStore(this.client, repository);
+      this.stores.set(repository, (s = { remote, deferred: new DeferredManifests(remote) }));
+    }
+    return s;
+  }
+
+  all(): { remote: RemoteStore; deferred: DeferredManifests }[] {
+    return [...this.stores.values()];
+  }
+
+  display(t: Target): string {
+    return this.client.display(t.repository) + (t.tag ? `:${t.tag}` : `@${t.root.digest}`);
+  }
+}
+
+/**
+ * Where each target's tag points now. A tag at other content is a conflict
+ * (exit 5, all listed) unless --overwrite-tags; with --skip-images, anything
+ * missing is exit 4. Returns the targets still to push.
+ */
+async function preflight(client: RegistryClient, stores: TargetStores, targets: Target[], options: LoadOptions, progress: Progress): Promise<Target[]> {
+  const { host } = parseRegistryTarget(options.registry);
+  const limit = new CopySession({ concurrency: options.jobs ?? 8 }).limit;
+  await Promise.all(
+    targets.map((t) =>
+      limit(async () => {
+        t.current = (await client.resolve(t.repository, t.tag ?? t.root.digest))?.digest;
+        progress.advance(0, 1);
+      }),
+    ),
+  );
+  const conflicts = targets.filter((t) => t.tag && t.current && t.current !== t.root.digest);
+  if (conflicts.length > 0 && !options.overwriteTags) {
+    throw new PolicyError(
+      `${conflicts.length} tag${conflicts.length === 1 ? '' : 's'} in ${host} already point${conflicts.length === 1 ? 's' : ''} at other content; nothing was written:\n` +
+        conflicts.map((t) => `  ${stores.display(t)} is ${t.current}, the bundle has ${t.root.digest} (${t.source})`).join('\n'),
+      { hint: 'tags are treated as immutable; pass --overwrite-tags to move them' },
+    );
+  }
+  // An image whose tag already points at its digest is there, whole: copyGraph would stop at its root anyway.
+  const missing = targets.filter((t) => t.current !== t.root.digest);
+  if (options.skipImages && missing.length > 0) {
+    throw new RemoteError(
+      `--skip-images: ${missing.length} ${kindsOf(missing)} ${missing.length === 1 ? 'is' : 'are'} not in ${host} with the bundle's digest:\n` +
+        missing.map((t) => `  ${stores.display(t)} (${t.current ? `is ${t.current}` : 'missing'}, the bundle has ${t.root.digest})`).join('\n'),
+      { hint: 'load the images and charts first: the same command without --skip-images' },
+    );
+  }
+  return missing;
+}
+
+function emptyReport(options: LoadOptions, index: { name: string; version: string }): LoadReport {
+  return {
+    bundle: options.bundle,
+    name: index.name,
+    version: index.version,
+    registry: options.registry,
+    dryRun: options.dryRun === true,
+    images: [],
+    charts: [],
+    blobsUploaded: 0,
+    blobsMounted: 0,
+    blobsPresent: 0,
+    bytesUploaded: 0,
+    seconds: 0,
+  };
+}
+
+function addToReport(report: LoadReport, stores: TargetStores, t: Target, status: ImageStatus, bytes = 0, blobs = 0, seconds = 0): void {
+  const loaded: LoadedImage = { source: t.source, target: stores.display(t), digest: t.root.digest, status, bytes, blobs, seconds: Number(seconds.toFixed(3)) };
+  if (t.kind === 'image') report.images.push(loaded);
+  else report.charts.push({ ...loaded, ...(t as ChartTarget).chart });
+}
+
+/** --dry-run: what each target would need (its blobs the registry lacks), nothing written. */
+async function planDryRun(stores: TargetStores, targets: Target[], plans: Map<Target, GraphPlan>, report: LoadReport, jobs: number, progress: Progress): Promise<void> {
+  const limit = new CopySession({ concurrency: jobs }).limit;
+  for (const t of targets) {
+    const plan = plans.get(t);
+    if (!plan) {
+      addToReport(report, stores, t, 'present');
+      continue;
+    }
+    const remote = stores.for(t.repository).remote;
+    const rootThere = await remote.exists(t.root);
+    const absent = rootThere ? [] : (await Promise.all(plan.blobs.map(async (b) => ((await limit(() => remote.exists(b))) ? undefined : b)))).filter((b) => b !== undefined);
+    addToReport(report, stores, t, rootThere ? 'would retag' : 'would push', absent.reduce((a, b) => a + b.size, 0), absent.length);
+    progress.advance(0, 1);
+  }
+}
+
+interface Pushed {
+  session: CopySession;
+  /** "REPOSITORY DIGEST" -> bytes uploaded there. */
+  uploaded: Map<string, number>;
+  /** Seconds from the start of the push until each target's content was in. */
+  finished: Map<Target, number>;
+}
+
+/**
+ * One copyGraph session for every missing target: blobs read by offset and
+ * hashed while they upload (HEAD first, mounts for shared layers); manifests
+ * are held back in each repository's DeferredManifests.
+ */
+async function pushBlobs(source: BundleFileSource, stores: TargetStores, plans: Map<Target, GraphPlan>, report: LoadReport, options: LoadOptions, progress: Progress): Promise<Pushed> {
+  // Per repository: a layer two repositories share is uploaded to one and mounted into the other; both count as done.
+  const perRepository = new Map<string, number>();
+  for (const [t, p] of plans) for (const b of p.blobs) perRepository.set(`${t.repository} ${b.digest}`, b.size);
+  const bytesTotal = [...perRepository.values()].reduce((a, n) => a + n, 0);
+  progress.phase('push', { bytes: bytesTotal, items: plans.size });
+  const uploaded = new Map<string, number>();
+  const onEvent = progressListener(progress);
+  const session = new CopySession({
+    concurrency: options.jobs ?? 8,
+    onEvent: (e: CopyEvent) => {
+      onEvent(e);
+      if (e.type === 'blob-done') {
+        report.blobsUploaded++;
+        report.bytesUploaded += e.bytes;
+        uploaded.set(`${e.destination} ${e.descriptor.digest}`, e.bytes);
+      } else if (e.type === 'blob-mount') report.blobsMounted++;
+      else if (e.type === 'blob-skip') report.blobsPresent++;
+      else if (e.type === 'retry') options.logger.warn(`retrying ${e.descriptor.digest} to ${e.destination} (attempt ${e.attempt}): ${e.reason}`);
+    },
+  });
+  const started = performance.now();
+  const finished = new Map<Target, number>();
+  await session.all([...plans.keys()], async (t) => {
+    await copyGraph(source, stores.for(t.repository).deferred, t.root, { session });
+    finished.set(t, (performance.now() - started) / 1000);
+    progress.advance(0, 1);
+  });
+  return { session, uploaded, finished };
+}
+
+/** Manifests (repositories in parallel; inside one, children first), then tags. */
+async function nameContent(stores: TargetStores, missing: Target[], session: CopySession): Promise<void> {
+  await Promise.all(stores.all().map(({ deferred }) => session.limit(() => deferred.flush())));
+  await Promise.all(missing.filter((t) => t.tag).map((t) => session.limit(() => stores.for(t.repository).remote.tag(t.root, t.tag!))));
+}
+
+/** Each target's line: its blobs uploaded (a blob shared with an earlier target counts once, there). */
+function reportPushed(stores: TargetStores, targets: Target[], plans: Map<Target, GraphPlan>, pushed: Pushed, report: LoadReport): void {
+  const counted = new Set<string>();
+  for (const t of targets) {
+    const plan = plans.get(t);
+    if (!plan) {
+      addToReport(report, stores, t, 'present');
+      continue;
+    }
+    let bytes = 0;
+    let blobs = 0;
+    for (const b of plan.blobs) {
+      const key = `${stores.client.display(t.repository)} ${b.digest}`;
+      const n = pushed.uploaded.get(key);
+      if (n !== undefined && !counted.has(key)) {
+        counted.add(key);
+        bytes += n;
+        blobs++;
+      }
+    }
+    const status: ImageStatus = t.current && t.current !== t.root.digest ? 'retagged' : 'pushed';
+    addToReport(report, stores, t, status, bytes, blobs, pushed.finished.get(t) ?? 0);
   }
 }
 

@@ -159,7 +159,7 @@ export function registerPackerCommands(y: Argv): Argv {
         ),
       async (argv) => {
         const bundle = argv.bundle as string;
-        if (/^[a-z0-9]+:\/\//.test(bundle)) notBuiltYet('split of a remote bundle', 6);
+        if (/^[a-z0-9]+:\/\//.test(bundle)) notBuiltYet('split of a remote bundle');
         const { parts, files } = await splitBundle(bundle, parseVolumeSize(argv['volume-size'] as string), argv['out-dir'] ?? dirname(bundle));
         writeSplit(Boolean(argv.json), bundle, parts.volumes.length, files);
       },

@@ -50,7 +50,7 @@ export function partsListName(bundle: string): string {
  * its size and sha256 before anything else reads a byte (exit 3 otherwise).
  */
 export async function openBundleBytes(path: string, options: { checkVolumes?: boolean } = {}): Promise<BundleBytes> {
-  if (/^[a-z0-9]+:\/\//.test(path)) throw new UsageError(`${path}: remote bundles are not built yet (issue #6); download it first`);
+  if (/^[a-z0-9]+:\/\//.test(path)) throw new UsageError(`${path}: this kind of remote bundle cannot be read in place; download it first (airlock download)`);
   const m = VOLUME.exec(path);
   if (m && m[2] === '000') {
     const name = basename(m[1]!);

@@ -363,6 +363,6 @@ export function withGitAuth<T>(y: Argv<T>) {
 }
 
 /** The error every command throws until its issue is done. */
-export function notBuiltYet(command: string, issue?: number): never {
-  throw new UsageError(`airlock ${command} is not built yet${issue === undefined ? '' : ` (issue #${issue})`}`);
+export function notBuiltYet(command: string): never {
+  throw new UsageError(`airlock ${command} is not built yet in this version`);
 }

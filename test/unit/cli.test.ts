@@ -58,7 +58,7 @@ test('--json: the error is one JSON line on stdout', async () => {
   assert.deepEqual(JSON.parse(r.stdout.trim()), {
     level: 'error',
     exitCode: 2,
-    message: 'airlock inventory is not built yet',
+    message: 'airlock inventory is not built yet in this version',
   });
   assert.equal(r.stderr, '');
 });

@@ -11,6 +11,7 @@ import { DEFAULT_RETRY } from '../../shared/registry/retry.ts';
 import { HttpTransport, type ProxySettings } from '../../shared/registry/transport.ts';
 import { RemoteStore } from '../../shared/store/remote.ts';
 import { generateKeyPair } from '../../shared/sign/keys.ts';
+import { createTestCA } from '../services/ca.ts';
 import { airlock } from '../helpers/cli.ts';
 import { FAST_RETRY } from '../helpers/retry.ts';
 import { generateImages, pushImages, type SyntheticImage } from '../services/fixtures.ts';
@@ -28,8 +29,8 @@ import { startTinyproxy } from '../services/tinyproxy.ts';
 const NO_PROXY: ProxySettings = {};
 
 function client(host: string, extra: RegistryOptions & { proxy?: ProxySettings } = {}): { client: RegistryClient; transport: HttpTransport } {
-  const transport = new HttpTransport({ retry: extra.retry ?? FAST_RETRY, proxy: extra.proxy ?? NO_PROXY });
-  return { client: new RegistryClient(host, transport, { plainHttp: true, retry: FAST_RETRY, ...extra }), transport };
+  const transport = new HttpTransport({ retry: extra.retry ?? FAST_RETRY, proxy: extra.proxy ?? NO_PROXY, caFile: extra.caFile });
+  return { client: new RegistryClient(host, transport, { plainHttp: extra.caFile === undefined, retry: FAST_RETRY, ...extra }), transport };
 }
 
 const manifestRequests = (q: QuirkProxy, method: string) => q.log.filter((e) => e.method === method && /\/manifests\//.test(e.url));
@@ -107,6 +108,23 @@ describe('registries as they behave', () => {
       }
     } finally {
       await authed.stop();
+    }
+  });
+
+  // distribution-spec and RFC 9110 leave it to clients; docker (and Go's net/http) refuse nothing, airlock refuses
+  // an https registry sending it to plain http, where anyone on the path could change the manifest's answer.
+  test('a redirect from https to plain http is refused', async () => {
+    const ca = await createTestCA(join(work, 'ca'));
+    const secure = await startQuirkProxy({ host: '127.0.0.1', port: registry.port }, { tls: await ca.issue('quirk', ['127.0.0.1']) });
+    quirks.push(secure);
+    secure.add({ name: 'downgrade', path: /\/manifests\//, answer: (req) => ({ status: 302, headers: { location: `http://127.0.0.1:${registry.port}${req.url}` } }) });
+    const { client: c, transport } = client(secure.host, { caFile: ca.caCert });
+    const earlier = (await registry.requests(/manifests/)).length;
+    try {
+      await assert.rejects(c.getManifest('library/nginx', '1.25'), (e: RemoteError) => e instanceof RemoteError && /from https to http/.test(e.message));
+      assert.equal((await registry.requests(/manifests/)).length, earlier, 'nothing went to the plain-http address');
+    } finally {
+      await transport.close();
     }
   });
 
@@ -400,6 +418,26 @@ describe('registries as they behave', () => {
         assert.equal(res.code, 0, res.stderr);
         assert.ok((await proxy.requests()).some((r) => r.includes('harness/ng-manager')));
       } finally {
+        await proxy.stop();
+      }
+    });
+
+    test('https through the proxy (CONNECT): --ca-file still verifies the registry', async () => {
+      const proxy = await startTinyproxy();
+      const secure = await startRegistry({ tls: true });
+      try {
+        await pushImages(secure.url, [images[0]!], { caFile: secure.caFile });
+        const via = client(secure.host, { proxy: { httpsProxy: proxy.url }, caFile: secure.caFile });
+        assert.equal((await via.client.resolve('library/nginx', '1.25'))?.digest, images[0]!.digest);
+        await via.transport.close();
+        assert.ok((await proxy.requests()).some((r) => r.startsWith(`CONNECT ${secure.host}`)), (await proxy.requests()).join('\n'));
+        // Without the enclave CA the tunnel opens but TLS to the registry fails, with the usual hint.
+        const untrusted = new HttpTransport({ proxy: { httpsProxy: proxy.url }, retry: { ...FAST_RETRY, attempts: 1 } });
+        const c = new RegistryClient(secure.host, untrusted, { retry: FAST_RETRY });
+        await assert.rejects(c.resolve('library/nginx', '1.25'), (e: RemoteError) => /through the proxy/.test(e.message) && /--ca-file/.test(e.hint ?? ''));
+        await untrusted.close();
+      } finally {
+        await secure.stop();
         await proxy.stop();
       }
     });

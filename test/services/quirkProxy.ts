@@ -1,4 +1,6 @@
+import fs from 'node:fs/promises';
 import http from 'node:http';
+import https from 'node:https';
 
 /**
  * An HTTP front end on 127.0.0.1 (random port) in front of a real registry
@@ -68,10 +70,12 @@ export interface QuirkProxy {
   stop(): Promise<void>;
 }
 
-export async function startQuirkProxy(target: { host: string; port: number }): Promise<QuirkProxy> {
+/** `tls`: serve HTTPS with this certificate (PEM paths); the registry behind stays plain HTTP. */
+export async function startQuirkProxy(target: { host: string; port: number }, opts: { tls?: { cert: string; key: string } } = {}): Promise<QuirkProxy> {
   const rules: (QuirkRule & { left: number })[] = [];
   const log: QuirkLogEntry[] = [];
   const agent = new http.Agent({ keepAlive: true });
+  const scheme = opts.tls ? 'https' : 'http';
 
   const take = (req: QuirkRequest): QuirkRule | undefined => {
     const [path = '', query = ''] = req.url.split('?');
@@ -82,7 +86,7 @@ export async function startQuirkProxy(target: { host: string; port: number }): P
     return r;
   };
 
-  const server = http.createServer((client, reply) => {
+  const handler = (client: http.IncomingMessage, reply: http.ServerResponse) => {
     const req: QuirkRequest = { method: client.method ?? 'GET', url: client.url ?? '/', headers: client.headers };
     const rule = take(req);
     const entry: QuirkLogEntry = { method: req.method, url: req.url, authorization: client.headers.authorization !== undefined, status: 0, rule: rule?.name };
@@ -105,7 +109,7 @@ export async function startQuirkProxy(target: { host: string; port: number }): P
       for (const h of change.removeHeaders ?? []) delete out[h.toLowerCase()];
       Object.assign(out, change.setHeaders ?? {});
       // The upstream's Location points at the upstream: keep clients on this front end.
-      if (typeof out.location === 'string') out.location = out.location.replace(`http://${target.host}:${target.port}`, `http://127.0.0.1:${port}`);
+      if (typeof out.location === 'string') out.location = out.location.replace(`http://${target.host}:${target.port}`, `${scheme}://127.0.0.1:${port}`);
       if (change.status !== undefined && change.status !== res.statusCode) {
         res.resume();
         const body = change.body ?? '';
@@ -122,7 +126,10 @@ export async function startQuirkProxy(target: { host: string; port: number }): P
     });
     up.on('error', () => reply.destroy());
     client.pipe(up);
-  });
+  };
+  const server = opts.tls
+    ? https.createServer({ cert: await fs.readFile(opts.tls.cert), key: await fs.readFile(opts.tls.key) }, handler)
+    : http.createServer(handler);
   server.keepAliveTimeout = 1000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -134,7 +141,7 @@ export async function startQuirkProxy(target: { host: string; port: number }): P
   return {
     host: `127.0.0.1:${port}`,
     port,
-    url: `http://127.0.0.1:${port}`,
+    url: `${scheme}://127.0.0.1:${port}`,
     add: (rule) => rules.push({ ...rule, left: rule.times ?? Infinity }),
     clear: () => {
       rules.length = 0;

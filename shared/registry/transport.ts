@@ -201,9 +201,7 @@ export class HttpTransport {
 
   /** The proxy a request to this URL goes through (credentials left out), if any. */
   proxyFor(url: URL): string | undefined {
-    const p = url.protocol === 'https:' ? (this.proxy.httpsProxy ?? this.proxy.httpProxy) : this.proxy.httpProxy;
-    if (!p || bypassesProxy(url, this.proxy.noProxy)) return undefined;
-    return p;
+    return proxyForUrl(url, this.proxy);
   }
 
   private async once(req: HttpRequest): Promise<HttpResponse> {
@@ -226,6 +224,17 @@ export class HttpTransport {
   async close(): Promise<void> {
     await this.agent.close();
   }
+}
+
+/**
+ * The proxy URL (as given, credentials included) for a request to `url`:
+ * HTTPS_PROXY for https (else HTTP_PROXY, as undici does), HTTP_PROXY for
+ * http, none when NO_PROXY lists the host. For clients that take an agent (S3).
+ */
+export function proxyForUrl(url: URL, settings: ProxySettings = proxyFromEnv()): string | undefined {
+  const p = url.protocol === 'https:' ? (settings.httpsProxy ?? settings.httpProxy) : settings.httpProxy;
+  if (!p || bypassesProxy(url, settings.noProxy)) return undefined;
+  return p;
 }
 
 /** NO_PROXY as undici applies it: "*", host names (and their subdomains, with or without a leading dot), optional :port. */

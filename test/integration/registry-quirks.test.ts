@@ -18,6 +18,9 @@ import { generateImages, pushImages, type SyntheticImage } from '../services/fix
 import { dockerHubRateLimit, startQuirkProxy, type QuirkAnswer, type QuirkProxy } from '../services/quirkProxy.ts';
 import { startRegistry, type RegistryService } from '../services/registry.ts';
 import { startTinyproxy } from '../services/tinyproxy.ts';
+import { startS3 } from '../services/s3.ts';
+import { buildBundle } from '../helpers/tar.ts';
+import { readPrivateKey } from '../../shared/sign/keys.ts';
 
 /**
  * How real registries answer, each reproduced by a quirk front end
@@ -438,6 +441,25 @@ describe('registries as they behave', () => {
         await untrusted.close();
       } finally {
         await secure.stop();
+        await proxy.stop();
+      }
+    });
+
+    test('S3: the upload goes through the proxy the environment names', async () => {
+      const proxy = await startTinyproxy();
+      const s3 = await startS3();
+      try {
+        const pair = generateKeyPair('pw');
+        const { tar } = buildBundle([{ path: 'manifests/app.yaml', body: Buffer.from('kind: Namespace\n') }], readPrivateKey(pair.privateKeyPem, 'pw', 'k'));
+        writeFileSync(join(work, 's3.tar'), tar);
+        const res = await airlock(['upload', join(work, 's3.tar'), `s3://${s3.bucket}/drop/`, '--s3-endpoint', s3.endpoint], {
+          env: { ...s3.env, AWS_ENDPOINT_URL: undefined, AWS_ENDPOINT_URL_S3: undefined, AWS_PROFILE: undefined, HTTP_PROXY: proxy.url, http_proxy: undefined, NO_PROXY: undefined, no_proxy: undefined },
+        });
+        assert.equal(res.code, 0, res.stderr);
+        const seen = await proxy.requests();
+        assert.ok(seen.some((r) => r.startsWith(`PUT ${s3.endpoint}/${s3.bucket}/drop/s3.tar`)), seen.join('\n'));
+      } finally {
+        await s3.stop();
         await proxy.stop();
       }
     });

@@ -543,10 +543,11 @@ export class RegistryClient {
       const res = await this.transport.send({ method: req.method, url: req.url, headers, body: req.body, what: req.what });
       if (this.rateLimits && /\/manifests\//.test(req.url.pathname)) this.rateLimits.observe(this.endpoint.registry, res);
       if (res.status !== 401) return res;
+      const replayable = req.body === undefined || Buffer.isBuffer(req.body);
+      if (attempt > 0 || !replayable) throw await this.failure(res, req.what, host);
       // A 401 without a challenge (some proxies drop it): the API root names the scheme.
       const challenge = header(res, 'www-authenticate') ?? (await this.pingForChallenge(req.url, req.what));
-      const replayable = req.body === undefined || Buffer.isBuffer(req.body);
-      if (attempt > 0 || !replayable || !auth.onUnauthorized(challenge, req.scopes, authorization)) {
+      if (!auth.onUnauthorized(challenge, req.scopes, authorization)) {
         throw await this.failure(res, req.what, host);
       }
       await res.body.dump();

@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RemoteError } from '../../shared/cli/errors.ts';
@@ -356,6 +356,16 @@ describe('registries as they behave', () => {
           assert.equal(posts.length, 1);
           assert.deepEqual({ grantType: posts[0]!.grantType, clientId: posts[0]!.clientId, user: posts[0]!.user, status: posts[0]!.status }, { grantType: 'refresh_token', clientId: 'airlock', user: 'airlock', status: 200 });
           assert.deepEqual(posts[0]!.scopes, ['repository:library/nginx:pull']);
+          // The same through a credential helper answering Username "<token>" (docker-credential-ecr-login, -gcloud, -desktop).
+          const bin = join(work, 'bin');
+          mkdirSync(bin, { recursive: true });
+          writeFileSync(join(bin, 'docker-credential-airlocktest'), '#!/bin/sh\ncat >/dev/null\necho \'{"ServerURL":"x","Username":"<token>","Secret":"refresh-abc"}\'\n', { mode: 0o755 });
+          writeFileSync(config, JSON.stringify({ credHelpers: { [reg.host]: 'airlocktest' } }));
+          const helped = credentialsFor(reg.host, { dockerConfigPath: config, env: { PATH: `${bin}:${process.env.PATH}` } });
+          const viaHelper = client(reg.host, { credentials: () => helped });
+          assert.equal((await viaHelper.client.resolve('harness/absent', '1'))?.digest, undefined);
+          await viaHelper.transport.close();
+          assert.equal(reg.tokenRequests.filter((r) => r.method === 'POST' && r.status === 200).length, 2);
           // A refresh token the server does not know is refused with a hint to log in again.
           const bad = client(reg.host, { credentials: () => ({ username: '<token>', password: 'expired' }) });
           await assert.rejects(bad.client.resolve('library/nginx', '1.25'), (e: RemoteError) => /refused/.test(e.message) && /log in again/.test(e.hint ?? ''));

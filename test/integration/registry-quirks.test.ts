@@ -175,6 +175,27 @@ describe('registries as they behave', () => {
       assert.ok(manifestRequests(hub, 'HEAD').length >= 4);
     });
 
+    test('a Harness-like list: docker.io with quota headers and registry.k8s.io redirecting every manifest request', async () => {
+      hub = await front();
+      for (const r of dockerHubRateLimit(100, 40)) hub.add(r);
+      const storage = await front();
+      const k8s = await front();
+      k8s.add({ name: 'registry.k8s.io: redirect', path: /^\/v2\/.+/, answer: (req) => ({ status: 307, headers: { location: `http://localhost:${storage.port}${req.url}` } }) });
+      writeFileSync(
+        join(work, 'mixed.yaml'),
+        ['name: mixed', 'version: 1.0.0', 'platforms: [linux/amd64]', 'images:', '  - nginx:1.25', '  - harness/gateway:2.0', '  - registry.k8s.io/pause:3.9', ''].join('\n'),
+      );
+      const res = await airlock(
+        ['pack', '-f', join(work, 'mixed.yaml'), '-o', join(work, 'mixed.tar'), '--key', join(work, 'airlock.key'), '--registry-mirror', `docker.io=${hub.url}`, '--registry-mirror', `registry.k8s.io=${k8s.url}/library`],
+        { env: { AIRLOCK_PASSWORD: 'pw', HTTPS_PROXY: undefined, HTTP_PROXY: undefined, https_proxy: undefined, http_proxy: undefined } },
+      );
+      assert.equal(res.code, 0, res.stderr);
+      assert.ok(existsSync(join(work, 'mixed.tar')));
+      assert.equal(manifestRequests(hub, 'GET').length, 2);
+      assert.ok(k8s.log.length > 0 && k8s.log.every((e) => e.status === 307));
+      assert.ok(manifestRequests(storage, 'GET').length >= 2, 'the index and the amd64 manifest came from the redirect target');
+    });
+
     test('429 with the quota spent stops at once, not after six tries, and says what to do', async () => {
       hub = await front();
       for (const r of dockerHubRateLimit(100, 0)) hub.add(r);

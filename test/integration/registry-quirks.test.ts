@@ -360,6 +360,26 @@ describe('registries as they behave', () => {
     });
   });
 
+  // The same, when the answer never comes (a proxy's idle timeout is longer than ours).
+  test('a closing PUT that commits and then never answers: HEAD finds the blob after the timeout', async () => {
+    const lb = await front();
+    lb.add({ name: 'proxy: no answer after the commit', method: 'PUT', path: /\/blobs\/uploads\//, query: /digest=/, times: 1, rewrite: () => ({ hang: true }) });
+    const transport = new HttpTransport({ retry: FAST_RETRY, proxy: NO_PROXY, timeoutMs: 1500 });
+    const c = new RegistryClient(lb.host, transport, { plainHttp: true, retry: FAST_RETRY });
+    const { client: src, transport: t2 } = client(registry.host);
+    try {
+      const img = images[0]!;
+      const from = new RemoteStore(src, img.repository);
+      const root = await from.resolve(img.tag);
+      await copyGraph(from, new RemoteStore(c, 'hang/nginx'), root, { session: new CopySession({ concurrency: 1 }) });
+      assert.equal(lb.log.filter((e) => e.status === -1).length, 1);
+      assert.equal((await c.resolve('hang/nginx', img.digest))?.digest, img.digest);
+    } finally {
+      await transport.close();
+      await t2.close();
+    }
+  });
+
   describe('authentication', () => {
     // docker login with an OAuth2 registry (GitLab, Quay robot tokens via docker login, ACR, GAR) stores an
     // identitytoken; docker and containers/image trade it with POST grant_type=refresh_token (distribution's oauth.md).

@@ -46,6 +46,8 @@ export interface QuirkRule {
     setHeaders?: Record<string, string>;
     removeHeaders?: string[];
     body?: string;
+    /** Never answer (the client times out); the connection is closed after 30 s. */
+    hang?: boolean;
   };
 }
 
@@ -105,6 +107,12 @@ export async function startQuirkProxy(target: { host: string; port: number }, op
     const headers = { ...client.headers, host: `${target.host}:${target.port}` };
     const up = http.request({ host: target.host, port: target.port, method: req.method, path: req.url, headers, agent }, (res) => {
       const change = rule?.rewrite?.({ status: res.statusCode ?? 502, headers: res.headers }, req) ?? {};
+      if (change.hang) {
+        res.resume();
+        entry.status = -1;
+        setTimeout(() => reply.destroy(), 30_000).unref();
+        return;
+      }
       const out: http.OutgoingHttpHeaders = { ...res.headers };
       for (const h of change.removeHeaders ?? []) delete out[h.toLowerCase()];
       Object.assign(out, change.setHeaders ?? {});

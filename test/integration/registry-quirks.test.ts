@@ -361,7 +361,7 @@ describe('registries as they behave', () => {
   });
 
   // The same, when the answer never comes (a proxy's idle timeout is longer than ours).
-  test('a closing PUT that commits and then never answers: HEAD finds the blob after the timeout', async () => {
+  test('a closing PUT that commits and then never answers: HEAD finds the blob after the timeout, no second upload', async () => {
     const lb = await front();
     lb.add({ name: 'proxy: no answer after the commit', method: 'PUT', path: /\/blobs\/uploads\//, query: /digest=/, times: 1, rewrite: () => ({ hang: true }) });
     const transport = new HttpTransport({ retry: FAST_RETRY, proxy: NO_PROXY, timeoutMs: 1500 });
@@ -373,6 +373,8 @@ describe('registries as they behave', () => {
       const root = await from.resolve(img.tag);
       await copyGraph(from, new RemoteStore(c, 'hang/nginx'), root, { session: new CopySession({ concurrency: 1 }) });
       assert.equal(lb.log.filter((e) => e.status === -1).length, 1);
+      // Each blob sent once: the one whose answer never came is not uploaded again.
+      assert.equal(lb.log.filter((e) => e.method === 'PUT' && /digest=/.test(e.url)).length, img.blobs.length);
       assert.equal((await c.resolve('hang/nginx', img.digest))?.digest, img.digest);
     } finally {
       await transport.close();

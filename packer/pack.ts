@@ -14,6 +14,7 @@ import { isIndex, MediaType } from '../shared/oci/mediatype.ts';
 import { formatPlatform, parsePlatform } from '../shared/oci/platform.ts';
 import { RegistryClient } from '../shared/registry/client.ts';
 import { credentialsFor } from '../shared/registry/credentials.ts';
+import { checkPullBudget, RateLimitTracker } from '../shared/registry/ratelimit.ts';
 import { HttpTransport } from '../shared/registry/transport.ts';
 import { PreloadedContent } from '../shared/store/preloaded.ts';
 import { RemoteStore } from '../shared/store/remote.ts';
@@ -121,6 +122,7 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
   const abortWriter = onShutdown(() => writer?.abort());
   try {
     const clients = new Map<string, RegistryClient>();
+    const rateLimits = new RateLimitTracker();
     const clientFor = (registry: string): RegistryClient => {
       let c = clients.get(registry);
       if (!c) {
@@ -128,6 +130,7 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
           mirrors,
           plainHttp: options.plainHttp,
           credentials: (host) => credentialsFor(host, { warn: (m) => logger.warn(m) }),
+          rateLimits,
         });
         clients.set(registry, c);
       }
@@ -192,6 +195,8 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
     // 2. Resolve and plan every image before downloading any layer.
     const session = new CopySession({ concurrency: options.jobs ?? 8, onEvent: progressListener(progress) });
     progress.phase('resolve', { items: wanted.length });
+    // Registries with a pull quota (Docker Hub): refuse now, with the numbers, a plan that would exceed it.
+    await checkPullBudget(wanted.map((w) => ({ client: clientFor(w.reference.registry), repository: w.reference.repository, reference: w.reference.digest ?? w.reference.tag! })), { tracker: rateLimits, platforms: platforms.length });
     const planned = await planAll(wanted, clientFor, session, platforms, () => progress.advance(0, 1));
 
     // 3. Lay out, sign and fill the bundle.

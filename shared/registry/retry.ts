@@ -16,7 +16,7 @@ export const DEFAULT_RETRY: RetryPolicy = {
   attempts: 6,
   baseDelayMs: 250,
   maxDelayMs: 8_000,
-  maxRetryAfterMs: 60_000,
+  maxRetryAfterMs: 120_000,
 };
 
 const RETRYABLE_STATUS = new Set([408, 429, 500, 502, 503, 504]);

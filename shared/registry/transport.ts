@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createSecureContext, rootCertificates } from 'node:tls';
 import type { Readable } from 'node:stream';
-import { Agent, request } from 'undici';
+import { EnvHttpProxyAgent, request } from 'undici';
 import type { Dispatcher } from 'undici';
 import { RemoteError, UsageError } from '../cli/errors.ts';
 import {
@@ -16,7 +16,9 @@ import {
 
 /**
  * HTTP(S) for every remote airlock talks to: one keep-alive connection pool,
- * the trusted CAs, retries with backoff. Knows nothing about registries.
+ * the trusted CAs, the proxy the environment names (HTTPS_PROXY, HTTP_PROXY,
+ * NO_PROXY, also lower-case, as curl and docker read them), retries with
+ * backoff. Knows nothing about registries.
  */
 export interface TransportOptions {
   /** PEM file of extra trusted CAs (the enclave's CA), added to the system ones. */
@@ -29,6 +31,25 @@ export interface TransportOptions {
   onRetry?: (info: { what: string; attempt: number; delayMs: number; reason: string }) => void;
   /** Told about `Warning: 299` headers, which registries use to talk to users. */
   onWarning?: (info: { what: string; warning: string }) => void;
+  /** Proxy settings; default the environment's (tests). */
+  proxy?: ProxySettings;
+}
+
+export interface ProxySettings {
+  httpProxy?: string;
+  httpsProxy?: string;
+  noProxy?: string;
+}
+
+/** The proxy variables as curl reads them: lower-case first, then upper-case. */
+export function proxyFromEnv(env: NodeJS.ProcessEnv = process.env): ProxySettings {
+  const pick = (name: string) => (env[name.toLowerCase()] || env[name.toUpperCase()] || undefined);
+  return { httpProxy: pick('http_proxy'), httpsProxy: pick('https_proxy'), noProxy: pick('no_proxy') };
+}
+
+/** A URL or message with any user:password@ of a proxy URL left out. */
+export function redactUserinfo(text: string): string {
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s:]+(?::[^/@\s]*)?@/gi, '$1***@');
 }
 
 export type HttpHeaders = Record<string, string>;
@@ -102,16 +123,38 @@ export function header(res: HttpResponse, name: string): string | undefined {
 }
 
 export class HttpTransport {
-  private readonly agent: Agent;
+  private readonly agent: EnvHttpProxyAgent;
+  /** The proxies in use, for messages (credentials left out). */
+  readonly proxy: ProxySettings;
   private readonly retry: RetryPolicy;
   private readonly userAgent: string;
 
   constructor(private readonly options: TransportOptions = {}) {
     const timeout = options.timeoutMs ?? 120_000;
-    this.agent = new Agent({
-      // One TLS context for every connection: building one from a few hundred
-      // CA certificates costs tens of milliseconds of CPU each time.
-      connect: { secureContext: createSecureContext({ ca: trustedCAs(options.caFile) }) },
+    // One TLS context for every connection: building one from a few hundred
+    // CA certificates costs tens of milliseconds of CPU each time. The same
+    // context verifies the origin inside a proxy tunnel, and an https proxy.
+    const tls = { secureContext: createSecureContext({ ca: trustedCAs(options.caFile) }) };
+    const proxy = options.proxy ?? proxyFromEnv();
+    for (const [name, value] of [['HTTPS_PROXY', proxy.httpsProxy], ['HTTP_PROXY', proxy.httpProxy]] as const) {
+      if (value !== undefined && !URL.canParse(value)) throw new UsageError(`${name} is not a URL: ${redactUserinfo(value)}`, { hint: `set ${name} to http://HOST:PORT of the proxy` });
+    }
+    this.proxy = {
+      httpProxy: proxy.httpProxy && redactUserinfo(proxy.httpProxy),
+      httpsProxy: proxy.httpsProxy && redactUserinfo(proxy.httpsProxy),
+      noProxy: proxy.noProxy,
+    };
+    this.agent = new EnvHttpProxyAgent({
+      // Empty strings, not undefined: undici would read the environment itself.
+      httpProxy: proxy.httpProxy ?? '',
+      httpsProxy: proxy.httpsProxy ?? '',
+      noProxy: proxy.noProxy ?? '',
+      connect: tls,
+      requestTls: tls,
+      proxyTls: tls,
+      // Plain-HTTP origins go to the proxy as absolute-URI requests (as curl
+      // and docker send them): proxies often allow CONNECT to port 443 only.
+      proxyTunnel: false,
       keepAliveTimeout: 30_000,
       headersTimeout: timeout,
       bodyTimeout: timeout,
@@ -137,17 +180,16 @@ export class HttpTransport {
           await this.backoff(req, attempt, undefined, describeNetworkError(err));
           continue;
         }
-        throw networkError(req, err);
+        throw networkError(req, err, this.proxyFor(req.url));
       }
       if (attempt < attempts && isRetryableStatus(res.status)) {
         const retryAfter = parseRetryAfter(header(res, 'retry-after'));
+        // Waiting minutes is no retry: the caller explains the status (a rate limit, a maintenance window).
+        if (retryAfter !== undefined && retryAfter > this.retry.maxRetryAfterMs) return res;
+        // A 429 whose rate-limit window is spent (RateLimit-Remaining: 0, as Docker Hub
+        // answers) and that names no near time to come back will not pass in six tries.
+        if (res.status === 429 && retryAfter === undefined && /^\s*0\s*(;|$)/.test(header(res, 'ratelimit-remaining') ?? '')) return res;
         await res.body.dump().catch(() => undefined);
-        if (retryAfter !== undefined && retryAfter > this.retry.maxRetryAfterMs) {
-          throw new RemoteError(
-            `${req.what}: ${req.url.host} answered HTTP ${res.status} and asks to retry after ${Math.round(retryAfter / 1000)} s`,
-            { hint: 'the server is rate limiting or overloaded; try again later' },
-          );
-        }
         await this.backoff(req, attempt, retryAfter, `HTTP ${res.status}`);
         continue;
       }
@@ -155,6 +197,11 @@ export class HttpTransport {
       if (warning && this.options.onWarning) this.options.onWarning({ what: req.what, warning });
       return res;
     }
+  }
+
+  /** The proxy a request to this URL goes through (credentials left out), if any. */
+  proxyFor(url: URL): string | undefined {
+    return proxyForUrl(url, this.proxy);
   }
 
   private async once(req: HttpRequest): Promise<HttpResponse> {
@@ -179,6 +226,33 @@ export class HttpTransport {
   }
 }
 
+/**
+ * The proxy URL (as given, credentials included) for a request to `url`:
+ * HTTPS_PROXY for https (else HTTP_PROXY, as undici does), HTTP_PROXY for
+ * http, none when NO_PROXY lists the host. For clients that take an agent (S3).
+ */
+export function proxyForUrl(url: URL, settings: ProxySettings = proxyFromEnv()): string | undefined {
+  const p = url.protocol === 'https:' ? (settings.httpsProxy ?? settings.httpProxy) : settings.httpProxy;
+  if (!p || bypassesProxy(url, settings.noProxy)) return undefined;
+  return p;
+}
+
+/** NO_PROXY as undici applies it: "*", host names (and their subdomains, with or without a leading dot), optional :port. */
+function bypassesProxy(url: URL, noProxy: string | undefined): boolean {
+  if (!noProxy) return false;
+  const host = url.hostname.toLowerCase();
+  const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
+  for (const raw of noProxy.split(/[,\s]/)) {
+    if (!raw) continue;
+    if (raw === '*') return true;
+    const m = /^(.*?)(?::(\d+))?$/.exec(raw.replace(/^\*?\./, ''))!;
+    const entry = m[1]!.toLowerCase();
+    if (m[2] && Number(m[2]) !== port) continue;
+    if (host === entry || host.endsWith(`.${entry}`)) return true;
+  }
+  return false;
+}
+
 function describeNetworkError(err: unknown): string {
   const parts: string[] = [];
   for (let e: unknown = err; e instanceof Error; e = e.cause) {
@@ -188,12 +262,17 @@ function describeNetworkError(err: unknown): string {
   return parts.join(': ') || String(err);
 }
 
-function networkError(req: HttpRequest, err: unknown): RemoteError {
+function networkError(req: HttpRequest, err: unknown, proxy?: string): RemoteError {
   if (err instanceof RemoteError) return err;
-  const detail = describeNetworkError(err);
+  const detail = redactUserinfo(describeNetworkError(err));
   const tls = /certificate|self[- ]signed|CERT_|SSL|TLS|wrong version number/i.test(detail);
+  const viaProxy = proxy ? ` through the proxy ${proxy}` : '';
   const hint = tls
     ? `TLS to ${req.url.host} failed: pass the enclave's CA with --ca-file, or --plain-http if the server speaks plain HTTP`
-    : `check that ${req.url.host} is reachable from this host`;
-  return new RemoteError(`${req.what}: cannot reach ${req.url.origin}: ${detail}`, { hint, cause: err });
+    : proxy
+      ? `check the proxy (HTTPS_PROXY / HTTP_PROXY), or list ${req.url.hostname} in NO_PROXY if it is reached directly`
+      : `check that ${req.url.host} is reachable from this host`;
+  // Behind a proxy the cause is replaced by its redacted text: undici's errors may carry the proxy URL with its credentials.
+  const cause = proxy ? new Error(detail) : err;
+  return new RemoteError(`${req.what}: cannot reach ${req.url.origin}${viaProxy}: ${detail}`, { hint, cause });
 }

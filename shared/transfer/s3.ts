@@ -15,9 +15,11 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { HttpProxyAgent } from 'http-proxy-agent';
+import { HttpsProxyAgent } from 'https-proxy-agent';
 import pLimit from 'p-limit';
 import { RemoteError, UsageError, VerificationError } from '../cli/errors.ts';
-import { trustedCAs } from '../registry/transport.ts';
+import { proxyForUrl, proxyFromEnv, redactUserinfo, trustedCAs, type ProxySettings } from '../registry/transport.ts';
 import type { BundleBytes } from '../bundle/volumes.ts';
 import { bundleFiles, type TransferProgress } from './sftp.ts';
 
@@ -35,6 +37,8 @@ export interface S3Options {
   partSize?: number;
   /** Parts uploaded at once (default 4). */
   concurrency?: number;
+  /** Proxy settings; default the environment's (HTTPS_PROXY, HTTP_PROXY, NO_PROXY). */
+  proxy?: ProxySettings;
 }
 
 export interface S3Location {
@@ -64,8 +68,28 @@ export function s3Client(options: S3Options): S3Client {
     forcePathStyle: true,
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
-    requestHandler: new NodeHttpHandler({ httpsAgent: new HttpsAgent({ ca: trustedCAs(options.caFile), keepAlive: true }) }),
+    requestHandler: new NodeHttpHandler(s3Agents(endpoint, trustedCAs(options.caFile), options.proxy ?? proxyFromEnv())),
   });
+}
+
+/**
+ * The SDK's connections: through the proxy the environment names for the
+ * endpoint (CONNECT for https, absolute URIs for http), trusting --ca-file
+ * for the store either way.
+ */
+function s3Agents(endpoint: string | undefined, ca: string[], proxySettings: ProxySettings) {
+  // Without an endpoint the SDK talks to AWS; its host is under amazonaws.com.
+  let target: URL;
+  try {
+    target = new URL(endpoint ?? 'https://s3.amazonaws.com');
+  } catch {
+    throw new UsageError(`S3 endpoint ${redactUserinfo(endpoint ?? '')} is not a URL`);
+  }
+  const proxy = proxyForUrl(target, proxySettings);
+  if (proxy === undefined) return { httpsAgent: new HttpsAgent({ ca, keepAlive: true }) };
+  // The CA options reach the tunnelled TLS connection to the store (and an https proxy's own).
+  const tlsOptions = { ca, keepAlive: true } as ConstructorParameters<typeof HttpsProxyAgent<string>>[1];
+  return { httpsAgent: new HttpsProxyAgent(proxy, tlsOptions), httpAgent: new HttpProxyAgent(proxy, { keepAlive: true }) };
 }
 
 const MIB = 1024 * 1024;
@@ -88,7 +112,7 @@ export async function s3Call<T>(what: string, fn: () => Promise<T>): Promise<T> 
     if (err instanceof UsageError || err instanceof VerificationError || err instanceof RemoteError) throw err;
     const e = err as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } };
     const status = e.$metadata?.httpStatusCode;
-    throw new RemoteError(`S3 ${what}: ${e.name ?? 'error'}${status ? ` (HTTP ${status})` : ''}: ${e.message ?? String(err)}`, {
+    throw new RemoteError(`S3 ${what}: ${e.name ?? 'error'}${status ? ` (HTTP ${status})` : ''}: ${redactUserinfo(e.message ?? String(err))}`, {
       hint:
         status === 403 || e.name === 'InvalidAccessKeyId' || e.name === 'SignatureDoesNotMatch'
           ? 'check the AWS credentials (AWS_ACCESS_KEY_ID / AWS_PROFILE) and the bucket policy'

@@ -24,6 +24,8 @@ export interface RegistryOptions {
   tokenTtlSeconds?: number;
   /** Token auth: custom grant policy (default: everything requested, for known users). */
   tokenGrant?: (user: string | undefined, scope: TokenScope) => string[];
+  /** Token auth: OAuth2 refresh tokens (identity tokens) -> user, for the issuer's POST. */
+  refreshTokens?: Record<string, string>;
 }
 
 export interface RegistryService {
@@ -188,6 +190,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
         anonymous: opts.anonymous,
         ttlSeconds: opts.tokenTtlSeconds,
         grant: opts.tokenGrant,
+        refreshTokens: opts.refreshTokens,
         tls,
       });
       token = { realm: issuer.realm, service, issuer: iss, rootcertbundle: issuer.certFile };

@@ -17,6 +17,11 @@ export interface TokenRequest {
   service?: string;
   /** The HTTP status the issuer answered with (200, or 401 for bad credentials). */
   status: number;
+  /** GET (token.md) or POST (oauth.md, an OAuth2 form). */
+  method?: string;
+  /** POST: grant_type and client_id of the form. */
+  grantType?: string;
+  clientId?: string;
 }
 
 export interface TokenIssuerOptions {
@@ -27,6 +32,8 @@ export interface TokenIssuerOptions {
   /** `issuer` the registry expects (the token `iss`). */
   issuer: string;
   users: Record<string, string>;
+  /** OAuth2 refresh tokens (docker login's identity tokens) -> the user they stand for (POST grant_type=refresh_token). */
+  refreshTokens?: Record<string, string>;
   /**
    * Anonymous requests (no Authorization): 'none' (default, like Docker Hub for a private repo)
    * gets a valid token with no access; 'pull' gets pull on repositories; 'deny' gets 401.
@@ -129,6 +136,10 @@ export async function startTokenIssuer(opts: TokenIssuerOptions): Promise<TokenI
 
   const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const u = new URL(req.url ?? '/', 'http://x');
+    if (u.pathname === '/token' && req.method === 'POST') {
+      postHandler(req, res);
+      return;
+    }
     if (u.pathname !== '/token' || (req.method !== 'GET' && req.method !== 'HEAD')) {
       res.writeHead(404).end();
       return;
@@ -171,6 +182,45 @@ export async function startTokenIssuer(opts: TokenIssuerOptions): Promise<TokenI
     const body = JSON.stringify({ token, access_token: token, expires_in: ttlDefault, issued_at: new Date().toISOString() });
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
     res.end(req.method === 'HEAD' ? undefined : body);
+  };
+
+  /**
+   * distribution's docs/spec/auth/oauth.md: a form with grant_type=refresh_token (or password),
+   * service, scope (space-separated), client_id; answers {access_token, expires_in, scope}.
+   */
+  const postHandler = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const parts: Buffer[] = [];
+    req.on('data', (b: Buffer) => parts.push(b));
+    req.on('end', () => {
+      const form = new URLSearchParams(Buffer.concat(parts).toString('utf8'));
+      const scopes = (form.get('scope') ?? '').split(' ').filter(Boolean);
+      const service = form.get('service') ?? undefined;
+      const grantType = form.get('grant_type') ?? undefined;
+      const clientId = form.get('client_id') ?? undefined;
+      let user: string | undefined;
+      if (grantType === 'refresh_token') user = opts.refreshTokens?.[form.get('refresh_token') ?? ''];
+      else if (grantType === 'password') {
+        const name = form.get('username') ?? '';
+        if (Object.hasOwn(opts.users, name) && opts.users[name] === form.get('password')) user = name;
+      }
+      if (user === undefined || clientId === null || clientId === undefined) {
+        tokenRequests.push({ scopes, service, status: 400, user: undefined, method: 'POST', grantType, clientId });
+        const body = JSON.stringify({ error: 'invalid_grant' });
+        res.writeHead(400, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
+        return;
+      }
+      const access: TokenScope[] = [];
+      for (const raw of scopes) {
+        const scope = parseScope(raw);
+        if (!scope) continue;
+        const actions = grant(user, scope);
+        if (actions.length > 0) access.push({ ...scope, actions });
+      }
+      tokenRequests.push({ scopes, user, service, status: 200, method: 'POST', grantType, clientId });
+      const token = mint(user, access);
+      const body = JSON.stringify({ access_token: token, expires_in: ttlDefault, scope: scopes.join(' ') });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
+    });
   };
 
   const server = opts.tls

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseChallenge, repositoryScope } from '../../shared/registry/auth.ts';
+import { parseChallenge, parseChallenges, repositoryScope } from '../../shared/registry/auth.ts';
 import { describeRegistryErrors, resolveEndpoint } from '../../shared/registry/client.ts';
 
 test('Bearer challenge with realm, service and several scopes', () => {
@@ -55,4 +55,18 @@ test('registry error bodies are summarized with their codes', () => {
   );
   assert.equal(describeRegistryErrors('Method not allowed\n'), '(Method not allowed)');
   assert.equal(describeRegistryErrors(''), '');
+});
+
+test('several challenges: Bearer over Basic, unknown schemes skipped (RFC 9110 §11.6.1, as docker chooses)', () => {
+  const both = 'Negotiate, Basic realm="Artifactory Realm", Bearer realm="https://r/token",service="reg",scope="repository:a/b:pull"';
+  assert.deepEqual(parseChallenge(both), {
+    scheme: 'bearer',
+    params: { realm: 'https://r/token', service: 'reg', scope: 'repository:a/b:pull' },
+  });
+  assert.deepEqual(parseChallenge('NTLM, Negotiate YIIB==, Basic realm="x"'), { scheme: 'basic', params: { realm: 'x' } });
+  assert.deepEqual(
+    parseChallenges('Basic realm="a, b", Bearer realm="https://t"').map((c) => c.scheme),
+    ['basic', 'bearer'],
+  );
+  assert.equal(parseChallenge('Negotiate, NTLM'), undefined);
 });

@@ -157,6 +157,7 @@ describe('charts end to end: airlock pack, verify, inspect, load --git', () => {
       'Chart.yaml': ['apiVersion: v2', 'name: shop', 'version: 0.3.0', 'appVersion: "1.4"', 'dependencies:', `  - { name: cache, version: ~1.2.0, repository: "${repo.url}" }`, ''].join('\n'),
       'values.yaml': 'replicas: 1\ncache: { replicas: 1 }\n',
       'templates/shop.yaml': deployment('shop', '"docker.io/acme/shop:{{ .Chart.AppVersion }}"', '{{ .Values.replicas }}'),
+      'templates/settings.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: shop-settings, namespace: shared }\ndata: { currency: EUR }\n',
     });
     await helm(['push', shop, `oci://${source.host}/apps`, '--plain-http']);
 
@@ -283,7 +284,11 @@ describe('charts end to end: airlock pack, verify, inspect, load --git', () => {
 
     const out = (await run(kubectl(), ['kustomize', base])).stdout;
     const docs = parseAllDocuments(out).map((d) => d.toJS() as { kind: string; metadata: { name: string; namespace?: string }; spec: Record<string, unknown> });
-    assert.deepEqual(docs.map((d) => `${d.kind}/${d.metadata.name}`).sort(), ['Deployment/cache', 'Deployment/shop', 'HelmRelease/delegate', 'OCIRepository/delegate'], 'the delegate render is not a resource');
+    assert.deepEqual(
+      docs.map((d) => `${d.kind}/${d.metadata.name} in ${d.metadata.namespace}`).sort(),
+      ['ConfigMap/shop-settings in shared', 'Deployment/cache in shop', 'Deployment/shop in shop', 'HelmRelease/delegate in harness-delegate', 'OCIRepository/delegate in harness-delegate'],
+      'the delegate render is not a resource; the rendered chart goes to its release namespace where its templates name none, as helm install does',
+    );
     const used = [...new Set([...out.matchAll(/\bimage: (\S+)/g)].map((m) => m[1]!))].sort();
     assert.deepEqual(used, [`${enclave.host}/${PREFIX}/acme/cache@${image(CACHE_IMAGE).digest}`, `${enclave.host}/${PREFIX}/acme/shop@${image(SHOP_IMAGE).digest}`]);
     assert.match(out, /replicas: 3/, "shop's set values rendered");

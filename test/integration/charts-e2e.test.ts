@@ -231,6 +231,13 @@ describe('charts end to end: airlock pack, verify, inspect, load --git', () => {
     const values = parse((await run('tar', ['-xOf', bundle(), chart('delegate').values])).stdout) as Record<string, unknown>;
     assert.deepEqual(values, ENCLAVE_VALUES, 'the enclave values are carried as written');
 
+    const text = await airlock(['inspect', bundle()]);
+    assert.ok(
+      text.stdout.includes(`  harness-delegate-ng 1.0.32  release delegate  namespace harness-delegate  gitops helmrelease  ${chart('delegate').digest}  (2 images; source: harness-delegate-ng 1.0.32 from ${repo.url}/)\n`),
+      text.stdout,
+    );
+    assert.ok(text.stdout.includes(`  ${UPGRADER_IMAGE}  ${image(UPGRADER_IMAGE).digest}  linux/amd64  charts: delegate\n`), text.stdout);
+
     const again = JSON.parse((await airlock(['inspect', join(work, 'out', 'b.tar'), '--json'])).stdout) as BundleIndex;
     assert.deepEqual(
       again.charts.map((c) => [c.releaseName, c.digest]),

@@ -165,7 +165,7 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
           onLog: (m) => logger.warn(m),
         });
         logger.info(`chart from git ${redactUrl(git.url)} ${tree.ref}: commit ${tree.commit}`);
-        return tree.dir;
+        return { dir: tree.dir, commit: tree.commit };
       },
     });
     const chartContent = chartBundleContent(charts);

@@ -27,9 +27,10 @@ import { helm4, kubectl } from '../services/tools.ts';
  * only as --ca-file) serving the real Harness delegate chart 1.0.32 and a
  * small `cache` chart; a docker-registry holding the `shop` chart (pushed by
  * the real `helm push`), whose dependency on `cache` is not vendored, and
- * synthetic images under every name the two charts render, reached through
- * --registry-mirror. The delegate is packed with enclave values in
- * `gitops: helmrelease`, shop in `gitops: rendered`.
+ * synthetic images under every name the charts render, reached through
+ * --registry-mirror; a git repository (the HTTPS git server) holding a `tools`
+ * chart folder. The delegate is packed with enclave values in
+ * `gitops: helmrelease`, shop and tools in `gitops: rendered`.
  *
  * Enclave side: an empty docker-registry and an empty repository on the HTTPS
  * git server (git-http-backend behind nginx, Basic auth). The checks are the
@@ -44,6 +45,7 @@ const DELEGATE_IMAGE = 'us-docker.pkg.dev/gar-prod-setup/harness-public/harness/
 const UPGRADER_IMAGE = 'us-docker.pkg.dev/gar-prod-setup/harness-public/harness/upgrader:latest';
 const SHOP_IMAGE = 'docker.io/acme/shop:1.4';
 const CACHE_IMAGE = 'docker.io/acme/cache:7.2';
+const TOOLS_IMAGE = 'docker.io/acme/tools:0.9';
 const ENCLAVE_VALUES = {
   managerEndpoint: 'https://harness.enclave.test',
   accountId: 'abcdEFGH1234',
@@ -73,6 +75,7 @@ describe('charts end to end: airlock pack, verify, inspect, load --git', () => {
   let enclave: RegistryService;
   let git: GitServer;
   let caFile: string;
+  let toolsCommit: string;
   let helmEnv: Record<string, string>;
   let specFile: string;
   let index: BundleIndex;
@@ -96,8 +99,8 @@ describe('charts end to end: airlock pack, verify, inspect, load --git', () => {
 
   function pack(out: string): Promise<CliResult> {
     return airlock(
-      ['pack', '-f', specFile, '-o', out, '--key', join(work, 'airlock.key'), '--helm', helm4(), '--ca-file', caFile, '--plain-http', '--registry-mirror', `docker.io=${source.url}`, '--registry-mirror', `us-docker.pkg.dev=${source.url}`, '--json'],
-      { env: packEnv(), timeoutMs: 120_000 },
+      ['pack', '-f', specFile, '-o', out, '--key', join(work, 'airlock.key'), '--helm', helm4(), '--ca-file', caFile, '--git-username', git.username, '--git-password-env', 'GIT_PW', '--plain-http', '--registry-mirror', `docker.io=${source.url}`, '--registry-mirror', `us-docker.pkg.dev=${source.url}`, '--json'],
+      { env: { ...packEnv(), GIT_PW: git.password }, timeoutMs: 120_000 },
     );
   }
 
@@ -121,9 +124,20 @@ describe('charts end to end: airlock pack, verify, inspect, load --git', () => {
     writeFileSync(join(work, 'airlock.pub'), pair.publicKeyPem);
 
     const ca = await createTestCA(join(work, 'pki'));
-    caFile = ca.caCert;
     [source, enclave, git] = await Promise.all([startRegistry(), startRegistry(), startGitServer()]);
     await git.createRepo('enclave-apps'); // empty, as a forge creates it
+    // pack trusts one CA file: the chart repository's CA and the git server's.
+    caFile = join(work, 'connected-ca.pem');
+    writeFileSync(caFile, readFileSync(ca.caCert, 'utf8') + readFileSync(git.caFile, 'utf8'));
+    // The git chart source: a chart folder in a platform repository (on the same git server, as a test economy).
+    await git.createRepo('platform', {
+      files: {
+        'README.md': 'platform charts\n',
+        'charts/tools/Chart.yaml': 'apiVersion: v2\nname: tools\nversion: 0.9.1\nappVersion: "0.9"\n',
+        'charts/tools/templates/tools.yaml': deployment('tools', '"docker.io/acme/tools:{{ .Chart.AppVersion }}"'),
+      },
+    });
+    toolsCommit = (await git.git('platform', ['rev-parse', 'main'])).trim();
 
     // The images, under the names the charts render: none is listed in the spec.
     const images = await generateImages({
@@ -133,6 +147,7 @@ describe('charts end to end: airlock pack, verify, inspect, load --git', () => {
         { repository: 'gar-prod-setup/harness-public/harness/upgrader', tag: 'latest', layers: 2, layerSize: 30_000, sharedBaseLayers: 1 },
         { repository: 'acme/shop', tag: '1.4', layers: 2, layerSize: 30_000, sharedBaseLayers: 1 },
         { repository: 'acme/cache', tag: '7.2', layers: 1, layerSize: 20_000 },
+        { repository: 'acme/tools', tag: '0.9', layers: 1, layerSize: 10_000 },
       ],
     });
     await pushImages(source.url, images);
@@ -184,6 +199,8 @@ describe('charts end to end: airlock pack, verify, inspect, load --git', () => {
         '    releaseName: shop',
         '    set: { replicas: 3, cache.replicas: 2 }',
         '    gitops: rendered',
+        `  - git: { url: "${git.url('platform')}", ref: main, path: charts/tools }`,
+        '    releaseName: tools',
         '',
       ].join('\n'),
     );
@@ -215,15 +232,18 @@ describe('charts end to end: airlock pack, verify, inspect, load --git', () => {
       [
         ['delegate', 'harness-delegate-ng', '1.0.32', 'harness-delegate', 'helmrelease', [DELEGATE_IMAGE, UPGRADER_IMAGE]],
         ['shop', 'shop', '0.3.0', 'shop', 'rendered', [CACHE_IMAGE, SHOP_IMAGE]],
+        ['tools', 'tools', '0.9.1', 'tools', 'rendered', [TOOLS_IMAGE]],
       ],
     );
     assert.equal(chart('delegate').source, `harness-delegate-ng 1.0.32 from ${repo.url}/`);
     assert.ok(chart('shop').source.includes(`${source.host}/apps/shop:0.3.0`), chart('shop').source);
+    assert.equal(chart('tools').source, `${git.url('platform')}@${toolsCommit}:charts/tools`, 'a git chart names the commit it was packed from');
     assert.deepEqual(
       index.images.map((i) => [i.ref, i.charts]).sort(),
       [
         [CACHE_IMAGE, ['shop']],
         [SHOP_IMAGE, ['shop']],
+        [TOOLS_IMAGE, ['tools']],
         [DELEGATE_IMAGE, ['delegate']],
         [UPGRADER_IMAGE, ['delegate']],
       ].sort(),
@@ -256,6 +276,7 @@ describe('charts end to end: airlock pack, verify, inspect, load --git', () => {
       [
         ['harness-delegate-ng', `${enclave.host}/${PREFIX}/charts/harness-delegate-ng:1.0.32`, 'pushed', chart('delegate').digest],
         ['shop', `${enclave.host}/${PREFIX}/charts/shop:0.3.0`, 'pushed', chart('shop').digest],
+        ['tools', `${enclave.host}/${PREFIX}/charts/tools:0.9.1`, 'pushed', chart('tools').digest],
       ],
     );
 
@@ -293,11 +314,15 @@ describe('charts end to end: airlock pack, verify, inspect, load --git', () => {
     const docs = parseAllDocuments(out).map((d) => d.toJS() as { kind: string; metadata: { name: string; namespace?: string }; spec: Record<string, unknown> });
     assert.deepEqual(
       docs.map((d) => `${d.kind}/${d.metadata.name} in ${d.metadata.namespace}`).sort(),
-      ['ConfigMap/shop-settings in shared', 'Deployment/cache in shop', 'Deployment/shop in shop', 'HelmRelease/delegate in harness-delegate', 'OCIRepository/delegate in harness-delegate'],
+      ['ConfigMap/shop-settings in shared', 'Deployment/cache in shop', 'Deployment/shop in shop', 'Deployment/tools in tools', 'HelmRelease/delegate in harness-delegate', 'OCIRepository/delegate in harness-delegate'],
       'the delegate render is not a resource; the rendered chart goes to its release namespace where its templates name none, as helm install does',
     );
     const used = [...new Set([...out.matchAll(/\bimage: (\S+)/g)].map((m) => m[1]!))].sort();
-    assert.deepEqual(used, [`${enclave.host}/${PREFIX}/acme/cache@${image(CACHE_IMAGE).digest}`, `${enclave.host}/${PREFIX}/acme/shop@${image(SHOP_IMAGE).digest}`]);
+    assert.deepEqual(used, [
+      `${enclave.host}/${PREFIX}/acme/cache@${image(CACHE_IMAGE).digest}`,
+      `${enclave.host}/${PREFIX}/acme/shop@${image(SHOP_IMAGE).digest}`,
+      `${enclave.host}/${PREFIX}/acme/tools@${image(TOOLS_IMAGE).digest}`,
+    ]);
     assert.match(out, /replicas: 3/, "shop's set values rendered");
 
     const ociRepository = docs.find((d) => d.kind === 'OCIRepository')!;

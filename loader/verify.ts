@@ -70,7 +70,7 @@ export async function inspectCommand(bundle: string, json: boolean, s3: S3Option
       ? [
           `charts (${index.charts.length}):`,
           ...index.charts.map(
-            (c) => `  ${c.name} ${c.version}  release ${c.releaseName}  namespace ${c.namespace}  gitops ${c.gitops}  ${c.digest}  (${c.images.length} images, from ${c.source})`,
+            (c) => `  ${c.name} ${c.version}  release ${c.releaseName}  namespace ${c.namespace}  gitops ${c.gitops}  ${c.digest}  (${c.images.length} image${c.images.length === 1 ? '' : 's'}; source: ${c.source})`,
           ),
         ]
       : []),

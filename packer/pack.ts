@@ -168,7 +168,7 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
           onLog: (m) => logger.warn(m),
         });
         logger.info(`chart from git ${redactUrl(git.url)} ${tree.ref}: commit ${tree.commit}`);
-        return tree.dir;
+        return { dir: tree.dir, commit: tree.commit };
       },
     });
     const chartContent = chartBundleContent(charts);
@@ -206,7 +206,7 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
     const blobBytes = content.blobs.reduce((a, d) => a + d.size, 0);
     const manifestCount = files.filter((f) => f.path.startsWith('manifests/')).length;
     logger.info(
-      `packing ${planned.length} images (${content.blobs.length} unique blobs, ${formatBytes(blobBytes)}), ${charts.length} charts and ${manifestCount} manifest files into ${options.output}`,
+      `packing ${planned.length} images (${content.blobs.length} unique blobs, ${formatBytes(blobBytes)}), ${charts.length} chart${charts.length === 1 ? '' : 's'} and ${manifestCount} manifest files into ${options.output}`,
     );
     progress.phase('download', { bytes: blobBytes, items: planned.length + charts.length });
     for (const f of files) await writer.writeFile(f);

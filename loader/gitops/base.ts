@@ -3,6 +3,7 @@ import { UsageError, VerificationError } from '../../shared/cli/errors.ts';
 import type { BundleChart, BundleIndex } from '../../shared/bundle/format.ts';
 import { renderFluxRelease } from './flux.ts';
 import { pinImages } from './pins.ts';
+import { releaseKustomization } from './release-namespace.ts';
 
 export { imageName } from './pins.ts';
 
@@ -18,7 +19,9 @@ export { imageName } from './pins.ts';
  * so a diff between two releases shows exactly what the vendor changed.
  *
  * Charts: a `gitops: rendered` chart's output (manifests/<releaseName>/) is
- * part of the base like any manifest. A `gitops: helmrelease` chart is
+ * part of the base like any manifest, with a kustomization of its own in
+ * base/<releaseName>/ that puts what its templates leave unnamespaced in the
+ * release's namespace (release-namespace.ts). A `gitops: helmrelease` chart is
  * base/<releaseName>/{ocirepository,helmrelease}.yaml instead (flux.ts), both
  * resources of the base, and its rendered output goes to
  * rendered/<releaseName>/, for review only: no kustomization lists it.
@@ -41,6 +44,8 @@ export interface BaseInput {
 /** Helm's rule for release names (a DNS-1123 subdomain, at most 53 characters). */
 const RELEASE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const KUSTOMIZATION = /(^|\/)(kustomization\.ya?ml|Kustomization)$/;
+/** A Kubernetes namespace (a DNS-1123 label). */
+const NAMESPACE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 /** The files to write, by path relative to PATH. */
 export function renderBase(input: BaseInput): Map<string, Buffer> {
@@ -49,6 +54,9 @@ export function renderBase(input: BaseInput): Map<string, Buffer> {
     // Release names become folders here: Helm's own rule keeps them plain names.
     if (!RELEASE_NAME.test(c.releaseName) || c.releaseName.length > 53) {
       throw new VerificationError(`chart ${c.name}: release name ${JSON.stringify(c.releaseName)} is not a valid Helm release name`, { hint: 'the bundle is malformed; pack it again' });
+    }
+    if (!NAMESPACE.test(c.namespace) || c.namespace.length > 63) {
+      throw new VerificationError(`chart ${c.name}: namespace ${JSON.stringify(c.namespace)} is not a valid Kubernetes namespace`, { hint: 'the bundle is malformed; pack it again' });
     }
   }
   const flux = input.index.charts.filter((c) => c.gitops === 'helmrelease');
@@ -66,19 +74,20 @@ export function renderBase(input: BaseInput): Map<string, Buffer> {
       hint: 'pack the vendor tree as a folder (manifests: - path: ./deploy), not its contents',
     });
   }
+  // A rendered chart's folder: one resource, its own kustomization setting the release namespace.
+  for (const c of input.index.charts.filter((x) => x.gitops === 'rendered')) {
+    const folder = folderOf(c).replace(/^manifests\//, '');
+    const own = rel.filter((m) => m.path.startsWith(folder)).map((m) => ({ path: m.path.slice(folder.length), bytes: m.bytes }));
+    if (own.some((m) => /^(kustomization\.ya?ml|Kustomization)$/.test(m.path))) {
+      throw new UsageError(`the bundle has a kustomization at the top of manifests/${folder}, where airlock writes the one of chart ${c.name} (release ${c.releaseName})`, {
+        hint: 'give the chart another releaseName, or move those manifests, and pack again',
+      });
+    }
+    const resources = resourcesOf(own);
+    if (resources.length > 0) rel.push({ path: `${folder}kustomization.yaml`, bytes: releaseKustomization(c, resources, input.index) });
+  }
   for (const m of rel) files.set(`base/${m.path}`, m.bytes);
-
-  // Folders with their own kustomization are one resource each (the top-most one).
-  const kustomized = rel
-    .filter((m) => KUSTOMIZATION.test(m.path))
-    .map((m) => m.path.replace(KUSTOMIZATION, ''))
-    .sort((a, b) => a.length - b.length)
-    .filter((dir, i, all) => !all.slice(0, i).some((outer) => dir.startsWith(`${outer}/`)));
-  const inside = (p: string) => kustomized.some((dir) => p.startsWith(`${dir}/`));
-  const resources = [
-    ...kustomized,
-    ...rel.filter((m) => /\.(ya?ml|json)$/i.test(m.path) && !inside(m.path) && isKubernetes(m.bytes)).map((m) => m.path),
-  ];
+  const resources = resourcesOf(rel);
 
   for (const [c, rendered] of reviewOnly) {
     const label = `chart ${c.name} (release ${c.releaseName})`;
@@ -115,6 +124,21 @@ export function renderBase(input: BaseInput): Map<string, Buffer> {
   files.set('airlock/airlock.json.sig', Buffer.from(input.signature));
   files.set('airlock/load-report.json', Buffer.from(JSON.stringify(input.loadReport, null, 2) + '\n'));
   return files;
+}
+
+/**
+ * What a kustomization over these files (paths relative to it) lists: each
+ * folder with its own kustomization as one entry (the top-most one), and
+ * every other file holding Kubernetes objects.
+ */
+function resourcesOf(files: readonly { path: string; bytes: Buffer }[]): string[] {
+  const kustomized = files
+    .filter((m) => KUSTOMIZATION.test(m.path))
+    .map((m) => m.path.replace(KUSTOMIZATION, ''))
+    .sort((a, b) => a.length - b.length)
+    .filter((dir, i, all) => !all.slice(0, i).some((outer) => dir.startsWith(`${outer}/`)));
+  const inside = (p: string) => kustomized.some((dir) => p.startsWith(`${dir}/`));
+  return [...kustomized, ...files.filter((m) => /\.(ya?ml|json)$/i.test(m.path) && !inside(m.path) && isKubernetes(m.bytes)).map((m) => m.path)];
 }
 
 function isKubernetes(bytes: Buffer): boolean {

@@ -181,7 +181,8 @@ describe('airlock load with Helm charts', () => {
     const dir = await checkout('apps', 'dev');
     const base = join(dir, 'harness', 'base');
     const kustomization = parse(readFileSync(join(base, 'kustomization.yaml'), 'utf8')) as { resources: string[]; images: { name: string; newName: string; digest: string }[] };
-    assert.deepEqual(kustomization.resources, ['delegate/helmrelease.yaml', 'delegate/ocirepository.yaml', 'web/web/templates/deployment.yaml', 'web/web/templates/service.yaml']);
+    assert.deepEqual(kustomization.resources, ['delegate/helmrelease.yaml', 'delegate/ocirepository.yaml', 'web']);
+    assert.deepEqual((parse(readFileSync(join(base, 'web', 'kustomization.yaml'), 'utf8')) as { resources: string[] }).resources, ['web/templates/deployment.yaml', 'web/templates/service.yaml']);
     assert.ok(!kustomization.resources.some((r) => r.includes('rendered')));
     // The vendor's rendered YAML, byte for byte: in the base (rendered) or beside it (helmrelease).
     assert.equal(readFileSync(join(base, 'web/web/templates/deployment.yaml'), 'utf8'), await entryText('manifests/web/web/templates/deployment.yaml'));

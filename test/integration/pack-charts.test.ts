@@ -321,7 +321,7 @@ describe('airlock pack with charts', () => {
     assert.deepEqual(index.images.map((i) => [i.ref, i.charts]), [[DELEGATE_IMAGES[0], ['harness-delegate-ng']]]);
   });
 
-  test('refused before anything is written: a digest mismatch and a ../ archive (exit 3), no helm, a git source and a release name clash (exit 2)', async () => {
+  test('refused before anything is written: a digest mismatch and a ../ archive (exit 3), no helm and a release name clash (exit 2), an unreachable git chart source (exit 4)', async () => {
     const dir = join(work, 'refused');
     mkdirSync(join(dir, 'deploy', 'shop'), { recursive: true });
     writeFileSync(join(dir, 'deploy', 'shop', 'cm.yaml'), 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: x }\n');
@@ -329,7 +329,7 @@ describe('airlock pack with charts', () => {
       ['bad', ['charts:', `  - { repo: "${web.url}/bad", name: web, version: 1.0.0 }`], 3, /sha256 .* the repository index says/],
       ['evil', ['charts:', `  - { repo: "${web.url}/evil", name: evil, version: 0.1.0 }`], 3, /climbs out/],
       ['nohelm', ['charts:', `  - { repo: "${web.url}/repo", name: web, version: 1.0.0 }`], 2, /the spec has charts: --helm \/nonexistent\/helm: not an executable file/, ['--helm', '/nonexistent/helm']],
-      ['git', ['charts:', '  - { git: { url: "https://127.0.0.1:9/c.git", ref: v1 } }'], 2, /git chart sources are not available/],
+      ['git', ['charts:', '  - { git: { url: "https://127.0.0.1:9/c.git", ref: v1 } }'], 4, /https:\/\/127\.0\.0\.1:9\/c\.git\/info\/refs: cannot reach/],
       ['clash', ['manifests: [{ path: ./deploy/shop }]', 'charts:', `  - { repo: "${web.url}/repo", name: web, version: 1.0.0, releaseName: shop }`], 2, /release name \\?"shop\\?" is also the name of a manifests source/],
     ];
     for (const [name, lines, code, message, extra] of cases) {

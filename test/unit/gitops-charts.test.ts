@@ -155,13 +155,24 @@ test('the base with a rendered chart and a helmrelease chart: rendered YAML in t
     'base/delegate/helmrelease.yaml',
     'base/delegate/ocirepository.yaml',
     'base/kustomization.yaml',
+    'base/web/kustomization.yaml',
     'base/web/web/templates/deployment.yaml',
     'rendered/delegate/harness-delegate-ng/templates/deployment.yaml',
     'rendered/delegate/harness-delegate-ng/templates/upgrader/cronjob.yaml',
   ]);
   assert.deepEqual(files.get('rendered/delegate/harness-delegate-ng/templates/deployment.yaml'), MANIFESTS[1]!.bytes, 'byte for byte');
   const k = parse(files.get('base/kustomization.yaml')!.toString()) as { resources: string[]; images: { name: string }[] };
-  assert.deepEqual(k.resources, ['delegate/helmrelease.yaml', 'delegate/ocirepository.yaml', 'web/web/templates/deployment.yaml']);
+  assert.deepEqual(k.resources, ['delegate/helmrelease.yaml', 'delegate/ocirepository.yaml', 'web']);
+  // The rendered chart's own kustomization: its files, and its namespace where a template set none (as helm install does).
+  const own = parse(files.get('base/web/kustomization.yaml')!.toString()) as { resources: string[]; transformers: string[] };
+  assert.deepEqual(own.resources, ['web/templates/deployment.yaml']);
+  assert.deepEqual(parse(own.transformers[0]!), {
+    apiVersion: 'builtin',
+    kind: 'NamespaceTransformer',
+    metadata: { name: 'release-namespace', namespace: 'web' },
+    unsetOnly: true,
+    setRoleBindingSubjects: 'none',
+  });
   assert.deepEqual(k.images.map((i) => i.name), ['nginx'], 'the helmrelease chart pins its images in the HelmRelease, not here');
   const release = flux(files.get('base/delegate/helmrelease.yaml')!);
   assert.deepEqual(
@@ -177,13 +188,16 @@ test('the base with a rendered chart and a helmrelease chart: rendered YAML in t
   for (const doc of parseAllDocuments(files.get('base/delegate/helmrelease.yaml')!.toString())) assert.deepEqual(doc.errors, []);
 });
 
-test('the base refuses: an image the helmrelease chart renders but the bundle lacks (2), manifests where the Flux objects go (2), a bad release name (3), missing values (3)', () => {
+test('the base refuses: an image the helmrelease chart renders but the bundle lacks (2), manifests where the Flux objects go (2), a bad release name or namespace (3), a kustomization where the rendered chart\'s goes (2), missing values (3)', () => {
   const code = (n: number, why: RegExp) => (e: Error & { exitCode?: number }) => e.exitCode === n && why.test(e.message);
   const unknown = [...MANIFESTS, { path: 'manifests/delegate/harness-delegate-ng/templates/extra.yaml', bytes: deploy('extra', 'docker.io/library/redis:7') }];
   assert.throws(() => renderBase(baseInput([WEB, DELEGATE], unknown)), code(2, /chart harness-delegate-ng \(release delegate\) use 1 image\(s\) the bundle does not carry[\s\S]*redis:7/));
   const clash = [...MANIFESTS, { path: 'manifests/delegate/extra.yaml', bytes: deploy('x', 'nginx:1.25') }];
   assert.throws(() => renderBase(baseInput([WEB, chart({ manifests: 'manifests/delegate/harness-delegate-ng/' })], clash)), code(2, /manifests under delegate\/, where airlock writes the Flux objects/));
   assert.throws(() => renderBase(baseInput([chart({ releaseName: '../up', values: 'charts/x/values.yaml' })], [])), code(3, /release name "\.\.\/up"/));
+  assert.throws(() => renderBase(baseInput([{ ...WEB, namespace: 'web\nkind: Secret' }], MANIFESTS.slice(0, 1))), code(3, /namespace "web\\nkind: Secret" is not a valid Kubernetes namespace/));
+  const own = [...MANIFESTS.slice(0, 1), { path: 'manifests/web/kustomization.yaml', bytes: Buffer.from('resources: []\n') }];
+  assert.throws(() => renderBase(baseInput([WEB], own)), code(2, /a kustomization at the top of manifests\/web\/, where airlock writes the one of chart web/));
   assert.throws(() => renderBase(baseInput([DELEGATE], MANIFESTS.slice(1), new Map())), code(3, /values charts\/delegate\/values\.yaml are not in the bundle/));
 });
 

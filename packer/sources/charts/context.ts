@@ -26,10 +26,11 @@ export interface ChartFetchOptions {
   onLog?: (message: string) => void;
   /**
    * The git seam: check out `path` of `url` at `ref` into `into` and return the
-   * chart folder. Chart and manifest git sources share one git fetcher; until
-   * it is passed in here, a git chart source is a usage error.
+   * chart folder and the commit it came from. Chart and manifest git sources
+   * share one git fetcher; until it is passed in here, a git chart source is a
+   * usage error.
    */
-  fetchGitFolder?: (git: { url: string; ref?: string; path?: string }, into: string) => Promise<string>;
+  fetchGitFolder?: (git: { url: string; ref?: string; path?: string }, into: string) => Promise<{ dir: string; commit: string }>;
 }
 
 export class ChartFetchContext {

@@ -92,8 +92,10 @@ export async function fetchChart(source: ChartSourceSpec, i: number, ctx: ChartF
       if (ctx.options.fetchGitFolder === undefined) {
         throw new UsageError(`${from}: git chart sources are not available in this build`, { hint: 'use a path source on a checkout of the repository' });
       }
-      folder = await ctx.options.fetchGitFolder(source.git, join(dir, 'git'));
-      origin = `${redact(source.git.url)}${source.git.ref ? `@${source.git.ref}` : ''}${source.git.path ? `:${source.git.path}` : ''}`;
+      const fetched = await ctx.options.fetchGitFolder(source.git, join(dir, 'git'));
+      folder = fetched.dir;
+      // The commit, not the ref: a branch moves, and the bundle says exactly what was packed.
+      origin = `${redact(source.git.url)}@${fetched.commit}${source.git.path ? `:${source.git.path}` : ''}`;
       break;
     }
   }

@@ -9,7 +9,9 @@ import { authorOf, openRemote } from './commit.ts';
 import { pushWithOptions } from './pushOptions.ts';
 import { fetchTip, initRepository, push, putEntry, type GitRemote } from './repo.ts';
 import { reviewPush, type ReviewStyle } from './reviewStyles.ts';
-import { reviewText } from './reviewText.ts';
+import { releaseChanges, type ReleaseChanges } from './releaseChanges.ts';
+import { readReleaseState } from './releaseState.ts';
+import { commitMessage, reviewText } from './reviewText.ts';
 
 /**
  * airlock promote: merge the dev branch into an environment branch (or push a
@@ -45,6 +47,11 @@ export interface PromoteResult {
   commit?: string;
   /** With --review: the style, the ref pushed and the review's title. */
   review?: { style: ReviewStyle; ref: string; title: string };
+  /** What the environment receives (absent when it is up to date). */
+  changes?: ReleaseChanges;
+  /** The review text: the merge commit's message, and the merge request's title and description. */
+  title?: string;
+  description?: string;
 }
 
 export async function promote(options: PromoteOptions, transport: HttpTransport): Promise<PromoteResult> {
@@ -63,6 +70,10 @@ export async function promote(options: PromoteOptions, transport: HttpTransport)
       const path = options.path?.replace(/^\/+|\/+$/g, '') ?? (await findBundleFolder(gitdir, fromTip, remote, options.from));
       const { name, version } = await readRelease(gitdir, fromTip, path, options.from);
       const toTip = await fetchTip(gitdir, remote, options.to, 0);
+      const after = await readReleaseState(gitdir, fromTip, path);
+      const changes = releaseChanges(toTip ? await readReleaseState(gitdir, toTip, path) : undefined, after!);
+      const text = reviewText({ name, version, from: options.from, to: options.to }, changes, path);
+      const told = { changes, title: text.title, description: text.description };
       const who = { ...author, timestamp: Math.floor(Date.now() / 1000), timezoneOffset: new Date().getTimezoneOffset() };
 
       let commit: string;
@@ -73,7 +84,7 @@ export async function promote(options: PromoteOptions, transport: HttpTransport)
         commit = await git.writeCommit({
           fs,
           gitdir,
-          commit: { message: `airlock: create ${options.to} from ${options.from} (${name} ${version})\n`, tree, parent: [fromTip], author: who, committer: who },
+          commit: { message: commitMessage({ ...text, title: `airlock: create ${options.to} from ${options.from} (${name} ${version})` }), tree, parent: [fromTip], author: who, committer: who },
         });
         outcome = 'created';
       } else {
@@ -89,7 +100,7 @@ export async function promote(options: PromoteOptions, transport: HttpTransport)
             theirs: options.from,
             author: who,
             committer: who,
-            message: `airlock: promote ${name} ${version} from ${options.from} to ${options.to}\n`,
+            message: commitMessage(text),
             abortOnConflict: true,
           });
         } catch (err) {
@@ -113,10 +124,9 @@ export async function promote(options: PromoteOptions, transport: HttpTransport)
 
       if (options.review) {
         const style = options.reviewStyle ?? 'branch';
-        const text = reviewText({ name, version, from: options.from, to: options.to });
         const plan = reviewPush(style, options.to, version, text);
         const branch = plan.ref.replace(/^refs\/heads\//, '');
-        const reviewed = { url: remote.display, branch, path, name, version, outcome: 'review pushed' as const, commit, review: { style, ref: plan.ref, title: text.title } };
+        const reviewed = { url: remote.display, branch, path, name, version, outcome: 'review pushed' as const, commit, review: { style, ref: plan.ref, title: text.title }, ...told };
         if (style !== 'branch') {
           await pushWithOptions({ gitdir, remote, ref: plan.ref, commit, options: plan.options });
           return reviewed;
@@ -126,7 +136,7 @@ export async function promote(options: PromoteOptions, transport: HttpTransport)
       } else {
         await git.writeRef({ fs, gitdir, ref: `refs/heads/${options.to}`, value: commit, force: true });
         const pushed = await push(gitdir, remote, options.to, !toTip);
-        if (pushed === 'ok') return { url: remote.display, branch: options.to, path, name, version, outcome, commit };
+        if (pushed === 'ok') return { url: remote.display, branch: options.to, path, name, version, outcome, commit, ...told };
       }
       if (attempt >= 5) throw new RemoteError(`promote: ${options.to} kept moving while airlock merged into it`, { hint: 'run the same command again' });
     }

@@ -147,7 +147,7 @@ export async function promote(options: PromoteOptions, transport: HttpTransport)
 }
 
 /** The one folder of the branch that holds airlock/airlock.json. */
-async function findBundleFolder(gitdir: string, tip: string, remote: GitRemote, branch: string): Promise<string> {
+export async function findBundleFolder(gitdir: string, tip: string, remote: GitRemote, branch: string): Promise<string> {
   const { tree } = await git.readTree({ fs, gitdir, oid: tip });
   const found: string[] = [];
   for (const e of tree.filter((t) => t.type === 'tree')) {
@@ -161,7 +161,7 @@ async function findBundleFolder(gitdir: string, tip: string, remote: GitRemote, 
   );
 }
 
-async function readRelease(gitdir: string, tip: string, path: string, branch: string): Promise<{ name: string; version: string }> {
+export async function readRelease(gitdir: string, tip: string, path: string, branch: string): Promise<{ name: string; version: string }> {
   try {
     const { blob } = await git.readBlob({ fs, gitdir, oid: tip, filepath: `${path}/airlock/airlock.json` });
     const index = JSON.parse(Buffer.from(blob).toString('utf8')) as { name: string; version: string };

@@ -1,10 +1,7 @@
-import fs from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import git from 'isomorphic-git';
 import pLimit from 'p-limit';
-import { parse as parseYaml } from 'yaml';
 import { PolicyError, UsageError } from '../shared/cli/errors.ts';
 import type { Logger } from '../shared/cli/log.ts';
 import { RegistryClient } from '../shared/registry/client.ts';
@@ -13,6 +10,7 @@ import type { HttpTransport } from '../shared/registry/transport.ts';
 import { signImage } from '../shared/sign/cosignImage.ts';
 import { keyFingerprint, readPrivateKey } from '../shared/sign/keys.ts';
 import { authorOf, openRemote } from './gitops/commit.ts';
+import { pinnedImages, type Pin } from './gitops/pinned.ts';
 import { findBundleFolder, readRelease } from './gitops/promote.ts';
 import { commitFiles, fetchTip, initRepository } from './gitops/repo.ts';
 import { parseRegistryTarget } from './load.ts';
@@ -61,11 +59,6 @@ export interface ApproveReport {
   /** The commit recording them (undefined if the branch already had exactly this record). */
   commit?: string;
   record: string;
-}
-
-interface Pin {
-  newName: string;
-  digest: string;
 }
 
 export async function approve(options: ApproveOptions, transport: HttpTransport): Promise<ApproveReport> {
@@ -166,22 +159,6 @@ export async function approve(options: ApproveOptions, transport: HttpTransport)
 /** Where a scan's output is kept in the record folder. */
 function scanFile(p: Pin): string {
   return `scans/${p.newName.replace(/[^A-Za-z0-9._-]+/g, '_')}-${p.digest.slice('sha256:'.length, 'sha256:'.length + 12)}.txt`;
-}
-
-/** PATH/base/kustomization.yaml `images:` entries that pin a newName by digest. */
-export async function pinnedImages(gitdir: string, commit: string, path: string, branch: string): Promise<Pin[]> {
-  let text: string;
-  try {
-    text = Buffer.from((await git.readBlob({ fs, gitdir, oid: commit, filepath: `${path}/base/kustomization.yaml` })).blob).toString('utf8');
-  } catch {
-    throw new UsageError(`${branch} has no ${path}/base/kustomization.yaml`, { hint: 'run airlock load --git first, or check --git-path' });
-  }
-  const doc = parseYaml(text) as { images?: { newName?: unknown; digest?: unknown }[] } | null;
-  const pins = new Map<string, Pin>();
-  for (const i of doc?.images ?? []) {
-    if (typeof i?.newName === 'string' && typeof i.digest === 'string' && /^sha256:[0-9a-f]{64}$/.test(i.digest)) pins.set(`${i.newName}@${i.digest}`, { newName: i.newName, digest: i.digest });
-  }
-  return [...pins.values()].sort((a, b) => a.newName.localeCompare(b.newName));
 }
 
 /** All pins, or those --image names (REGISTRY/REPO, REPO under the registry, or either @DIGEST). */

@@ -131,23 +131,32 @@ export function registerLoaderCommands(y: Argv): Argv {
       (b) =>
         withJson(
           withNetworkOptions(
-            withGitAuth(
-              b
-                .option('git', { type: 'string', demandOption: true, describe: 'Git repository URL (https:// or ssh://)', group: 'Git:' })
-                .option('from', { type: 'string', default: 'dev', describe: 'Branch to promote from', group: 'Git:' })
-                .option('to', { type: 'string', demandOption: true, describe: 'Environment branch to promote to (ENV)', group: 'Git:' })
-                .option('git-path', { type: 'string', describe: "Directory in the repository (default: the bundle's name)", group: 'Git:' })
-                .option('git-author', { type: 'string', describe: 'Commit author "Name <email>" (default: GIT_AUTHOR_NAME / GIT_AUTHOR_EMAIL, else airlock)', group: 'Git:' })
-                .option('review', {
-                  type: 'boolean',
-                  default: false,
-                  describe: 'Push a review branch for a merge request instead of updating the environment branch',
-                })
-                .option('review-style', {
-                  choices: REVIEW_STYLES,
-                  describe:
-                    'How --review reaches the server: branch (push airlock/promote-ENV-VERSION), gitlab (that branch with push options: GitLab opens the merge request), agit (refs/for/ENV with a topic: Gitea, Forgejo, Gerrit open a pull request or change)',
-                }),
+            withRegistryAuth(
+              withPlainHttp(
+                withGitAuth(
+                  b
+                    .option('git', { type: 'string', demandOption: true, describe: 'Git repository URL (https:// or ssh://)', group: 'Git:' })
+                    .option('require-approval', {
+                      type: 'string',
+                      normalize: true,
+                      describe: "Approver's public key: refuse (exit 5) unless every image the environment would receive carries a signature by it (airlock approve)",
+                    })
+                    .option('from', { type: 'string', default: 'dev', describe: 'Branch to promote from', group: 'Git:' })
+                    .option('to', { type: 'string', demandOption: true, describe: 'Environment branch to promote to (ENV)', group: 'Git:' })
+                    .option('git-path', { type: 'string', describe: "Directory in the repository (default: the bundle's name)", group: 'Git:' })
+                    .option('git-author', { type: 'string', describe: 'Commit author "Name <email>" (default: GIT_AUTHOR_NAME / GIT_AUTHOR_EMAIL, else airlock)', group: 'Git:' })
+                    .option('review', {
+                      type: 'boolean',
+                      default: false,
+                      describe: 'Push a review branch for a merge request instead of updating the environment branch',
+                    })
+                    .option('review-style', {
+                      choices: REVIEW_STYLES,
+                      describe:
+                        'How --review reaches the server: branch (push airlock/promote-ENV-VERSION), gitlab (that branch with push options: GitLab opens the merge request), agit (refs/for/ENV with a topic: Gitea, Forgejo, Gerrit open a pull request or change)',
+                    }),
+                ),
+              ),
             ),
           ),
         ),
@@ -167,6 +176,8 @@ export function registerLoaderCommands(y: Argv): Argv {
               username: argv['git-username'],
               passwordEnv: argv['git-password-env'],
               author: argv['git-author'],
+              requireApproval: argv['require-approval'],
+              registry: { username: argv['registry-username'], passwordEnv: argv['registry-password-env'], plainHttp: argv['plain-http'] },
             },
             transport,
           );

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import git, { Errors } from 'isomorphic-git';
@@ -7,6 +7,11 @@ import { PolicyError, RemoteError, UsageError } from '../../shared/cli/errors.ts
 import type { HttpTransport } from '../../shared/registry/transport.ts';
 import { authorOf, openRemote } from './commit.ts';
 import { pushWithOptions } from './pushOptions.ts';
+import { pinnedImages } from './pinned.ts';
+import { requireApproval } from './requireApproval.ts';
+import { RegistryClient } from '../../shared/registry/client.ts';
+import { credentialsFor } from '../../shared/registry/credentials.ts';
+import { readPublicKey } from '../../shared/sign/keys.ts';
 import { fetchTip, initRepository, push, putEntry, type GitRemote } from './repo.ts';
 import { reviewPush, type ReviewStyle } from './reviewStyles.ts';
 import { releaseChanges, type ReleaseChanges } from './releaseChanges.ts';
@@ -34,6 +39,10 @@ export interface PromoteOptions {
   username?: string;
   passwordEnv?: string;
   author?: string;
+  /** --require-approval: the approver's public key (PEM file); every image dev pins must carry its signature. */
+  requireApproval?: string;
+  /** How to reach the registry the images are pinned to (for --require-approval). */
+  registry?: { username?: string; passwordEnv?: string; plainHttp?: boolean; warn?: (m: string) => void };
 }
 
 export interface PromoteResult {
@@ -59,6 +68,14 @@ export async function promote(options: PromoteOptions, transport: HttpTransport)
   if (options.reviewStyle !== undefined && !options.review) {
     throw new UsageError(`--review-style ${options.reviewStyle} goes with --review`, { hint: 'add --review, or drop --review-style to promote directly' });
   }
+  const approverKey = options.requireApproval
+    ? readPublicKey(
+        await readFile(options.requireApproval, 'utf8').catch((err: Error) => {
+          throw new UsageError(`cannot read the approver's public key ${options.requireApproval}: ${err.message}`);
+        }),
+        options.requireApproval,
+      )
+    : undefined;
   const remote = openRemote(options, transport);
   const author = authorOf(options.author);
   const gitdir = await mkdtemp(join(tmpdir(), 'airlock-promote-'));
@@ -69,6 +86,22 @@ export async function promote(options: PromoteOptions, transport: HttpTransport)
       if (!fromTip) throw new UsageError(`${remote.display} has no branch ${options.from}`, { hint: 'run airlock load --git first' });
       const path = options.path?.replace(/^\/+|\/+$/g, '') ?? (await findBundleFolder(gitdir, fromTip, remote, options.from));
       const { name, version } = await readRelease(gitdir, fromTip, path, options.from);
+      if (approverKey) {
+        const r = options.registry ?? {};
+        const clients = new Map<string, RegistryClient>();
+        const clientFor = (host: string) => {
+          let c = clients.get(host);
+          if (!c) {
+            c = new RegistryClient(host, transport, {
+              plainHttp: r.plainHttp,
+              credentials: (h) => credentialsFor(h, { username: r.username, passwordEnv: r.passwordEnv, warn: r.warn ?? (() => undefined) }),
+            });
+            clients.set(host, c);
+          }
+          return c;
+        };
+        await requireApproval(await pinnedImages(gitdir, fromTip, path, options.from), approverKey, clientFor);
+      }
       const toTip = await fetchTip(gitdir, remote, options.to, 0);
       const after = await readReleaseState(gitdir, fromTip, path);
       const changes = releaseChanges(toTip ? await readReleaseState(gitdir, toTip, path) : undefined, after!);

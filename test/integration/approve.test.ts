@@ -158,6 +158,27 @@ describe('airlock approve', () => {
     assert.match(unknown.stderr, /--image harness\/nothing: not pinned by the base/);
     assert.equal(await server.git('apps', ['rev-parse', 'dev']), tip, 'nothing committed');
   });
+
+  test('promote --require-approval refuses while an image lacks a signature by that key, naming it; proceeds once it is approved', async () => {
+    const promote = (pub: string) =>
+      airlock(['promote', '--to', 'prod', '--require-approval', join(work, pub), '--plain-http', ...gitArgs()], { env: env() });
+    const bad = `${enclave.host}/harness/bad@${digestOf('docker.io/harness/bad:1.0')}`;
+    const refused = await promote('approver.pub');
+    assert.equal(refused.code, 5, refused.stderr);
+    assert.ok(refused.stderr.includes(`1 of 3 images have no valid signature by the approver key`) && refused.stderr.includes(bad), refused.stderr);
+    await assert.rejects(server.git('apps', ['rev-parse', '--verify', 'prod']), 'prod was not created');
+
+    // Signatures by another key do not count.
+    const otherKey = await promote('airlock.pub');
+    assert.equal(otherKey.code, 5, otherKey.stderr);
+    assert.match(otherKey.stderr, /3 of 3 images have no valid signature/);
+
+    const approved = await approve(['--image', `${enclave.host}/harness/bad`]);
+    assert.equal(approved.code, 0, approved.stderr);
+    const promoted = await promote('approver.pub');
+    assert.equal(promoted.code, 0, promoted.stderr);
+    assert.match(promoted.stdout, /created prod from dev/);
+  });
 });
 
 function deployment(name: string, image: string): string {

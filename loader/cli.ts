@@ -7,6 +7,8 @@ import type { Argv } from 'yargs';
 import { inspectCommand, verifyCommand } from './verify.ts';
 import { formatLoadReport, load } from './load.ts';
 import { promote } from './gitops/promote.ts';
+import { approve } from './approve.ts';
+import { keyPassword } from '../shared/sign/password.ts';
 import { REVIEW_STYLES } from './gitops/reviewStyles.ts';
 import { HttpTransport } from '../shared/registry/transport.ts';
 import { downloadSftp } from '../shared/transfer/sftp.ts';
@@ -129,23 +131,32 @@ export function registerLoaderCommands(y: Argv): Argv {
       (b) =>
         withJson(
           withNetworkOptions(
-            withGitAuth(
-              b
-                .option('git', { type: 'string', demandOption: true, describe: 'Git repository URL (https:// or ssh://)', group: 'Git:' })
-                .option('from', { type: 'string', default: 'dev', describe: 'Branch to promote from', group: 'Git:' })
-                .option('to', { type: 'string', demandOption: true, describe: 'Environment branch to promote to (ENV)', group: 'Git:' })
-                .option('git-path', { type: 'string', describe: "Directory in the repository (default: the bundle's name)", group: 'Git:' })
-                .option('git-author', { type: 'string', describe: 'Commit author "Name <email>" (default: GIT_AUTHOR_NAME / GIT_AUTHOR_EMAIL, else airlock)', group: 'Git:' })
-                .option('review', {
-                  type: 'boolean',
-                  default: false,
-                  describe: 'Push a review branch for a merge request instead of updating the environment branch',
-                })
-                .option('review-style', {
-                  choices: REVIEW_STYLES,
-                  describe:
-                    'How --review reaches the server: branch (push airlock/promote-ENV-VERSION), gitlab (that branch with push options: GitLab opens the merge request), agit (refs/for/ENV with a topic: Gitea, Forgejo, Gerrit open a pull request or change)',
-                }),
+            withRegistryAuth(
+              withPlainHttp(
+                withGitAuth(
+                  b
+                    .option('git', { type: 'string', demandOption: true, describe: 'Git repository URL (https:// or ssh://)', group: 'Git:' })
+                    .option('require-approval', {
+                      type: 'string',
+                      normalize: true,
+                      describe: "Approver's public key: refuse (exit 5) unless every image the environment would receive carries a signature by it (airlock approve)",
+                    })
+                    .option('from', { type: 'string', default: 'dev', describe: 'Branch to promote from', group: 'Git:' })
+                    .option('to', { type: 'string', demandOption: true, describe: 'Environment branch to promote to (ENV)', group: 'Git:' })
+                    .option('git-path', { type: 'string', describe: "Directory in the repository (default: the bundle's name)", group: 'Git:' })
+                    .option('git-author', { type: 'string', describe: 'Commit author "Name <email>" (default: GIT_AUTHOR_NAME / GIT_AUTHOR_EMAIL, else airlock)', group: 'Git:' })
+                    .option('review', {
+                      type: 'boolean',
+                      default: false,
+                      describe: 'Push a review branch for a merge request instead of updating the environment branch',
+                    })
+                    .option('review-style', {
+                      choices: REVIEW_STYLES,
+                      describe:
+                        'How --review reaches the server: branch (push airlock/promote-ENV-VERSION), gitlab (that branch with push options: GitLab opens the merge request), agit (refs/for/ENV with a topic: Gitea, Forgejo, Gerrit open a pull request or change)',
+                    }),
+                ),
+              ),
             ),
           ),
         ),
@@ -165,6 +176,8 @@ export function registerLoaderCommands(y: Argv): Argv {
               username: argv['git-username'],
               passwordEnv: argv['git-password-env'],
               author: argv['git-author'],
+              requireApproval: argv['require-approval'],
+              registry: { username: argv['registry-username'], passwordEnv: argv['registry-password-env'], plainHttp: argv['plain-http'] },
             },
             transport,
           );
@@ -181,6 +194,72 @@ export function registerLoaderCommands(y: Argv): Argv {
           };
           process.stdout.write(
             argv.json ? JSON.stringify({ event: 'promoted', ...r }) + '\n' : `promote ${r.name} ${r.version}: ${what[r.outcome]}${r.commit ? ` (${r.commit.slice(0, 12)})` : ''}\n`,
+          );
+        } finally {
+          await transport.close();
+        }
+      },
+    )
+    .command(
+      'approve',
+      "Scan the images the branch pins and sign the accepted ones with the approver's key (cosign signatures); record the outcome in git",
+      (b) =>
+        withJson(
+          withNetworkOptions(
+            withGitAuth(
+              withRegistryAuth(
+                withPlainHttp(
+                  withJobs(
+                    b
+                      .option('registry', { type: 'string', demandOption: true, describe: 'Enclave registry: HOST[:PORT][/PREFIX]', group: 'Registry:' })
+                      .option('key', { type: 'string', demandOption: true, describe: "Approver's private key (cosign format; password from AIRLOCK_PASSWORD / COSIGN_PASSWORD or a prompt)", normalize: true })
+                      .option('git', { type: 'string', demandOption: true, describe: 'Git repository URL (https:// or ssh://)', group: 'Git:' })
+                      .option('git-branch', { type: 'string', default: 'dev', describe: 'Branch whose base pins the images; the record is committed there', group: 'Git:' })
+                      .option('git-path', { type: 'string', describe: 'Directory in the repository (default: the one folder holding airlock/airlock.json)', group: 'Git:' })
+                      .option('git-author', { type: 'string', describe: 'Commit author "Name <email>"', group: 'Git:' })
+                      .option('scan-command', {
+                        type: 'string',
+                        describe: 'Shell command run per image, with the image reference by digest as its last argument and in AIRLOCK_IMAGE; a non-zero exit rejects the image',
+                      })
+                      .option('image', { type: 'string', array: true, describe: 'Approve only this image (REPO or REGISTRY/REPO, optionally @DIGEST); repeatable' }),
+                    'images',
+                  ),
+                ),
+              ),
+            ),
+          ),
+        ),
+      async (argv) => {
+        const json = Boolean(argv.json);
+        const transport = new HttpTransport({ caFile: argv['ca-file'] });
+        try {
+          const r = await approve(
+            {
+              registry: argv.registry,
+              key: argv.key,
+              password: await keyPassword({ confirm: false }),
+              username: argv['registry-username'],
+              passwordEnv: argv['registry-password-env'],
+              plainHttp: argv['plain-http'],
+              scanCommand: argv['scan-command'],
+              images: argv.image,
+              jobs: argv.jobs,
+              git: {
+                url: argv.git,
+                branch: argv['git-branch'],
+                path: argv['git-path'],
+                username: argv['git-username'],
+                passwordEnv: argv['git-password-env'],
+                author: argv['git-author'],
+                sshKey: argv['ssh-key'],
+                knownHosts: argv['known-hosts'],
+              },
+              logger: new Logger({ json }),
+            },
+            transport,
+          );
+          process.stdout.write(
+            json ? JSON.stringify({ event: 'approved', ...r }) + '\n' : `approve ${r.name} ${r.version}: ${r.approvals.length} images approved and signed; recorded in ${r.record}${r.commit ? ` (${r.commit.slice(0, 12)})` : ''}\n`,
           );
         } finally {
           await transport.close();

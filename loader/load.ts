@@ -17,7 +17,7 @@ import { credentialsFor } from '../shared/registry/credentials.ts';
 import { HttpTransport } from '../shared/registry/transport.ts';
 import { DeferredManifests } from '../shared/store/deferred.ts';
 import { RemoteStore } from '../shared/store/remote.ts';
-import { readPublicKey } from '../shared/sign/keys.ts';
+import { keyFingerprint, readPublicKey } from '../shared/sign/keys.ts';
 
 /**
  * airlock load (images): verify while loading, straight from the bundle file.
@@ -209,6 +209,8 @@ async function checkBundle(bytes: BundleBytes, publicKey: KeyObject, target: { h
           bundle: scan.index.name,
           version: scan.index.version,
           registry: options.registry,
+          // The key the bundle's signature was checked with: promote's review text names it.
+          signer: keyFingerprint(publicKey),
           images: images.map((t) => ({ source: t.source, target: `${host}/${t.repository}${t.tag ? `:${t.tag}` : `@${t.root.digest}`}`, digest: t.root.digest })),
           // Only when there are charts: the report of a bundle without charts stays as it was, so reloading it commits nothing.
           ...(charts.length > 0 ? { charts: charts.map((t) => ({ source: t.source, target: `${host}/${t.repository}:${t.tag!}`, digest: t.root.digest })) } : {}),

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import git, { Errors } from 'isomorphic-git';
@@ -7,9 +7,16 @@ import { PolicyError, RemoteError, UsageError } from '../../shared/cli/errors.ts
 import type { HttpTransport } from '../../shared/registry/transport.ts';
 import { authorOf, openRemote } from './commit.ts';
 import { pushWithOptions } from './pushOptions.ts';
+import { pinnedImages } from './pinned.ts';
+import { requireApproval } from './requireApproval.ts';
+import { RegistryClient } from '../../shared/registry/client.ts';
+import { credentialsFor } from '../../shared/registry/credentials.ts';
+import { readPublicKey } from '../../shared/sign/keys.ts';
 import { fetchTip, initRepository, push, putEntry, type GitRemote } from './repo.ts';
 import { reviewPush, type ReviewStyle } from './reviewStyles.ts';
-import { reviewText } from './reviewText.ts';
+import { releaseChanges, type ReleaseChanges } from './releaseChanges.ts';
+import { readReleaseState } from './releaseState.ts';
+import { commitMessage, reviewText } from './reviewText.ts';
 
 /**
  * airlock promote: merge the dev branch into an environment branch (or push a
@@ -32,6 +39,10 @@ export interface PromoteOptions {
   username?: string;
   passwordEnv?: string;
   author?: string;
+  /** --require-approval: the approver's public key (PEM file); every image dev pins must carry its signature. */
+  requireApproval?: string;
+  /** How to reach the registry the images are pinned to (for --require-approval). */
+  registry?: { username?: string; passwordEnv?: string; plainHttp?: boolean; warn?: (m: string) => void };
 }
 
 export interface PromoteResult {
@@ -45,6 +56,11 @@ export interface PromoteResult {
   commit?: string;
   /** With --review: the style, the ref pushed and the review's title. */
   review?: { style: ReviewStyle; ref: string; title: string };
+  /** What the environment receives (absent when it is up to date). */
+  changes?: ReleaseChanges;
+  /** The review text: the merge commit's message, and the merge request's title and description. */
+  title?: string;
+  description?: string;
 }
 
 export async function promote(options: PromoteOptions, transport: HttpTransport): Promise<PromoteResult> {
@@ -52,6 +68,14 @@ export async function promote(options: PromoteOptions, transport: HttpTransport)
   if (options.reviewStyle !== undefined && !options.review) {
     throw new UsageError(`--review-style ${options.reviewStyle} goes with --review`, { hint: 'add --review, or drop --review-style to promote directly' });
   }
+  const approverKey = options.requireApproval
+    ? readPublicKey(
+        await readFile(options.requireApproval, 'utf8').catch((err: Error) => {
+          throw new UsageError(`cannot read the approver's public key ${options.requireApproval}: ${err.message}`);
+        }),
+        options.requireApproval,
+      )
+    : undefined;
   const remote = openRemote(options, transport);
   const author = authorOf(options.author);
   const gitdir = await mkdtemp(join(tmpdir(), 'airlock-promote-'));
@@ -62,7 +86,27 @@ export async function promote(options: PromoteOptions, transport: HttpTransport)
       if (!fromTip) throw new UsageError(`${remote.display} has no branch ${options.from}`, { hint: 'run airlock load --git first' });
       const path = options.path?.replace(/^\/+|\/+$/g, '') ?? (await findBundleFolder(gitdir, fromTip, remote, options.from));
       const { name, version } = await readRelease(gitdir, fromTip, path, options.from);
+      if (approverKey) {
+        const r = options.registry ?? {};
+        const clients = new Map<string, RegistryClient>();
+        const clientFor = (host: string) => {
+          let c = clients.get(host);
+          if (!c) {
+            c = new RegistryClient(host, transport, {
+              plainHttp: r.plainHttp,
+              credentials: (h) => credentialsFor(h, { username: r.username, passwordEnv: r.passwordEnv, warn: r.warn ?? (() => undefined) }),
+            });
+            clients.set(host, c);
+          }
+          return c;
+        };
+        await requireApproval(await pinnedImages(gitdir, fromTip, path, options.from), approverKey, clientFor);
+      }
       const toTip = await fetchTip(gitdir, remote, options.to, 0);
+      const after = await readReleaseState(gitdir, fromTip, path);
+      const changes = releaseChanges(toTip ? await readReleaseState(gitdir, toTip, path) : undefined, after!);
+      const text = reviewText({ name, version, from: options.from, to: options.to }, changes, path);
+      const told = { changes, title: text.title, description: text.description };
       const who = { ...author, timestamp: Math.floor(Date.now() / 1000), timezoneOffset: new Date().getTimezoneOffset() };
 
       let commit: string;
@@ -73,7 +117,7 @@ export async function promote(options: PromoteOptions, transport: HttpTransport)
         commit = await git.writeCommit({
           fs,
           gitdir,
-          commit: { message: `airlock: create ${options.to} from ${options.from} (${name} ${version})\n`, tree, parent: [fromTip], author: who, committer: who },
+          commit: { message: commitMessage({ ...text, title: `airlock: create ${options.to} from ${options.from} (${name} ${version})` }), tree, parent: [fromTip], author: who, committer: who },
         });
         outcome = 'created';
       } else {
@@ -89,7 +133,7 @@ export async function promote(options: PromoteOptions, transport: HttpTransport)
             theirs: options.from,
             author: who,
             committer: who,
-            message: `airlock: promote ${name} ${version} from ${options.from} to ${options.to}\n`,
+            message: commitMessage(text),
             abortOnConflict: true,
           });
         } catch (err) {
@@ -113,10 +157,9 @@ export async function promote(options: PromoteOptions, transport: HttpTransport)
 
       if (options.review) {
         const style = options.reviewStyle ?? 'branch';
-        const text = reviewText({ name, version, from: options.from, to: options.to });
         const plan = reviewPush(style, options.to, version, text);
         const branch = plan.ref.replace(/^refs\/heads\//, '');
-        const reviewed = { url: remote.display, branch, path, name, version, outcome: 'review pushed' as const, commit, review: { style, ref: plan.ref, title: text.title } };
+        const reviewed = { url: remote.display, branch, path, name, version, outcome: 'review pushed' as const, commit, review: { style, ref: plan.ref, title: text.title }, ...told };
         if (style !== 'branch') {
           await pushWithOptions({ gitdir, remote, ref: plan.ref, commit, options: plan.options });
           return reviewed;
@@ -126,7 +169,7 @@ export async function promote(options: PromoteOptions, transport: HttpTransport)
       } else {
         await git.writeRef({ fs, gitdir, ref: `refs/heads/${options.to}`, value: commit, force: true });
         const pushed = await push(gitdir, remote, options.to, !toTip);
-        if (pushed === 'ok') return { url: remote.display, branch: options.to, path, name, version, outcome, commit };
+        if (pushed === 'ok') return { url: remote.display, branch: options.to, path, name, version, outcome, commit, ...told };
       }
       if (attempt >= 5) throw new RemoteError(`promote: ${options.to} kept moving while airlock merged into it`, { hint: 'run the same command again' });
     }
@@ -137,7 +180,7 @@ export async function promote(options: PromoteOptions, transport: HttpTransport)
 }
 
 /** The one folder of the branch that holds airlock/airlock.json. */
-async function findBundleFolder(gitdir: string, tip: string, remote: GitRemote, branch: string): Promise<string> {
+export async function findBundleFolder(gitdir: string, tip: string, remote: GitRemote, branch: string): Promise<string> {
   const { tree } = await git.readTree({ fs, gitdir, oid: tip });
   const found: string[] = [];
   for (const e of tree.filter((t) => t.type === 'tree')) {
@@ -151,7 +194,7 @@ async function findBundleFolder(gitdir: string, tip: string, remote: GitRemote, 
   );
 }
 
-async function readRelease(gitdir: string, tip: string, path: string, branch: string): Promise<{ name: string; version: string }> {
+export async function readRelease(gitdir: string, tip: string, path: string, branch: string): Promise<{ name: string; version: string }> {
   try {
     const { blob } = await git.readBlob({ fs, gitdir, oid: tip, filepath: `${path}/airlock/airlock.json` });
     const index = JSON.parse(Buffer.from(blob).toString('utf8')) as { name: string; version: string };

@@ -1,4 +1,4 @@
-import type { ReviewText } from './reviewText.ts';
+import { pushOptionText, type ReviewText } from './reviewText.ts';
 
 /**
  * How `promote --review` hands a promotion to the server for review:
@@ -7,6 +7,8 @@ import type { ReviewText } from './reviewText.ts';
  *   GitLab opens the merge request;
  * - agit: push HEAD:refs/for/ENV with topic/title/description (Gitea,
  *   Forgejo, Gerrit), and the server opens a pull request or change.
+ * Push options hold no line breaks: GitLab gets them as the two characters
+ * "\n" (it turns them back into line breaks), agit servers one line.
  */
 export const REVIEW_STYLES = ['branch', 'gitlab', 'agit'] as const;
 export type ReviewStyle = (typeof REVIEW_STYLES)[number];
@@ -33,14 +35,14 @@ export function reviewPush(style: ReviewStyle, env: string, version: string, tex
           'merge_request.create',
           `merge_request.target=${env}`,
           `merge_request.title=${text.title}`,
-          `merge_request.description=${text.description}`,
+          `merge_request.description=${pushOptionText(text.description, 'literal')}`,
           'merge_request.remove_source_branch',
         ],
       };
     case 'agit':
       return {
         ref: `refs/for/${env}`,
-        options: [`topic=airlock-promote-${env}-${version}`, `title=${text.title}`, `description=${text.description}`],
+        options: [`topic=airlock-promote-${env}-${version}`, `title=${text.title}`, `description=${pushOptionText(text.description, 'one-line')}`],
       };
   }
 }

@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, scryptSync, sign, verify } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, scryptSync, sign, verify } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import nacl from 'tweetnacl';
 import { UsageError, VerificationError } from '../cli/errors.ts';
@@ -119,6 +119,16 @@ export function verifyBlob(data: Buffer, signatureB64: string, publicKey: KeyObj
       hint: 'the bundle was changed after signing, or was signed with another key',
     });
   }
+}
+
+/**
+ * A public key's fingerprint: "sha256:" and the hex SHA-256 of its DER
+ * (SubjectPublicKeyInfo), which
+ * `openssl pkey -pubin -in key.pub -outform DER | sha256sum` prints too.
+ */
+export function keyFingerprint(key: KeyObject): string {
+  const pub = key.type === 'private' ? createPublicKey(key) : key;
+  return `sha256:${createHash('sha256').update(pub.export({ format: 'der', type: 'spki' })).digest('hex')}`;
 }
 
 export function publicKeyPemOf(privateKey: KeyObject): string {

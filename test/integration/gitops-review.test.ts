@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateKeyPair } from '../../shared/sign/keys.ts';
+import { createPublicKey } from 'node:crypto';
+import { generateKeyPair, keyFingerprint } from '../../shared/sign/keys.ts';
 import { airlock, type CliResult } from '../helpers/cli.ts';
 import { startGitServer, type GitServer } from '../services/gitServer.ts';
 import { startSshd, type SshServer } from '../services/sshd.ts';
@@ -23,6 +24,7 @@ describe('promote --review with push options', () => {
   let sshd: SshServer;
   let work: string;
   const bundles: string[] = [];
+  let fingerprint: string;
 
   before(async () => {
     work = mkdtempSync(join(tmpdir(), 'airlock-gitops-review-'));
@@ -30,6 +32,7 @@ describe('promote --review with push options', () => {
     const pair = generateKeyPair(PASSWORD);
     writeFileSync(join(work, 'airlock.key'), pair.privateKeyPem);
     writeFileSync(join(work, 'airlock.pub'), pair.publicKeyPem);
+    fingerprint = keyFingerprint(createPublicKey(pair.publicKeyPem));
     mkdirSync(join(work, 'deploy'));
     // Releases without images: the review push is about git, not the registry.
     for (const version of ['1.0.0', '1.1.0']) {
@@ -83,6 +86,10 @@ describe('promote --review with push options', () => {
       const options = pushes.at(-1)!.options;
       assert.deepEqual(options.slice(0, 3), ['merge_request.create', 'merge_request.target=prod', `merge_request.title=${TITLE}`]);
       assert.match(options[3]!, /^merge_request\.description=\S.*harness 1\.1\.0/);
+      // One line; GitLab turns the literal \n back into line breaks. The text names what changed, when the bundle was made and by which key.
+      assert.ok(options[3]!.includes('\\nVendor files under harness/base: 0 added, 1 changed, 0 removed.\\n- changed deploy/settings.yaml'), options[3]);
+      assert.ok(options[3]!.includes(`with the key ${fingerprint} (SHA-256 of the public key's DER)`), options[3]);
+      assert.match(options[3]!, /\\nBundle created \d{4}-\d\d-\d\dT/);
       assert.deepEqual(options.slice(4), ['merge_request.remove_source_branch']);
       // The review is dev merged into prod: both parents, prod's overlay kept; the objects arrived whole.
       assert.equal(await rev(`${review}^1`), prod);
@@ -104,7 +111,7 @@ describe('promote --review with push options', () => {
       );
       const [topic, title, description, ...rest] = pushes.at(-1)!.options;
       assert.deepEqual([topic, title, rest], ['topic=airlock-promote-prod-1.1.0', `title=${TITLE}`, []]);
-      assert.match(description!, /^description=\S/);
+      assert.match(description!, /^description=\S.* \| Images: 0 added, 0 removed, 0 changed\. \| .* \| - changed deploy\/settings\.yaml$/);
       assert.equal(await rev('prod'), prod, 'prod did not move');
 
       // Again: the review branch is updated in place (the server's old tip named), which updates the merge request.
@@ -113,6 +120,15 @@ describe('promote --review with push options', () => {
       pushes = await server.pushes(name);
       assert.deepEqual(pushes.at(-1)!.refs, [{ old: review, new: await rev('airlock/promote-prod-1.1.0'), ref: 'refs/heads/airlock/promote-prod-1.1.0' }]);
       assert.equal(await rev('prod'), prod);
+
+      // A direct promote: the merge commit's message is the review text, and --json carries it.
+      const direct = await cli(['promote', '--to', 'prod', '--json']);
+      assert.equal(direct.code, 0, direct.stderr);
+      const merged = JSON.parse(direct.stdout) as { outcome: string; title: string; description: string; changes: { vendorFiles: unknown; from: unknown } };
+      assert.equal(merged.outcome, 'merged');
+      assert.deepEqual(merged.changes.vendorFiles, { added: [], changed: ['deploy/settings.yaml'], removed: [] });
+      assert.deepEqual(merged.changes.from, { name: 'harness', version: '1.0.0' });
+      assert.equal(await server.git(name, ['log', '-1', '--format=%B', 'prod']), `${TITLE}\n\n${merged.description}\n\n`);
     });
   }
 

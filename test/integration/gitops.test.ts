@@ -159,6 +159,12 @@ describe('airlock load --git', () => {
     const merged = await promote([]);
     assert.equal(merged.code, 0, merged.stderr);
     assert.match(merged.stdout, /promote harness 1\.1\.0: merged dev into prod/);
+    // The merge commit says what prod receives: nginx from 1.25 to 1.26, old and new digests (12 hex).
+    const oldNginx = index.images.find((i) => i.ref === 'docker.io/library/nginx:1.25')!;
+    const message = await server.git('apps', ['log', '-1', '--format=%B', 'prod']);
+    assert.ok(message.startsWith('airlock: promote harness 1.1.0 to prod\n\n'), message);
+    assert.ok(message.includes(`\n- changed docker.io/library/nginx: 1.25@${oldNginx.digest.slice(0, 19)} -> 1.26@${nginx.digest.slice(0, 19)}\n`), message);
+    assert.ok(message.includes('\nImages: 0 added, 0 removed, 1 changed.\n') && message.includes('\n- changed deploy/web.yaml\n'), message);
     const again = await promote([]);
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /prod already has dev; nothing to do/);

@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { FLUSH, pktLine, splitPktLines } from '../../shared/git/pkt.ts';
 import { parseReceivePackAdvertisement, parseReceivePackResult, receivePackRequest } from '../../loader/gitops/pushOptions.ts';
 import { reviewPush } from '../../loader/gitops/reviewStyles.ts';
-import { reviewText } from '../../loader/gitops/reviewText.ts';
 
 const ZERO = '0'.repeat(40);
 const OID = 'b613326396238c58fdee7a47cba25167a7849e47';
@@ -58,17 +57,21 @@ test('report-status inside side-band-64k: ok, ng with the reason, the server mes
   assert.deepEqual([...parseReceivePackResult(ng, false).refs], [['refs/for/prod', 'pre-receive hook declined']]);
 });
 
-test('review styles: which ref, which options', () => {
-  const text = reviewText({ name: 'harness', version: '1.1.0', from: 'dev', to: 'prod' });
-  assert.equal(text.title, 'airlock: promote harness 1.1.0 to prod');
-  assert.doesNotMatch(text.description, /\n/);
+test('review styles: which ref, which options; no line breaks in any option', () => {
+  const text = { title: 'airlock: promote harness 1.1.0 to prod', description: 'Promotes harness 1.1.0.\n\nImages: 1 changed.\n- changed x' };
   assert.deepEqual(reviewPush('branch', 'prod', '1.1.0', text), { ref: 'refs/heads/airlock/promote-prod-1.1.0', options: [] });
   assert.deepEqual(reviewPush('gitlab', 'prod', '1.1.0', text), {
     ref: 'refs/heads/airlock/promote-prod-1.1.0',
-    options: ['merge_request.create', 'merge_request.target=prod', `merge_request.title=${text.title}`, `merge_request.description=${text.description}`, 'merge_request.remove_source_branch'],
+    options: [
+      'merge_request.create',
+      'merge_request.target=prod',
+      `merge_request.title=${text.title}`,
+      'merge_request.description=Promotes harness 1.1.0.\\n\\nImages: 1 changed.\\n- changed x',
+      'merge_request.remove_source_branch',
+    ],
   });
   assert.deepEqual(reviewPush('agit', 'prod', '1.1.0', text), {
     ref: 'refs/for/prod',
-    options: ['topic=airlock-promote-prod-1.1.0', `title=${text.title}`, `description=${text.description}`],
+    options: ['topic=airlock-promote-prod-1.1.0', `title=${text.title}`, 'description=Promotes harness 1.1.0. | Images: 1 changed. | - changed x'],
   });
 });

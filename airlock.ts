@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * The airlock entry point: composes the connected side's commands
  * (packer/cli.ts) and the enclave side's (loader/cli.ts) into one CLI.

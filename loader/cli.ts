@@ -6,6 +6,7 @@
 import type { Argv } from 'yargs';
 import { inspectCommand, verifyCommand } from './verify.ts';
 import { formatLoadReport, load } from './load.ts';
+import type { GitOptions } from './gitops/commit.ts';
 import { promote } from './gitops/promote.ts';
 import { approve } from './approve.ts';
 import { keyPassword } from '../shared/sign/password.ts';
@@ -106,19 +107,7 @@ export function registerLoaderCommands(y: Argv): Argv {
           jobs: argv.jobs,
           dryRun: argv['dry-run'],
           skipImages: argv['skip-images'],
-          git:
-            argv.git === undefined
-              ? undefined
-              : {
-                  url: argv.git,
-                  branch: argv['git-branch'],
-                  path: argv['git-path'],
-                  username: argv['git-username'],
-                  passwordEnv: argv['git-password-env'],
-                  author: argv['git-author'],
-                  sshKey: argv['ssh-key'],
-                  knownHosts: argv['known-hosts'],
-                },
+          git: argv.git === undefined ? undefined : gitOptions({ ...argv, git: argv.git }),
           json,
           logger: new Logger({ json }),
         });
@@ -244,16 +233,7 @@ export function registerLoaderCommands(y: Argv): Argv {
               scanCommand: argv['scan-command'],
               images: argv.image,
               jobs: argv.jobs,
-              git: {
-                url: argv.git,
-                branch: argv['git-branch'],
-                path: argv['git-path'],
-                username: argv['git-username'],
-                passwordEnv: argv['git-password-env'],
-                author: argv['git-author'],
-                sshKey: argv['ssh-key'],
-                knownHosts: argv['known-hosts'],
-              },
+              git: gitOptions(argv),
               logger: new Logger({ json }),
             },
             transport,
@@ -302,4 +282,27 @@ export function registerLoaderCommands(y: Argv): Argv {
         ),
       () => notBuiltYet('inventory'),
     );
+}
+
+/** The --git target of load and approve, from their flags. */
+function gitOptions(argv: {
+  git: string;
+  'git-branch': string;
+  'git-path'?: string;
+  'git-username'?: string;
+  'git-password-env'?: string;
+  'git-author'?: string;
+  'ssh-key'?: string;
+  'known-hosts'?: string;
+}): GitOptions {
+  return {
+    url: argv.git,
+    branch: argv['git-branch'],
+    path: argv['git-path'],
+    username: argv['git-username'],
+    passwordEnv: argv['git-password-env'],
+    author: argv['git-author'],
+    sshKey: argv['ssh-key'],
+    knownHosts: argv['known-hosts'],
+  };
 }

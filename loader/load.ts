@@ -12,6 +12,7 @@ import { BundleFileSource } from '../shared/bundle/source.ts';
 import { copyGraph, CopySession, planGraph, type CopyEvent, type GraphPlan } from '../shared/copy.ts';
 import { chartTargets, type ChartTarget } from './chart-targets.ts';
 import { imageTargets, type Target } from './targets.ts';
+import { loadSignatures, signatureTargets, type LoadedSignatures } from './signatures.ts';
 import { RegistryClient } from '../shared/registry/client.ts';
 import { credentialsFor } from '../shared/registry/credentials.ts';
 import { HttpTransport } from '../shared/registry/transport.ts';
@@ -96,6 +97,8 @@ export interface LoadReport {
   bytesUploaded: number;
   seconds: number;
   git?: CommitBundleResult;
+  /** A bundle packed with --with-signatures: its signatures, pushed next to their images. */
+  signatures?: LoadedSignatures;
 }
 
 export function parseRegistryTarget(value: string): { host: string; prefix: string } {
@@ -156,6 +159,8 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
       await wholeBundle.finish();
       progress.phase('dry run', { items: missing.length });
       await planDryRun(stores, targets, plans, report, options.jobs ?? 8, progress);
+      const signed = signatureTargets(scan, targets, bytes.name);
+      if (signed.length > 0) report.signatures = await loadSignatures(signed, { client, source, session: new CopySession({ concurrency: options.jobs ?? 8 }), dryRun: true, logger });
     } else {
       // 3. Push every blob; 4. the whole bundle checked out; 5. manifests, then tags.
       const pushed = await pushBlobs(source, stores, plans, report, options, progress);
@@ -164,6 +169,11 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
       progress.phase('manifests and tags');
       await nameContent(stores, missing, pushed.session);
       reportPushed(stores, targets, plans, pushed, report);
+      const signed = options.skipImages ? [] : signatureTargets(scan, targets, bytes.name);
+      if (signed.length > 0) {
+        progress.phase('signatures', { items: signed.length });
+        report.signatures = await loadSignatures(signed, { client, source, session: pushed.session, overwriteTags: options.overwriteTags, logger });
+      }
       // 6. The git commit, once everything it pins is in.
       if (bundle.gitCommit) {
         progress.phase('git');
@@ -428,6 +438,7 @@ export function formatLoadReport(r: LoadReport): string {
         : `git: ${r.git.path}/ on ${r.git.branch} in ${r.git.url} already matches this bundle; no commit`,
     );
   }
+  if (r.signatures) lines.push(formatLoadedSignatures(r.signatures, r.dryRun));
   if (!r.dryRun) {
     lines.push(
       `${r.images.length} images: ${r.images.filter((i) => i.status === 'present').length} already present; ` +
@@ -436,4 +447,10 @@ export function formatLoadReport(r: LoadReport): string {
     );
   }
   return lines.join('\n');
+}
+
+function formatLoadedSignatures(s: LoadedSignatures, dryRun: boolean): string {
+  const referrers = s.referrersApi === undefined ? '' : s.referrersApi ? '; referrers indexed by the registry' : `; ${s.fallbackIndexes} referrers fallback index${s.fallbackIndexes === 1 ? '' : 'es'} written`;
+  const kept = s.kept.length > 0 ? `; ${s.kept.length} tag${s.kept.length === 1 ? '' : 's'} left at other content` : '';
+  return `signatures: ${s.manifests} manifests for ${s.images} images: ${s.pushed} ${dryRun ? 'would push' : 'pushed'}, ${s.present} already present${referrers}${kept}`;
 }

@@ -92,6 +92,10 @@ export function registerPackerCommands(y: Argv): Argv {
                       describe: 'The helm binary (3.x or 4.x) that renders the spec\'s charts (default: helm on PATH)',
                       normalize: true,
                     })
+                    .option('with-signatures', {
+                      type: 'boolean',
+                      describe: "Also pack each image's cosign signatures, attestations and SBOMs (sha256-<hex>.sig/.att/.sbom) and OCI 1.1 referrers, byte for byte",
+                    })
                     .option('since', {
                       type: 'string',
                       describe: 'Leave out blobs the enclave already has: an inventory.json (airlock inventory) or an older bundle',
@@ -125,6 +129,7 @@ export function registerPackerCommands(y: Argv): Argv {
             s3Endpoint: argv['s3-endpoint'],
           },
           helm: argv.helm,
+          withSignatures: argv['with-signatures'] === true,
           json,
           logger: new Logger({ json }),
         });

@@ -28,6 +28,7 @@ import { redactUrl } from './sources/http-download.ts';
 import { readSpec } from './spec.ts';
 import { chartBundleContent, chartImageSources, chartsByImage, copyCharts, prepareCharts, type PackedChart } from './charts.ts';
 import { findHelm, HELM_INSTALL_HINT } from './helm/helm.ts';
+import { copySignatures, discoverSignatures, type FoundSignatures } from './sources/signatures.ts';
 
 /**
  * airlock pack: spec -> manifests + images -> one signed bundle.
@@ -56,6 +57,8 @@ export interface PackOptions {
   /** --helm: the helm binary that renders charts (default: helm on PATH). */
   helm?: string;
   json?: boolean;
+  /** --with-signatures: also pack each image's cosign signatures, attestations, SBOMs and OCI 1.1 referrers. */
+  withSignatures?: boolean;
   logger: Logger;
   /** Pack time (tests); default now. */
   now?: Date;
@@ -77,6 +80,8 @@ export interface PackSummary {
   savedBytes: number;
   bundleBytes: number;
   seconds: number;
+  /** --with-signatures: images that had any, and the signature manifests packed. */
+  signatures?: { images: number; manifests: number };
 }
 
 interface PlannedImage {
@@ -198,9 +203,10 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
     // Registries with a pull quota (Docker Hub): refuse now, with the numbers, a plan that would exceed it.
     await checkPullBudget(wanted.map((w) => ({ client: clientFor(w.reference.registry), repository: w.reference.repository, reference: w.reference.digest ?? w.reference.tag! })), { tracker: rateLimits, platforms: platforms.length });
     const planned = await planAll(wanted, clientFor, session, platforms, () => progress.advance(0, 1));
+    const signatures = options.withSignatures ? await findSignatures(planned, session, logger) : undefined;
 
     // 3. Lay out, sign and fill the bundle.
-    const { content, referencedBytes } = bundleContent(spec.name, spec.version, options.now ?? new Date(), platforms, planned, files, charts, chartContent);
+    const { content, referencedBytes } = bundleContent(spec.name, spec.version, options.now ?? new Date(), platforms, planned, files, charts, chartContent, signatures);
     const contentBytes = [...content.blobs, ...content.manifests].reduce((a, d) => a + d.size, 0);
     writer = await BundleWriter.create(output, content, (bytes) => signBlob(bytes, privateKey));
     const blobBytes = content.blobs.reduce((a, d) => a + d.size, 0);
@@ -216,6 +222,7 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
       await copyGraph(new PreloadedContent(p.source, p.plan.read), bundle, p.rootRead, { session, platforms: platforms.length > 0 ? platforms : undefined });
       progress.advance(0, 1);
     });
+    if (signatures) await copySignatures(signatures, bundle, session);
     await copyCharts(charts, bundle, session);
     progress.advance(0, charts.length);
     progress.phase('sync');
@@ -234,6 +241,7 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
       savedBytes: referencedBytes - contentBytes,
       bundleBytes: writer.size,
       seconds: Number(seconds.toFixed(3)),
+      ...(signatures ? { signatures: { images: signatures.byImage.size, manifests: [...signatures.byImage.values()].reduce((a, f) => a + f.length, 0) } } : {}),
     };
     progress.done();
     return summary;
@@ -258,6 +266,7 @@ export function formatPackSummary(s: PackSummary): string {
     `  manifest files  ${s.manifestFiles}`,
     `  unique blobs    ${s.uniqueBlobs} (${formatBytes(s.contentBytes)} with manifests)`,
     `  saved by dedup  ${formatBytes(s.savedBytes)} of ${formatBytes(s.referencedBytes)} referenced`,
+    ...(s.signatures ? [`  signatures      ${s.signatures.manifests} manifests for ${s.signatures.images} of ${s.images} images`] : []),
     `  bundle          ${formatBytes(s.bundleBytes)}`,
     `  time            ${s.seconds.toFixed(1)} s (${formatRate(s.contentBytes / Math.max(s.seconds, 1e-6))})`,
   ].join('\n');
@@ -353,6 +362,21 @@ async function planAll(
   });
 }
 
+/** --with-signatures: what signs each image; the index signatures that platform filtering leaves behind are named. */
+async function findSignatures(planned: PlannedImage[], session: CopySession, logger: Logger): Promise<FoundSignatures> {
+  const found = await discoverSignatures(
+    planned.map((p) => ({ canonical: p.wanted.canonical, source: p.source, rootRead: p.rootRead, plan: p.plan })),
+    session,
+    logger,
+  );
+  if (found.filteredIndexes.length > 0) {
+    logger.warn(
+      `${found.filteredIndexes.length} image index(es) were cut to the requested platforms, so they have a new digest and signatures of the whole index do not apply; their platforms' signatures are packed: ${found.filteredIndexes.join(', ')}`,
+    );
+  }
+  return found;
+}
+
 function messageOf(err: unknown): string {
   return (err as Error).message.split('\n')[0]!;
 }
@@ -397,17 +421,19 @@ function bundleContent(
   files: BundleFile[],
   charts: PackedChart[],
   chartContent: ReturnType<typeof chartBundleContent>,
+  signatures?: FoundSignatures,
 ): { content: BundleContent; referencedBytes: number } {
   const blobs = new Map<string, Descriptor>();
   const manifests = new Map<string, Descriptor>();
   const indexes = new Map<string, Descriptor>();
   let referencedBytes = 0;
-  for (const p of planned) {
-    for (const b of p.plan.blobs) {
+  const signaturePlans = [...(signatures?.byImage.values() ?? [])].flat().map((s) => s.plan);
+  for (const p of [...planned.map((i) => i.plan), ...signaturePlans]) {
+    for (const b of p.blobs) {
       referencedBytes += b.size;
       if (!blobs.has(b.digest)) blobs.set(b.digest, b);
     }
-    for (const m of p.plan.manifests) {
+    for (const m of p.manifests) {
       referencedBytes += m.descriptor.size;
       const group = isIndex(m.descriptor.mediaType) ? indexes : manifests;
       if (!group.has(m.descriptor.digest)) group.set(m.descriptor.digest, m.descriptor);
@@ -422,6 +448,7 @@ function bundleContent(
     mediaType: p.plan.root.descriptor.mediaType,
     ...(p.platforms.length > 0 ? { platforms: p.platforms } : {}),
     ...(deployedBy.has(p.wanted.canonical) ? { charts: deployedBy.get(p.wanted.canonical)! } : {}),
+    ...(signatures?.byImage.has(p.wanted.canonical) ? { signatures: signatures.byImage.get(p.wanted.canonical)!.map((f) => f.entry) } : {}),
   }));
   return {
     referencedBytes,
@@ -435,7 +462,11 @@ function bundleContent(
       files,
       blobs: [...blobs.values()],
       manifests: [...manifests.values(), ...indexes.values()],
-      refs: [...planned.map((p) => ({ ref: p.wanted.canonical, descriptor: p.plan.root.descriptor })), ...chartContent.refs],
+      refs: [
+        ...planned.map((p) => ({ ref: p.wanted.canonical, descriptor: p.plan.root.descriptor })),
+        ...chartContent.refs,
+        ...[...(signatures?.byImage.values() ?? [])].flat().map((f) => ({ ...(f.ref !== undefined ? { ref: f.ref } : {}), descriptor: f.root })),
+      ],
     },
   };
 }

@@ -1,5 +1,6 @@
 import { posix } from 'node:path';
 import { VerificationError } from '../cli/errors.ts';
+import { signatureProblem, type BundleSignature } from './signatures.ts';
 
 /** The bundle index, airlock.json (DESIGN.md §2, format version 1). */
 export interface BundleEntry {
@@ -16,6 +17,8 @@ export interface BundleImage {
   platforms?: string[];
   /** Release names of the charts whose rendered output deploys this image. */
   charts?: string[];
+  /** pack --with-signatures: its signatures, attestations, SBOMs and referrers (signatures.ts). */
+  signatures?: BundleSignature[];
 }
 
 export type ChartGitops = 'rendered' | 'helmrelease';
@@ -117,6 +120,11 @@ export function parseBundleIndex(bytes: Buffer): BundleIndex {
     if (typeof img.mediaType !== 'string') bad(`images[${i}] needs a mediaType`);
     if (img.platforms !== undefined && !isStringList(img.platforms)) bad(`images[${i}].platforms must be a list of strings`);
     if (img.charts !== undefined && !isStringList(img.charts)) bad(`images[${i}].charts must be a list of strings`);
+    if (img.signatures !== undefined && !Array.isArray(img.signatures)) bad(`images[${i}].signatures must be a list`);
+    img.signatures?.forEach((s, j) => {
+      const why = signatureProblem(s);
+      if (why) bad(`images[${i}].signatures[${j}] ${why}`);
+    });
   });
   index.charts!.forEach((c, i) => {
     const why = chartProblem(c);

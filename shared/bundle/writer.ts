@@ -46,8 +46,8 @@ export interface BundleContent {
   blobs: Descriptor[];
   /** Manifests and indexes, children before parents. */
   manifests: Descriptor[];
-  /** oci/index.json: one descriptor per image, named by its full source reference. */
-  refs: { ref: string; descriptor: Descriptor }[];
+  /** oci/index.json: one descriptor per image, named by its full source reference (an OCI 1.1 referrer is listed unnamed). */
+  refs: { ref?: string; descriptor: Descriptor }[];
 }
 
 interface Slot {
@@ -296,7 +296,7 @@ function sha256Hex(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-function layoutIndex(refs: { ref: string; descriptor: Descriptor }[]): ImageIndex {
+function layoutIndex(refs: { ref?: string; descriptor: Descriptor }[]): ImageIndex {
   return {
     schemaVersion: 2,
     mediaType: MediaType.ociIndex,
@@ -304,7 +304,7 @@ function layoutIndex(refs: { ref: string; descriptor: Descriptor }[]): ImageInde
       mediaType: descriptor.mediaType,
       digest: descriptor.digest,
       size: descriptor.size,
-      annotations: { [ANNOTATION_REF_NAME]: ref },
+      ...(ref !== undefined ? { annotations: { [ANNOTATION_REF_NAME]: ref } } : {}),
     })),
   };
 }

@@ -246,6 +246,30 @@ export class RegistryClient {
     return tags;
   }
 
+  // ---- referrers ----------------------------------------------------------
+
+  /**
+   * One page of the referrers API (GET /v2/<name>/referrers/<digest>): its
+   * body and the next page's URL (Link rel="next"), or undefined when the
+   * registry answers 404: a registry with the API never does (distribution-spec
+   * "Listing Referrers"), so the caller falls back to the referrers tag.
+   */
+  async referrersPage(repository: string, digest: string, page?: URL): Promise<{ bytes: Buffer; next?: URL } | undefined> {
+    const what = `list referrers of ${this.display(repository)}@${digest}`;
+    const url = page ?? this.url(repository, `referrers/${digest}`);
+    const res = await this.send({ method: 'GET', url, headers: { accept: 'application/vnd.oci.image.index.v1+json' }, scopes: [repositoryScope(this.repo(repository), ['pull'])], what });
+    if (res.status === 404) {
+      await res.body.dump();
+      return undefined;
+    }
+    if (res.status !== 200) throw await this.failure(res, what);
+    const bytes = await readLimited(res, MAX_MANIFEST_BYTES, what);
+    const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec(header(res, 'link') ?? '')?.[1];
+    const next = link === undefined ? undefined : new URL(link, res.url);
+    if (next !== undefined && next.origin !== this.endpoint.origin.origin) throw new RemoteError(`${what}: the registry's next page is on another host`);
+    return { bytes, ...(next ? { next } : {}) };
+  }
+
   // ---- blobs --------------------------------------------------------------
 
   async blobExists(repository: string, desc: Descriptor): Promise<boolean> {

@@ -14,6 +14,7 @@ import { generateKeyPair, readPrivateKey } from '../../shared/sign/keys.ts';
 import { airlock } from '../helpers/cli.ts';
 import { run } from '../services/exec.ts';
 import { generateImages, pushImages, type SyntheticImage } from '../services/fixtures.ts';
+import { startQuirkProxy } from '../services/quirkProxy.ts';
 import { startRegistry, type RegistryService } from '../services/registry.ts';
 import { skopeoFlags } from '../services/skopeo.ts';
 
@@ -163,6 +164,38 @@ describe('pack --with-signatures, load', () => {
     const again = JSON.parse(second.stdout.trim().split('\n').pop()!) as { signatures: { pushed: number; present: number; fallbackIndexes: number } };
     assert.deepEqual([again.signatures.pushed, again.signatures.present, again.signatures.fallbackIndexes], [0, 4, 0]);
     assert.deepEqual((await enclave.requests(/^PUT /)).slice(putsBefore), []);
+  });
+
+  test('registries with the referrers API (docker-registry behind a front end that answers it): pack lists referrers through it, load lets the registry index them and writes no fallback index', async () => {
+    // The source answers the API for the image index, listing the referrer; its fallback tag is hidden, so only the API can find it.
+    const listed = JSON.parse((await raw(source, `harness/signed:${tagOf(signed.digest)}`))!.toString('utf8')) as { manifests: Descriptor[] };
+    const referrersOf = (digest: string) => JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: digest === signed.digest ? listed.manifests : [] });
+    const apiSource = await startQuirkProxy({ host: '127.0.0.1', port: source.port });
+    apiSource.add({ name: 'referrers API', method: 'GET', path: /^\/v2\/.+\/referrers\/sha256:[a-f0-9]{64}$/, answer: (req) => ({ status: 200, headers: { 'content-type': OCI_INDEX }, body: referrersOf(req.url.split('/').pop()!) }) });
+    apiSource.add({ name: 'no fallback tag', path: /\/manifests\/sha256-[a-f0-9]{64}$/, answer: () => ({ status: 404, headers: { 'content-type': 'application/json' }, body: '{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}' }) });
+    const apiEnclave = await startRegistry();
+    const front = await startQuirkProxy({ host: '127.0.0.1', port: apiEnclave.port });
+    front.add({ name: 'referrers API', method: 'GET', path: /\/referrers\//, answer: () => ({ status: 200, headers: { 'content-type': OCI_INDEX }, body: JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [] }) }) });
+    try {
+      const viaApi = join(work, 'via-api.tar');
+      const packed = await airlock(['pack', '-f', join(work, 'airlock.yaml'), '-o', viaApi, '--key', join(work, 'airlock.key'), '--registry-mirror', `docker.io=${apiSource.url}`, '--with-signatures'], { env });
+      assert.equal(packed.code, 0, packed.stderr);
+      assert.ok(apiSource.log.some((l) => l.rule === 'referrers API' && l.url.endsWith(signed.digest)), 'the API was asked');
+      await run('tar', ['-xf', viaApi, '-C', work, 'airlock.json']);
+      const index = JSON.parse(readFileSync(join(work, 'airlock.json'), 'utf8')) as BundleIndex;
+      const referrer = index.images.find((i) => i.ref === 'docker.io/harness/signed:1.0')!.signatures!.find((s) => s.kind === 'referrer')!;
+      assert.equal(referrer.digest, made.referrer);
+
+      const loaded = await airlock(['load', viaApi, '--key', join(work, 'airlock.pub'), '--registry', front.host, '--plain-http', '--json'], { env });
+      assert.equal(loaded.code, 0, loaded.stderr);
+      const report = JSON.parse(loaded.stdout.trim().split('\n').pop()!) as { signatures: { referrersApi: boolean; fallbackIndexes: number; pushed: number } };
+      assert.deepEqual([report.signatures.referrersApi, report.signatures.fallbackIndexes, report.signatures.pushed], [true, 0, 4]);
+      const pushed = await raw(apiEnclave, `harness/signed@${made.referrer}`);
+      assert.ok(pushed && sha256(pushed) === made.referrer, 'the referrer manifest, subject and all, is there by digest');
+      assert.equal(await raw(apiEnclave, `harness/signed:${tagOf(signed.digest)}`), undefined, 'no fallback index where the registry has the API');
+    } finally {
+      await Promise.all([apiSource.stop(), front.stop(), apiEnclave.stop()]);
+    }
   });
 
   test('without --with-signatures the bundle carries none', async () => {

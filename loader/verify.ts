@@ -65,7 +65,7 @@ export async function inspectCommand(bundle: string, json: boolean, s3: S3Option
     `platforms: ${index.platforms.join(', ') || 'all'}`,
     `size: ${formatBytes(size)}; ${blobs.length} blobs (${formatBytes(blobs.reduce((a, e) => a + e.size, 0))}); ${manifests.length} manifest files`,
     `images (${index.images.length}):`,
-    ...index.images.map((i) => `  ${i.ref}  ${i.digest}${i.platforms?.length ? '  ' + i.platforms.join(',') : ''}${i.charts?.length ? `  charts: ${i.charts.join(',')}` : ''}`),
+    ...index.images.map((i) => `  ${i.ref}  ${i.digest}${i.platforms?.length ? '  ' + i.platforms.join(',') : ''}${i.charts?.length ? `  charts: ${i.charts.join(',')}` : ''}${signatureCounts(i.signatures)}`),
     ...(index.charts.length > 0
       ? [
           `charts (${index.charts.length}):`,
@@ -77,6 +77,14 @@ export async function inspectCommand(bundle: string, json: boolean, s3: S3Option
     ...(manifests.length > 0 ? [`manifest files (${manifests.length}):`, ...manifests.map((m) => `  ${m.path.slice('manifests/'.length)}  ${formatBytes(m.size)}`)] : []),
   ];
   process.stdout.write(lines.map(printable).join('\n') + '\n');
+}
+
+/** "  signatures: 2 sig, 1 referrer", or nothing for an image without any. */
+function signatureCounts(signatures: { kind: string }[] | undefined): string {
+  if (!signatures?.length) return '';
+  const counts = new Map<string, number>();
+  for (const s of signatures) counts.set(s.kind, (counts.get(s.kind) ?? 0) + 1);
+  return `  signatures: ${[...counts].map(([kind, n]) => `${n} ${kind}`).join(', ')}`;
 }
 
 /**

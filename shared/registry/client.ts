@@ -252,13 +252,14 @@ export class RegistryClient {
    * One page of the referrers API (GET /v2/<name>/referrers/<digest>): its
    * body and the next page's URL (Link rel="next"), or undefined when the
    * registry answers 404: a registry with the API never does (distribution-spec
-   * "Listing Referrers"), so the caller falls back to the referrers tag.
+   * "Listing Referrers"), so the caller falls back to the referrers tag. A 405
+   * (a route some registries reserve for other methods) counts the same.
    */
   async referrersPage(repository: string, digest: string, page?: URL): Promise<{ bytes: Buffer; next?: URL } | undefined> {
     const what = `list referrers of ${this.display(repository)}@${digest}`;
     const url = page ?? this.url(repository, `referrers/${digest}`);
     const res = await this.send({ method: 'GET', url, headers: { accept: 'application/vnd.oci.image.index.v1+json' }, scopes: [repositoryScope(this.repo(repository), ['pull'])], what });
-    if (res.status === 404) {
+    if (res.status === 404 || res.status === 405) {
       await res.body.dump();
       return undefined;
     }

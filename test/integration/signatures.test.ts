@@ -96,6 +96,7 @@ describe('pack --with-signatures, load', () => {
     assert.equal(res.code, 0, res.stderr);
     assert.match(res.stdout, /signatures\s+4 manifests for 1 of 2 images/);
     assert.equal((await airlock(['verify', bundle(), '--key', join(work, 'airlock.pub')])).code, 0);
+    assert.match((await airlock(['inspect', bundle()])).stdout, /docker\.io\/harness\/signed:1\.0 .*signatures: 2 sig, 1 att, 1 referrer\n/);
 
     const dir = mkdtempSync(join(work, 'x-'));
     await run('tar', ['-xf', bundle(), '-C', dir]);
@@ -164,6 +165,42 @@ describe('pack --with-signatures, load', () => {
     const again = JSON.parse(second.stdout.trim().split('\n').pop()!) as { signatures: { pushed: number; present: number; fallbackIndexes: number } };
     assert.deepEqual([again.signatures.pushed, again.signatures.present, again.signatures.fallbackIndexes], [0, 4, 0]);
     assert.deepEqual((await enclave.requests(/^PUT /)).slice(putsBefore), []);
+  });
+
+  test('signed again in the enclave (approve adds a layer to the .sig manifest): a reload leaves it; a .sig tag replaced by other content is left and named; --dry-run writes nothing', async () => {
+    const enclaveClient = new RegistryClient(enclave.host, transport, { plainHttp: true });
+    const approver = readPrivateKey(readFileSync(join(work, 'signer.key'), 'utf8'), PASSWORD, 'signer.key');
+    const approved = await signImage(enclaveClient, 'harness/signed', signed.digest, approver);
+    assert.equal(approved.signatures, 2, 'the approver signature joined the packed one');
+    const reload = await load(enclave);
+    assert.equal(reload.code, 0, reload.stderr);
+    assert.deepEqual((JSON.parse(reload.stdout.trim().split('\n').pop()!) as { signatures: { kept: string[] } }).signatures.kept, []);
+    assert.equal(sha256((await raw(enclave, `harness/signed:${tagOf(signed.digest, '.sig')}`))!), approved.manifest, 'the enclave signature stays');
+
+    // Another .sig manifest in its place (none of the bundle's layers): left, and named.
+    const amd64 = signed.children!.find((c) => c.platform.architecture === 'amd64')!;
+    const other = await signImage(new RegistryClient(enclave.host, transport, { plainHttp: true }), 'library/plain', amd64.digest, approver);
+    const otherBytes = (await enclaveClient.getManifest('library/plain', other.manifest))!.bytes;
+    for (const l of (JSON.parse(otherBytes.toString('utf8')) as { config: Descriptor; layers: Descriptor[] }).layers.concat([(JSON.parse(otherBytes.toString('utf8')) as { config: Descriptor }).config])) {
+      assert.ok(await enclaveClient.mountBlob('harness/signed', l, 'library/plain'), 'mounted');
+    }
+    await enclaveClient.putManifest('harness/signed', tagOf(amd64.digest, '.sig'), OCI_MANIFEST, otherBytes);
+    const kept = await load(enclave);
+    assert.equal(kept.code, 0, kept.stderr);
+    const report = JSON.parse(kept.stdout.trim().split('\n').pop()!) as { signatures: { kept: string[] } };
+    assert.deepEqual(report.signatures.kept, [`${enclave.host}/harness/signed:${tagOf(amd64.digest, '.sig')}`]);
+    assert.match(kept.stdout + kept.stderr, /left as it is/);
+    assert.equal(sha256((await raw(enclave, `harness/signed:${tagOf(amd64.digest, '.sig')}`))!), other.manifest);
+
+    const empty = await startRegistry();
+    try {
+      const dry = await load(empty, ['--dry-run']);
+      assert.equal(dry.code, 0, dry.stderr);
+      assert.deepEqual((JSON.parse(dry.stdout.trim().split('\n').pop()!) as { signatures: { pushed: number } }).signatures.pushed, 4);
+      assert.deepEqual(await empty.requests(/^(PUT|POST|PATCH) /), []);
+    } finally {
+      await empty.stop();
+    }
   });
 
   test('registries with the referrers API (docker-registry behind a front end that answers it): pack lists referrers through it, load lets the registry index them and writes no fallback index', async () => {

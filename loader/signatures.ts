@@ -71,8 +71,10 @@ export interface LoadSignaturesOptions {
   logger: Logger;
 }
 
-export async function loadSignatures(targets: SignatureTarget[], options: LoadSignaturesOptions): Promise<LoadedSignatures> {
+export async function loadSignatures(all: SignatureTarget[], options: LoadSignaturesOptions): Promise<LoadedSignatures> {
   const { client, session } = options;
+  // Two tags of one repository at one digest share their signatures: each is placed once.
+  const targets = [...new Map(all.map((t) => [`${t.repository} ${t.entry.kind} ${t.entry.tag ?? ''} ${t.entry.subject} ${t.entry.digest}`, t])).values()];
   const stores = new Map<string, RemoteStore>();
   const storeFor = (repository: string): RemoteStore => {
     let s = stores.get(repository);
@@ -80,7 +82,7 @@ export async function loadSignatures(targets: SignatureTarget[], options: LoadSi
     return s;
   };
   const result: LoadedSignatures = {
-    images: new Set(targets.map((t) => t.image)).size,
+    images: new Set(all.map((t) => t.image)).size,
     manifests: targets.length,
     pushed: 0,
     present: 0,

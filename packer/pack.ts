@@ -28,7 +28,7 @@ import { redactUrl } from './sources/http-download.ts';
 import { readSpec } from './spec.ts';
 import { chartBundleContent, chartImageSources, chartsByImage, copyCharts, prepareCharts, type PackedChart } from './charts.ts';
 import { findHelm, HELM_INSTALL_HINT } from './helm/helm.ts';
-import { copySignatures, discoverSignatures, type FoundSignatures } from './sources/signatures.ts';
+import { copySignatures, discoverSignatures, signatureRefs, type FoundSignatures } from './sources/signatures.ts';
 
 /**
  * airlock pack: spec -> manifests + images -> one signed bundle.
@@ -465,7 +465,7 @@ function bundleContent(
       refs: [
         ...planned.map((p) => ({ ref: p.wanted.canonical, descriptor: p.plan.root.descriptor })),
         ...chartContent.refs,
-        ...[...(signatures?.byImage.values() ?? [])].flat().map((f) => ({ ...(f.ref !== undefined ? { ref: f.ref } : {}), descriptor: f.root })),
+        ...signatureRefs(signatures),
       ],
     },
   };

@@ -71,6 +71,16 @@ export async function copySignatures(found: FoundSignatures, bundle: ContentSink
   });
 }
 
+/** oci/index.json's entries for the signatures, each once (two tags of one image share theirs). */
+export function signatureRefs(found: FoundSignatures | undefined): { ref?: string; descriptor: Descriptor }[] {
+  const refs = new Map<string, { ref?: string; descriptor: Descriptor }>();
+  for (const f of [...(found?.byImage.values() ?? [])].flat()) {
+    const key = f.ref ?? f.root.digest;
+    if (!refs.has(key)) refs.set(key, { ...(f.ref !== undefined ? { ref: f.ref } : {}), descriptor: f.root });
+  }
+  return [...refs.values()];
+}
+
 /** The digests a signature may name: the root as the registry has it (unless filtering changed it), and each manifest under it. */
 function subjectsOf(image: SignedImageInput, filtered: boolean): string[] {
   const subjects = new Set<string>();

@@ -107,7 +107,7 @@ export async function hasReferrersApi(client: RegistryClient, repository: string
 export function withReferrers(existing: ImageIndex | undefined, add: Descriptor[]): { index: ImageIndex; changed: boolean } {
   const index: ImageIndex = existing ?? { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] };
   const listed = new Set(index.manifests.map((m) => m.digest));
-  const missing = add.filter((d) => !listed.has(d.digest));
+  const missing = add.filter((d) => !listed.has(d.digest) && listed.add(d.digest));
   if (missing.length === 0) return { index, changed: existing === undefined ? add.length > 0 : false };
   return { index: { ...index, manifests: [...index.manifests, ...missing] }, changed: true };
 }

@@ -155,6 +155,8 @@ describe('referrers: the tag schema and the fallback index', () => {
     assert.deepEqual(extended.index.manifests, [other, ours]);
     assert.equal(extended.changed, true);
     assert.equal(withReferrers(extended.index, [ours]).changed, false);
+    // Two tags of one image bring the same referrer twice: listed once.
+    assert.deepEqual(withReferrers(undefined, [ours, ours]).index.manifests, [ours]);
   });
 });
 

@@ -3,6 +3,7 @@ import { UsageError, VerificationError } from '../shared/cli/errors.ts';
 import type { Logger } from '../shared/cli/log.ts';
 import { formatBytes, Progress } from '../shared/cli/progress.ts';
 import { INVENTORY_FORMAT_VERSION, writeInventory, type Inventory, type InventorySource } from '../shared/inventory/format.ts';
+import type { Descriptor } from '../shared/oci/descriptor.ts';
 import { childrenOf, parseManifest, type ParsedManifest } from '../shared/oci/mediatype.ts';
 import { listAllTags, listRepositories } from '../shared/registry/catalog.ts';
 import { RegistryClient, RegistryHttpError } from '../shared/registry/client.ts';
@@ -18,10 +19,12 @@ import { parseRegistryTarget } from './load.ts';
  * 1. What to walk: every repository under the prefix (the catalog, paged) and
  *    every tag of each (paged); or, with --from-git, the images and charts
  *    the bundle last loaded into that branch names, each checked by digest.
- * 2. The walk: each tag resolved to its digest (HEAD), each manifest not seen
- *    before fetched once (indexes -> child manifests -> config and layer
- *    descriptors), a bounded number at a time. No blob is read: sizes come
- *    from the descriptors.
+ * 2. The walk: each tag's manifest fetched by the tag (one request, which
+ *    names its digest); a digest seen before is not walked again, and every
+ *    manifest reached by digest (an index's children) is fetched once:
+ *    indexes -> child manifests -> config and layer descriptors, a bounded
+ *    number of requests at a time. No blob is read: sizes come from the
+ *    descriptors.
  * 3. The file written atomically; the summary returned.
  */
 export interface InventoryOptions {
@@ -130,6 +133,12 @@ function itemsInRegistry(items: LoadedItem[], target: { host: string; prefix: st
   return inside;
 }
 
+interface FetchedManifest {
+  repository: string;
+  descriptor: Descriptor;
+  parsed: ParsedManifest;
+}
+
 /** The walk of one registry: what it holds, gathered as the manifests are read. */
 class RegistryWalk {
   private readonly tags = new Map<string, Map<string, string>>();
@@ -187,50 +196,59 @@ class RegistryWalk {
     return missing.sort();
   }
 
-  /** A tag: its digest (HEAD), then its manifest, unless that was walked already. */
+  /**
+   * A tag: its manifest, fetched by the tag (one request: the digest comes
+   * with the bytes), then walked unless another tag or index reached it first.
+   */
   private async tag(repository: string, tag: string): Promise<void> {
-    const descriptor = await this.limit(() => this.client.resolve(repository, tag));
+    const fetched = await this.limit(() => this.fetch(repository, tag));
     // Deleted since it was listed, or not readable: the tag is left out with its manifest.
-    if (descriptor === undefined || !(await this.manifest(repository, descriptor.digest))) return;
+    if (fetched === undefined) return;
+    const { digest } = fetched.descriptor;
+    if (!(await this.manifest(repository, digest, fetched))) return;
     let tags = this.tags.get(repository);
     if (!tags) this.tags.set(repository, (tags = new Map()));
-    tags.set(tag, descriptor.digest);
+    tags.set(tag, digest);
   }
 
-  /** Walk a manifest or index once; false when the registry does not have it. */
-  private manifest(repository: string, digest: string): Promise<boolean> {
+  /** Walk a manifest or index once; false when the registry does not have it (or it cannot be read). */
+  private manifest(repository: string, digest: string, fetched?: FetchedManifest): Promise<boolean> {
     let walk = this.walks.get(digest);
     if (!walk) {
-      walk = this.readManifest(repository, digest);
+      walk = this.readManifest(repository, digest, fetched);
       this.walks.set(digest, walk);
     }
     return walk;
   }
 
-  private async readManifest(repository: string, digest: string): Promise<boolean> {
-    const what = `${this.client.display(repository)}@${digest}`;
-    let parsed: ParsedManifest;
-    try {
-      const fetched = await this.limit(() => this.client.getManifest(repository, digest));
-      if (fetched === undefined) return false;
-      parsed = parseManifest(fetched.bytes, fetched.descriptor.mediaType, what);
-    } catch (err) {
-      // Left out: an inventory that lists less only makes a delta carry more.
-      if (!(err instanceof VerificationError)) throw err;
-      this.logger.warn(`${err.message}; left out of the inventory`);
-      return false;
-    }
-    this.manifests.set(digest, repository);
-    const children = childrenOf(parsed);
-    if (parsed.index) {
+  private async readManifest(repository: string, digest: string, prefetched: FetchedManifest | undefined): Promise<boolean> {
+    const fetched = prefetched ?? (await this.limit(() => this.fetch(repository, digest)));
+    if (fetched === undefined) return false;
+    this.manifests.set(digest, fetched.repository);
+    if (fetched.parsed.index) {
+      const children = childrenOf(fetched.parsed);
       const present = await Promise.all(children.map((child) => this.manifest(repository, child.digest)));
-      const absent = children.filter((_, i) => !present[i]);
       // A sparse index (some platforms left out on purpose) is legal: say so, do not fail.
-      if (absent.length > 0) this.logger.debug(`${what}: ${absent.length} of its ${children.length} manifests are not in ${repository}`);
+      const absent = present.filter((p) => !p).length;
+      if (absent > 0) this.logger.debug(`${this.client.display(repository)}@${digest}: ${absent} of its ${children.length} manifests are not in the repository`);
     } else {
-      for (const blob of children) if (!this.blobs.has(blob.digest)) this.blobs.set(blob.digest, { size: blob.size, repository });
+      for (const blob of childrenOf(fetched.parsed)) if (!this.blobs.has(blob.digest)) this.blobs.set(blob.digest, { size: blob.size, repository });
     }
     return true;
+  }
+
+  /** GET a manifest by tag or digest; undefined when absent, or unreadable (warned: an inventory that lists less only makes a delta carry more). */
+  private async fetch(repository: string, reference: string): Promise<FetchedManifest | undefined> {
+    try {
+      const fetched = await this.client.getManifest(repository, reference);
+      if (fetched === undefined) return undefined;
+      const parsed = parseManifest(fetched.bytes, fetched.descriptor.mediaType, `${this.client.display(repository)}@${fetched.descriptor.digest}`);
+      return { repository, descriptor: fetched.descriptor, parsed };
+    } catch (err) {
+      if (!(err instanceof VerificationError)) throw err;
+      this.logger.warn(`${err.message}; left out of the inventory`);
+      return undefined;
+    }
   }
 
   /** Run a read of one repository; a repository this identity may not read is noted and left out. */

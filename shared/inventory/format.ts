@@ -1,6 +1,7 @@
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { RemoteError, UsageError } from '../cli/errors.ts';
+import { onShutdown } from '../cli/main.ts';
 
 /**
  * The inventory file (docs/inventory.md): what an enclave registry holds, by
@@ -214,6 +215,8 @@ function withSortedKeys(value: unknown): unknown {
 /** Write the inventory atomically: a temporary file beside the target, then a rename. */
 export async function writeInventory(path: string, inventory: Inventory): Promise<void> {
   const temp = join(dirname(path), `.${basename(path)}.${process.pid}.partial`);
+  // Interrupted (Ctrl-C) while writing: the temporary file goes, the old inventory stays.
+  const unregister = onShutdown(() => rm(temp, { force: true }));
   try {
     const handle = await open(temp, 'w');
     try {
@@ -226,5 +229,7 @@ export async function writeInventory(path: string, inventory: Inventory): Promis
   } catch (err) {
     await rm(temp, { force: true });
     throw new RemoteError(`${path}: cannot write the inventory: ${(err as Error).message}`, { cause: err });
+  } finally {
+    unregister();
   }
 }

@@ -146,6 +146,24 @@ describe('airlock inventory: the catalog walk', () => {
     assert.equal(result.bytes, Object.values(inv.blobs).reduce((a, [s]) => a + s, 0));
   });
 
+  test('TLS with --ca-file and Basic auth: the same walk; without the credentials, exit 4', async () => {
+    const secured = await startRegistry({ auth: 'basic', tls: true });
+    try {
+      const few = inside.filter((i) => i.repository !== 'apps/harness/ng-manager');
+      await pushImages(secured.url, few, { username: secured.username, password: secured.password, caFile: secured.caFile });
+      const output = join(work, 'tls.json');
+      const args = ['inventory', '--registry', `${secured.host}/apps`, '--ca-file', secured.caFile!, '-o', output];
+      const r = await airlock([...args, '--registry-username', secured.username!, '--registry-password-env', 'REG_PW'], { env: { REG_PW: secured.password } });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(actual(await readInventory(output), few), expected(few));
+      const anonymous = await airlock([...args.slice(0, -1), join(work, 'anonymous.json')], { env: { DOCKER_CONFIG: work } });
+      assert.equal(anonymous.code, 4, anonymous.stderr);
+      assert.match(anonymous.stderr, /hint: if the registry needs credentials, give --registry-username/);
+    } finally {
+      await secured.stop();
+    }
+  });
+
   describe('a registry that refuses the catalog', () => {
     let quirk: QuirkProxy;
     before(async () => {

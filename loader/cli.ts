@@ -9,6 +9,7 @@ import { formatLoadReport, load } from './load.ts';
 import type { GitOptions } from './gitops/commit.ts';
 import { promote } from './gitops/promote.ts';
 import { approve } from './approve.ts';
+import { formatInventorySummary, takeInventory } from './inventory.ts';
 import { keyPassword } from '../shared/sign/password.ts';
 import { REVIEW_STYLES } from './gitops/reviewStyles.ts';
 import { HttpTransport } from '../shared/registry/transport.ts';
@@ -18,7 +19,7 @@ import { sshAuth } from '../shared/transfer/ssh.ts';
 import { runTransfer } from '../shared/transfer/report.ts';
 import { Logger } from '../shared/cli/log.ts';
 import { UsageError } from '../shared/cli/errors.ts';
-import { notBuiltYet, withGitAuth, withJobs, withJson, withNetworkOptions, withPlainHttp, withRegistryAuth } from '../shared/cli/main.ts';
+import { positiveInteger, withGitAuth, withJobs, withJson, withNetworkOptions, withPlainHttp, withRegistryAuth } from '../shared/cli/main.ts';
 
 const BUNDLE_DESCRIPTION = 'The bundle: a file, s3://bucket/key, or the first volume of a split bundle (BUNDLE.000)';
 
@@ -267,20 +268,49 @@ export function registerLoaderCommands(y: Argv): Argv {
     )
     .command(
       'inventory',
-      'List the blobs and tags the enclave registry holds, for pack --since',
+      'List the blobs and tags the enclave registry holds (by digest), for pack --since',
       (b) =>
         withJson(
           withNetworkOptions(
-            withRegistryAuth(
-              withPlainHttp(
-                b
-                  .option('registry', { type: 'string', demandOption: true, describe: 'Enclave registry: HOST[:PORT][/PREFIX]', group: 'Registry:' })
-                  .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'File to write (inventory.json)', normalize: true }),
+            withGitAuth(
+              withRegistryAuth(
+                withPlainHttp(
+                  withJobs(
+                    b
+                      .option('registry', { type: 'string', demandOption: true, describe: 'Enclave registry: HOST[:PORT][/PREFIX]', group: 'Registry:' })
+                      .option('output', { alias: 'o', type: 'string', default: 'inventory.json', describe: 'File to write', normalize: true })
+                      .option('from-git', {
+                        type: 'string',
+                        describe: 'Where the registry refuses its catalog: take the images of the bundle last loaded into this git repository (URL) and check each in the registry',
+                        group: 'Git:',
+                      })
+                      .option('git-branch', { type: 'string', default: 'dev', describe: 'Branch load committed to', group: 'Git:' })
+                      .option('git-path', { type: 'string', describe: 'Directory in the repository (default: the one folder holding airlock/airlock.json)', group: 'Git:' })
+                      .option('page-size', { type: 'number', hidden: true, coerce: positiveInteger('page-size') }),
+                    'manifest reads',
+                  ),
+                ),
               ),
             ),
           ),
         ),
-      () => notBuiltYet('inventory'),
+      async (argv) => {
+        const json = Boolean(argv.json);
+        const summary = await takeInventory({
+          registry: argv.registry,
+          output: argv.output,
+          username: argv['registry-username'],
+          passwordEnv: argv['registry-password-env'],
+          plainHttp: argv['plain-http'],
+          caFile: argv['ca-file'],
+          jobs: argv.jobs,
+          pageSize: argv['page-size'],
+          fromGit: argv['from-git'] === undefined ? undefined : gitOptions({ ...argv, git: argv['from-git'] }),
+          json,
+          logger: new Logger({ json }),
+        });
+        process.stdout.write(json ? JSON.stringify({ event: 'inventory', ...summary }) + '\n' : formatInventorySummary(summary) + '\n');
+      },
     );
 }
 

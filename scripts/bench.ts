@@ -19,6 +19,9 @@
  *                   the same load again (everything present)
  *   skopeo load     `skopeo copy oci:DIR:REF docker://...` image by image from
  *                   the extracted bundle into another empty registry
+ *   inventory       airlock inventory of the loaded registry against
+ *                   `skopeo inspect --raw` of each tag one at a time
+ *                   (scripts/bench-inventory.ts; target >= 5x faster)
  *   sftp, s3        airlock upload and download of the bundle to a local sshd
  *                   and to a local S3 protocol server (s3rver)
  * plus the peak RSS of each airlock process (GNU time) and the bundle's size
@@ -40,6 +43,7 @@ import { generateImages, pushImages, type ImageSpec } from '../test/services/fix
 import { startRegistry, type RegistryService } from '../test/services/registry.ts';
 import { startSshd } from '../test/services/sshd.ts';
 import { startS3 } from '../test/services/s3.ts';
+import { benchInventory } from './bench-inventory.ts';
 
 const exec = promisify(execFile);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -125,6 +129,7 @@ async function measure(w: Workload, registry: RegistryService, dir: string): Pro
   let verifyRss = 0;
   let loadRss = 0;
   let bundleSize = 0;
+  let inventoryRows: string[] = [];
   for (let run = 0; run < RUNS; run++) {
     await rm(bundle, { force: true });
     const packed = await airlock(['pack', '-f', join(dir, 'airlock.yaml'), '-o', bundle, '--key', join(work, 'airlock.key'), '--jobs', String(JOBS), ...mirrors, '--json']);
@@ -158,6 +163,7 @@ async function measure(w: Workload, registry: RegistryService, dir: string): Pro
       results.load!.push(loaded.seconds);
       loadRss = Math.max(loadRss, loaded.rss);
       results.reload!.push((await airlock(['load', bundle, '--key', join(work, 'airlock.pub'), '--registry', enclave.host, '--plain-http', '--json'])).seconds);
+      if (run === 0) inventoryRows = (await benchInventory({ registry: enclave, refs: w.refs, dir, jobs: JOBS, airlock })).rows;
       await mkdir(extracted, { recursive: true });
       await exec('tar', ['-xf', bundle, '-C', extracted]);
       results.skopeoLoad!.push(
@@ -189,6 +195,7 @@ async function measure(w: Workload, registry: RegistryService, dir: string): Pro
   // A reload reads every byte (load checks what verify checks): its budget is one hash of the bundle plus 5% of the first load.
   const reload = median(results.reload!);
   row('airlock load again (all present)', reload, `${((reload / load) * 100).toFixed(1)}% of the first load; ${(reload / (sha + 0.05 * load)).toFixed(2)}x the budget (openssl + 5% of the first load = ${(sha + 0.05 * load).toFixed(2)} s)`);
+  for (const r of inventoryRows) say(r);
   row('openssl dgst -sha256 bundle', sha, 'read + hash limit');
   row('cp --reflink=never bundle', median(results.cp!), 'disk limit (page cache, no fsync; pack flushes to disk)');
 

@@ -5,6 +5,7 @@ import { digestOf, VerifyingStream } from '../oci/digest.ts';
 import { MANIFEST_ACCEPT, parseManifest } from '../oci/mediatype.ts';
 import { apiHost } from '../oci/reference.ts';
 import { RegistryAuth, repositoryScope } from './auth.ts';
+import { listAllTags, parseNextLink } from './catalog.ts';
 import type { Credentials } from './credentials.ts';
 import type { RateLimitTracker } from './ratelimit.ts';
 import { DEFAULT_RETRY, isRetryableNetworkError, retryDelayMs, sleep, type RetryPolicy } from './retry.ts';
@@ -219,31 +220,33 @@ export class RegistryClient {
    * maxTags: a chart's versions, not a registry's worth of names.
    */
   async listTags(repository: string, maxTags = 100_000): Promise<string[]> {
-    const what = `list tags of ${this.display(repository)}`;
-    const tags: string[] = [];
-    let url: URL | undefined = this.url(repository, 'tags/list');
-    url.searchParams.set('n', '1000');
-    while (url !== undefined) {
-      const res = await this.send({ method: 'GET', url, headers: { accept: 'application/json' }, scopes: [repositoryScope(this.repo(repository), ['pull'])], what });
-      if (res.status === 404) {
-        await res.body.dump();
-        return [];
-      }
-      if (res.status !== 200) throw await this.failure(res, what);
-      const bytes = await readLimited(res, MAX_MANIFEST_BYTES, what);
-      let body: { tags?: unknown };
-      try {
-        body = JSON.parse(bytes.toString('utf8')) as { tags?: unknown };
-      } catch {
-        throw new RemoteError(`${what}: the registry's answer is not JSON`);
-      }
-      if (Array.isArray(body.tags)) for (const t of body.tags) if (typeof t === 'string') tags.push(t);
-      if (tags.length > maxTags) throw new RemoteError(`${what}: more than ${maxTags} tags`);
-      const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(header(res, 'link') ?? '')?.[1];
-      url = next === undefined ? undefined : new URL(next, res.url);
-      if (url !== undefined && url.origin !== this.endpoint.origin.origin) throw new RemoteError(`${what}: the registry's next page is on another host`);
+    return listAllTags(this, this.repo(repository), { maxEntries: maxTags });
+  }
+
+  /**
+   * One page of a listing (the catalog, a repository's tags): the JSON of a
+   * 200 and the next page the Link header names, or the status of a refusal
+   * (401 once authentication was tried, 403, 404). Other answers are errors.
+   */
+  async listingPage(url: URL, scopes: Scopes, what: string): Promise<{ status: 200; body: unknown; next?: URL } | { status: 401 | 403 | 404 }> {
+    let res: HttpResponse;
+    try {
+      res = await this.send({ method: 'GET', url, headers: { accept: 'application/json' }, scopes, what });
+    } catch (err) {
+      if (err instanceof RegistryHttpError && err.status === 401) return { status: 401 };
+      throw err;
     }
-    return tags;
+    if (res.status === 403 || res.status === 404) {
+      await res.body.dump();
+      return { status: res.status };
+    }
+    if (res.status !== 200) throw await this.failure(res, what);
+    const bytes = await readLimited(res, MAX_MANIFEST_BYTES, what);
+    try {
+      return { status: 200, body: JSON.parse(bytes.toString('utf8')) as unknown, next: parseNextLink(header(res, 'link'), res.url) };
+    } catch {
+      throw new RemoteError(`${what}: the registry's answer is not JSON`);
+    }
   }
 
   // ---- referrers ----------------------------------------------------------
@@ -624,17 +627,17 @@ export class RegistryClient {
     const base = `${what}: registry ${host} answered HTTP ${res.status}${detail ? ` ${detail}` : ''}`;
     switch (res.status) {
       case 401:
-        return new RemoteError(base, {
+        return new RegistryHttpError(res.status, base, {
           hint: 'authentication failed: check --registry-username / --registry-password-env or ~/.docker/config.json',
         });
       case 403:
-        return new RemoteError(base, { hint: 'the credentials are valid but lack permission for this action' });
+        return new RegistryHttpError(res.status, base, { hint: 'the credentials are valid but lack permission for this action' });
       case 405:
-        return new RemoteError(base, {
+        return new RegistryHttpError(res.status, base, {
           hint: 'the registry refuses writes (read-only or maintenance mode); ask its operator to allow the loader identity',
         });
       case 412:
-        return new RemoteError(`${base}: the manifest is there, but the registry's policy forbids reading it`, {
+        return new RegistryHttpError(res.status, `${base}: the manifest is there, but the registry's policy forbids reading it`, {
           hint: "Harbor answers 412 when a project's vulnerability or signature policy blocks pulls of an artifact; ask the registry operator to allow it or exempt the loader identity",
         });
       case 429: {
@@ -642,13 +645,24 @@ export class RegistryClient {
         const limit = header(res, 'ratelimit-limit');
         const retryAfter = header(res, 'retry-after');
         const numbers = [limit && `limit ${limit}`, remaining && `remaining ${remaining}`, retryAfter && `retry after ${retryAfter} s`].filter(Boolean).join(', ');
-        return new RemoteError(`${base}${numbers ? ` (${numbers})` : ''}: the pull rate limit is spent`, {
+        return new RegistryHttpError(res.status, `${base}${numbers ? ` (${numbers})` : ''}: the pull rate limit is spent`, {
           hint: `log in for a higher limit (docker login ${this.endpoint.registry}, or --registry-username with --registry-password-env), pack through a mirror (--registry-mirror ${this.endpoint.registry}=URL), or try again after the window resets`,
         });
       }
       default:
-        return new RemoteError(base);
+        return new RegistryHttpError(res.status, base);
     }
+  }
+}
+
+/** A registry's failure answer, with its HTTP status. */
+export class RegistryHttpError extends RemoteError {
+  constructor(
+    readonly status: number,
+    message: string,
+    options?: { hint?: string; cause?: unknown },
+  ) {
+    super(message, options);
   }
 }
 

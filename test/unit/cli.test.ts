@@ -41,24 +41,14 @@ test('--version prints the package version', async () => {
   assert.equal(r.stdout.trim(), pkg.version);
 });
 
-test('commands not built yet exit 2 and say so', async () => {
-  const cases: [string[], RegExp][] = [
-    [['inventory', '--registry', 'r.example', '-o', 'inv.json'], /airlock inventory is not built yet/],
-  ];
-  for (const [args, message] of cases) {
-    const r = await airlock(...args);
-    assert.equal(r.code, 2, args.join(' '));
-    assert.match(r.stderr, new RegExp(`^airlock: error: ${message.source}`, 'm'));
-  }
-});
-
 test('--json: the error is one JSON line on stdout', async () => {
-  const r = await airlock('inventory', '--registry', 'r.example', '-o', 'inv.json', '--json');
+  const r = await airlock('inventory', '--registry', 'https://r.example', '-o', 'inv.json', '--json');
   assert.equal(r.code, 2);
   assert.deepEqual(JSON.parse(r.stdout.trim()), {
     level: 'error',
     exitCode: 2,
-    message: 'airlock inventory is not built yet in this version',
+    message: '--registry https://r.example: give HOST[:PORT][/PREFIX] without a scheme',
+    hint: 'HTTPS is the default; add --plain-http for plain HTTP',
   });
   assert.equal(r.stderr, '');
 });

@@ -18,7 +18,7 @@ import { sshAuth } from '../shared/transfer/ssh.ts';
 import { runTransfer } from '../shared/transfer/report.ts';
 import { Logger } from '../shared/cli/log.ts';
 import { UsageError } from '../shared/cli/errors.ts';
-import { notBuiltYet, withGitAuth, withJobs, withJson, withNetworkOptions, withPlainHttp, withRegistryAuth } from '../shared/cli/main.ts';
+import { notBuiltYet, positiveInteger, withGitAuth, withJobs, withJson, withNetworkOptions, withPlainHttp, withRegistryAuth } from '../shared/cli/main.ts';
 
 const BUNDLE_DESCRIPTION = 'The bundle: a file, s3://bucket/key, or the first volume of a split bundle (BUNDLE.000)';
 
@@ -69,6 +69,12 @@ export function registerLoaderCommands(y: Argv): Argv {
                         describe: 'Enclave registry: HOST[:PORT][/PREFIX]',
                         group: 'Registry:',
                       })
+                      .option('map-depth', {
+                        type: 'number',
+                        describe: 'Keep at most N path segments under the prefix: the first N-1, the rest joined with "-" (registries that limit the depth, such as GitLab)',
+                        coerce: positiveInteger('map-depth'),
+                        group: 'Registry:',
+                      })
                       .option('git', { type: 'string', describe: 'Git repository URL (https:// or ssh://) to commit the manifests to', group: 'Git:' })
                       .option('git-branch', { type: 'string', default: 'dev', describe: 'Branch to commit to', group: 'Git:' })
                       .option('git-path', { type: 'string', describe: "Directory in the repository (default: the bundle's name)", group: 'Git:' })
@@ -98,6 +104,7 @@ export function registerLoaderCommands(y: Argv): Argv {
           bundle: argv.bundle as string,
           key: argv.key,
           registry: argv.registry,
+          mapDepth: argv['map-depth'],
           username: argv['registry-username'],
           passwordEnv: argv['registry-password-env'],
           plainHttp: argv['plain-http'],

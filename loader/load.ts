@@ -12,6 +12,7 @@ import { BundleFileSource } from '../shared/bundle/source.ts';
 import { copyGraph, CopySession, planGraph, type CopyEvent, type GraphPlan } from '../shared/copy.ts';
 import { chartTargets, type ChartTarget } from './chart-targets.ts';
 import { imageTargets, type Target } from './targets.ts';
+import { checkPushAccess } from './namespace-preflight.ts';
 import { RegistryClient } from '../shared/registry/client.ts';
 import { credentialsFor } from '../shared/registry/credentials.ts';
 import { HttpTransport } from '../shared/registry/transport.ts';
@@ -26,7 +27,10 @@ import { keyFingerprint, readPublicKey } from '../shared/sign/keys.ts';
  *    byte), and the git commit rendered. Nothing is sent before this.
  * 2. Preflight: each image's tag in the target registry. A tag pointing at
  *    other content is a conflict (exit 5, all listed) unless --overwrite-tags;
- *    a tag already at the image's digest means the image is there.
+ *    a tag already at the image's digest means the image is there. Then each
+ *    repository still to push is probed under push scope
+ *    (namespace-preflight.ts): a namespace the registry will not create, or
+ *    a path deeper than it takes, stops the load here (exit 4).
  * 3. One copyGraph session for every image and chart still missing (charts
  *    go to REGISTRY[/PREFIX]/charts/NAME:VERSION, chart-targets.ts, under
  *    the same policy): blobs are read by
@@ -42,6 +46,8 @@ export interface LoadOptions {
   key: string;
   /** HOST[:PORT][/PREFIX] */
   registry: string;
+  /** --map-depth: at most this many path segments under the prefix (the rest joined with "-"). */
+  mapDepth?: number;
   username?: string;
   passwordEnv?: string;
   plainHttp?: boolean;
@@ -143,6 +149,10 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
     // 2. Preflight: where each tag points now; conflicts stop the load here.
     progress.phase('preflight', { items: targets.length });
     const missing = await preflight(client, stores, targets, options, progress);
+    if (!options.dryRun && missing.length > 0) {
+      progress.phase('push access', { items: missing.length });
+      await checkPushAccess(client, missing.map((t) => t.repository), { jobs: options.jobs ?? 8, prefix: target.prefix, mapDepth: options.mapDepth });
+    }
 
     // Plans read the manifests (verified) of what is missing; everything else is hashed meanwhile (load == verify).
     const plans = new Map(
@@ -196,14 +206,14 @@ async function checkBundle(bytes: BundleBytes, publicKey: KeyObject, target: { h
   const { host, prefix } = target;
   const scan = await scanBundleFile(bytes, publicKey, bytes.name);
   const source = new BundleFileSource(bytes, scan, bytes.name);
-  const images = imageTargets(scan, prefix, bytes.name);
-  const charts = chartTargets(scan, prefix, bytes.name, images);
+  const images = imageTargets(scan, prefix, bytes.name, options.mapDepth);
+  const charts = chartTargets(scan, prefix, bytes.name, images, options.mapDepth);
   const gitCommit = options.git
     ? await prepareBundleCommit({
         git: options.git,
         scan,
         source,
-        registry: { host, prefix },
+        registry: { host, prefix, ...(options.mapDepth !== undefined ? { mapDepth: options.mapDepth } : {}) },
         plainHttp: options.plainHttp,
         report: {
           bundle: scan.index.name,
@@ -254,7 +264,7 @@ async function preflight(client: RegistryClient, stores: TargetStores, targets: 
   await Promise.all(
     targets.map((t) =>
       limit(async () => {
-        t.current = (await client.resolve(t.repository, t.tag ?? t.root.digest))?.digest;
+        t.current = (await client.resolve(t.repository, t.tag ?? t.root.digest, { refusedAsAbsent: true }))?.digest;
         progress.advance(0, 1);
       }),
     ),

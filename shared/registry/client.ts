@@ -67,6 +67,15 @@ interface RegistryRequest {
   body?: Buffer | Readable;
   scopes: Scopes;
   what: string;
+  /** Return a 401 that authentication could not get past, instead of throwing (push probes). */
+  keepRefusal?: boolean;
+}
+
+/** How a registry answered a push probe it refused. */
+export interface PushRefusal {
+  status: number;
+  /** The registry's error codes and messages ("DENIED: requested access to the resource is denied"), if any. */
+  detail: string;
 }
 
 export function resolveEndpoint(registry: string, options: Pick<RegistryOptions, 'mirrors' | 'plainHttp'>): Endpoint {
@@ -120,8 +129,11 @@ export class RegistryClient {
    * the registry leaves the digest out of HEAD, unless `headOnly`.
    * A digest the registry answers 412 for (Harbor's pull policies) is there:
    * its descriptor has the digest and what the headers say of the rest.
+   * With `refusedAsAbsent`, a refused read (401, 403) is undefined too: a
+   * namespace that does not exist yet (Harbor answers 401 there), which the
+   * push probe then explains.
    */
-  async resolve(repository: string, reference: string, options: { headOnly?: boolean } = {}): Promise<Descriptor | undefined> {
+  async resolve(repository: string, reference: string, options: { headOnly?: boolean; refusedAsAbsent?: boolean } = {}): Promise<Descriptor | undefined> {
     const what = `resolve ${this.display(repository)}${refSuffix(reference)}`;
     const res = await this.sendFollowing({
       method: 'HEAD',
@@ -129,9 +141,11 @@ export class RegistryClient {
       headers: { accept: MANIFEST_ACCEPT },
       scopes: [repositoryScope(this.repo(repository), ['pull'])],
       what,
+      keepRefusal: options.refusedAsAbsent,
     });
     await res.body.dump();
     if (res.status === 404) return undefined;
+    if (options.refusedAsAbsent && (res.status === 401 || res.status === 403)) return undefined;
     if (res.status === 412) {
       const digest = header(res, 'docker-content-digest');
       if (reference.startsWith('sha256:') || digest?.startsWith('sha256:')) {
@@ -436,6 +450,31 @@ export class RegistryClient {
     this.remember(repository, desc.digest);
   }
 
+  /**
+   * Whether the registry takes a push to `repository`: opens an upload, asking
+   * for push scope (Quay creates a repository only when push is requested;
+   * Harbor and GitLab grant it only where the project exists and the path is
+   * one they accept), and cancels it at once. Nothing is stored. Returns the
+   * refusal, or undefined when the push would be taken.
+   */
+  async probePush(repository: string): Promise<PushRefusal | undefined> {
+    const res = await this.send({
+      method: 'POST',
+      url: this.url(repository, 'blobs/uploads/'),
+      headers: { 'content-length': '0' },
+      scopes: [repositoryScope(this.repo(repository), ['pull', 'push'])],
+      what: `check push to ${this.display(repository)}`,
+      keepRefusal: true,
+    });
+    if (res.status === 202) {
+      await res.body.dump();
+      const location = header(res, 'location');
+      if (location) await this.cancelUpload(repository, new URL(location, res.url));
+      return undefined;
+    }
+    return { status: res.status, detail: describeRegistryErrors(await readText(res, 4096)) };
+  }
+
   private async startUpload(repository: string, scopes: Scopes, what: string): Promise<URL> {
     const res = await this.send({
       method: 'POST',
@@ -544,14 +583,18 @@ export class RegistryClient {
       if (this.rateLimits && /\/manifests\//.test(req.url.pathname)) this.rateLimits.observe(this.endpoint.registry, res);
       if (res.status !== 401) return res;
       const replayable = req.body === undefined || Buffer.isBuffer(req.body);
-      if (attempt > 0 || !replayable) throw await this.failure(res, req.what, host);
+      if (attempt > 0 || !replayable) return this.refused(req, res, host);
       // A 401 without a challenge (some proxies drop it): the API root names the scheme.
       const challenge = header(res, 'www-authenticate') ?? (await this.pingForChallenge(req.url, req.what));
-      if (!auth.onUnauthorized(challenge, req.scopes, authorization)) {
-        throw await this.failure(res, req.what, host);
-      }
+      if (!auth.onUnauthorized(challenge, req.scopes, authorization)) return this.refused(req, res, host);
       await res.body.dump();
     }
+  }
+
+  /** A 401 authentication could not get past: the answer itself for a probe, else a clear error. */
+  private async refused(req: RegistryRequest, res: HttpResponse, host: string): Promise<HttpResponse> {
+    if (req.keepRefusal) return res;
+    throw await this.failure(res, req.what, host);
   }
 
   private async pingForChallenge(url: URL, what: string): Promise<string | undefined> {

@@ -211,7 +211,8 @@ describe('airlock load', () => {
     try {
       const res = await load(target);
       assert.equal(res.code, 4, res.stderr);
-      assert.match(res.stderr, new RegExp(`push blob .*${target.host}/harness/.*HTTP 405`));
+      // The push-scope preflight finds it before any blob is sent.
+      assert.match(res.stderr, new RegExp(`refuses pushes to .*\\n  ${target.host}/harness/.*: HTTP 405`));
       assert.match(res.stderr, /read-only/);
     } finally {
       await target.stop();

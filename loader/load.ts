@@ -16,7 +16,8 @@ import { checkPushAccess } from './namespace-preflight.ts';
 import { RegistryClient } from '../shared/registry/client.ts';
 import { credentialsFor } from '../shared/registry/credentials.ts';
 import { HttpTransport } from '../shared/registry/transport.ts';
-import { DeferredManifests } from '../shared/store/deferred.ts';
+import { ManifestGate } from '../shared/store/manifest-gate.ts';
+import { recheckThenTag } from './tags-last.ts';
 import { RemoteStore } from '../shared/store/remote.ts';
 import { keyFingerprint, readPublicKey } from '../shared/sign/keys.ts';
 
@@ -37,8 +38,11 @@ import { keyFingerprint, readPublicKey } from '../shared/sign/keys.ts';
  *    offset and hashed while they upload (HEAD first, cross-repository mounts
  *    for shared layers). Meanwhile every entry the push does not read is
  *    hashed, so load accepts exactly what verify accepts.
- * 4. The whole bundle checked out: only then are manifests pushed (children
- *    first), then tags.
+ *    Each image's manifests go out by digest (untagged) as soon as its blobs
+ *    are in and every byte they reference checked out (ManifestGate), so a
+ *    registry's garbage collection cannot take blobs nothing references.
+ * 4. The whole bundle checked out: every manifest is checked to be still
+ *    there (pushed again if it vanished), then the tags (tags-last.ts).
  * 5. The git commit, when asked for.
  */
 export interface LoadOptions {
@@ -167,12 +171,12 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
       progress.phase('dry run', { items: missing.length });
       await planDryRun(stores, targets, plans, report, options.jobs ?? 8, progress);
     } else {
-      // 3. Push every blob; 4. the whole bundle checked out; 5. manifests, then tags.
-      const pushed = await pushBlobs(source, stores, plans, report, options, progress);
+      // 3. Push every image (manifests by digest once their bytes checked out); 4. the whole bundle checked out; then tags.
+      const pushed = await pushImages(source, stores, plans, wholeBundle, report, options, progress);
       progress.phase('check');
       await wholeBundle.finish();
-      progress.phase('manifests and tags');
-      await nameContent(stores, missing, pushed.session);
+      progress.phase('tags');
+      await tagLast(source, stores, plans, options);
       reportPushed(stores, targets, plans, pushed, report);
       // 6. The git commit, once everything it pins is in.
       if (bundle.gitCommit) {
@@ -230,22 +234,15 @@ async function checkBundle(bytes: BundleBytes, publicKey: KeyObject, target: { h
   return { scan, source, targets: [...images, ...charts], ...(gitCommit ? { gitCommit } : {}) };
 }
 
-/** One RemoteStore (and its held-back manifests) per target repository. */
+/** One RemoteStore per target repository. */
 class TargetStores {
-  private readonly stores = new Map<string, { remote: RemoteStore; deferred: DeferredManifests }>();
+  private readonly stores = new Map<string, { remote: RemoteStore }>();
   constructor(readonly client: RegistryClient) {}
 
-  for(repository: string): { remote: RemoteStore; deferred: DeferredManifests } {
+  for(repository: string): { remote: RemoteStore } {
     let s = this.stores.get(repository);
-    if (!s) {
-      const remote = new RemoteStore(this.client, repository);
-      this.stores.set(repository, (s = { remote, deferred: new DeferredManifests(remote) }));
-    }
+    if (!s) this.stores.set(repository, (s = { remote: new RemoteStore(this.client, repository) }));
     return s;
-  }
-
-  all(): { remote: RemoteStore; deferred: DeferredManifests }[] {
-    return [...this.stores.values()];
   }
 
   display(t: Target): string {
@@ -330,7 +327,6 @@ async function planDryRun(stores: TargetStores, targets: Target[], plans: Map<Ta
 }
 
 interface Pushed {
-  session: CopySession;
   /** "REPOSITORY DIGEST" -> bytes uploaded there. */
   uploaded: Map<string, number>;
   /** Seconds from the start of the push until each target's content was in. */
@@ -339,10 +335,18 @@ interface Pushed {
 
 /**
  * One copyGraph session for every missing target: blobs read by offset and
- * hashed while they upload (HEAD first, mounts for shared layers); manifests
- * are held back in each repository's DeferredManifests.
+ * hashed while they upload (HEAD first, mounts for shared layers); each
+ * manifest pushed by digest once every blob it references checked out.
  */
-async function pushBlobs(source: BundleFileSource, stores: TargetStores, plans: Map<Target, GraphPlan>, report: LoadReport, options: LoadOptions, progress: Progress): Promise<Pushed> {
+async function pushImages(
+  source: BundleFileSource,
+  stores: TargetStores,
+  plans: Map<Target, GraphPlan>,
+  wholeBundle: WholeBundleCheck,
+  report: LoadReport,
+  options: LoadOptions,
+  progress: Progress,
+): Promise<Pushed> {
   // Per repository: a layer two repositories share is uploaded to one and mounted into the other; both count as done.
   const perRepository = new Map<string, number>();
   for (const [t, p] of plans) for (const b of p.blobs) perRepository.set(`${t.repository} ${b.digest}`, b.size);
@@ -366,17 +370,19 @@ async function pushBlobs(source: BundleFileSource, stores: TargetStores, plans: 
   const started = performance.now();
   const finished = new Map<Target, number>();
   await session.all([...plans.keys()], async (t) => {
-    await copyGraph(source, stores.for(t.repository).deferred, t.root, { session });
+    await copyGraph(source, new ManifestGate(stores.for(t.repository).remote, (blobs) => wholeBundle.verifyBlobs(blobs)), t.root, { session });
     finished.set(t, (performance.now() - started) / 1000);
     progress.advance(0, 1);
   });
-  return { session, uploaded, finished };
+  return { uploaded, finished };
 }
 
-/** Manifests (repositories in parallel; inside one, children first), then tags. */
-async function nameContent(stores: TargetStores, missing: Target[], session: CopySession): Promise<void> {
-  await Promise.all(stores.all().map(({ deferred }) => session.limit(() => deferred.flush())));
-  await Promise.all(missing.filter((t) => t.tag).map((t) => session.limit(() => stores.for(t.repository).remote.tag(t.root, t.tag!))));
+/** Every manifest still there (pushed again if the registry lost it), then the tags. */
+async function tagLast(source: BundleFileSource, stores: TargetStores, plans: Map<Target, GraphPlan>, options: LoadOptions): Promise<void> {
+  const { repushed } = await recheckThenTag({ source, store: (r) => stores.for(r).remote, plans, concurrency: options.jobs ?? 8 });
+  if (repushed.length > 0) {
+    options.logger.warn(`${repushed.length} manifest${repushed.length === 1 ? '' : 's'} vanished from the registry during the load (garbage collection?) and went again: ${repushed.join(', ')}`);
+  }
 }
 
 /** Each target's line: its blobs uploaded (a blob shared with an earlier target counts once, there). */

@@ -57,6 +57,9 @@ function hintFor(probes: readonly PushProbe[], refused: readonly PushProbe[], op
   }
   const depth = depthLimit(probes, refused);
   if (depth !== undefined) return depthHint(depth, options);
+  if (refused.every((p) => p.refusal!.status === 404)) {
+    return 'the registry does not create repositories on push (ECR answers NAME_UNKNOWN): create each repository listed first, or allow creation on push (an ECR repository creation template)';
+  }
   const hints: string[] = [];
   if (refused.length === probes.length && refused.every((p) => p.refusal!.status === 401)) {
     hints.push('if the credentials are wrong: check --registry-username / --registry-password-env or ~/.docker/config.json');

@@ -65,3 +65,8 @@ test('a read-only registry and wrong credentials are said as such', () => {
   assert.match(explainRefusals([refused('a/b', 405, 'UNSUPPORTED')], { prefix: '', display })!.hint!, /read-only/);
   assert.match(explainRefusals([refused('a/b'), refused('c/d')], { prefix: '', display })!.hint!, /--registry-username/);
 });
+
+test('a registry that creates no repository on push (ECR: 404 NAME_UNKNOWN) is told apart', () => {
+  const err = explainRefusals([refused('harness/gateway', 404, "NAME_UNKNOWN: The repository with name 'harness/gateway' does not exist")], { prefix: '', display })!;
+  assert.match(err.hint!, /create each repository listed first/);
+});

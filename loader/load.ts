@@ -15,6 +15,7 @@ import { imageTargets, type Target } from './targets.ts';
 import { checkPushAccess } from './namespace-preflight.ts';
 import { RegistryClient } from '../shared/registry/client.ts';
 import { credentialsFor } from '../shared/registry/credentials.ts';
+import { ClientCertificates } from '../shared/registry/client-certs.ts';
 import { HttpTransport } from '../shared/registry/transport.ts';
 import { ManifestGate } from '../shared/store/manifest-gate.ts';
 import { recheckThenTag } from './tags-last.ts';
@@ -56,6 +57,9 @@ export interface LoadOptions {
   passwordEnv?: string;
   plainHttp?: boolean;
   caFile?: string;
+  /** --client-cert / --client-key, and certs.d: for a registry behind mutual TLS. */
+  clientCert?: string;
+  clientKey?: string;
   /** --s3-endpoint, for s3:// bundles. */
   s3Endpoint?: string;
   overwriteTags?: boolean;
@@ -131,6 +135,7 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
   const publicKey = readPublicKey(keyPem, options.key);
   const bytes = await openAnyBundle(options.bundle, { s3: { endpoint: options.s3Endpoint, caFile: options.caFile } });
 
+  const certificates = new ClientCertificates({ registryHost: target.host, clientCert: options.clientCert, clientKey: options.clientKey });
   const progress = new Progress({ json: options.json, summaryLine: false });
   logger.attachStatusLine(progress);
   const transport = new HttpTransport({
@@ -140,6 +145,7 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
   });
   const client = new RegistryClient(target.host, transport, {
     plainHttp: options.plainHttp,
+    clientCertificates: certificates,
     credentials: (h) => credentialsFor(h, { username: options.username, passwordEnv: options.passwordEnv, warn: (m) => logger.warn(m) }),
   });
   let wholeBundle: WholeBundleCheck | undefined;

@@ -8,7 +8,8 @@ import { RegistryAuth, repositoryScope } from './auth.ts';
 import type { Credentials } from './credentials.ts';
 import type { RateLimitTracker } from './ratelimit.ts';
 import { DEFAULT_RETRY, isRetryableNetworkError, retryDelayMs, sleep, type RetryPolicy } from './retry.ts';
-import { header, HttpTransport, type HttpHeaders, type HttpResponse, type TransportOptions } from './transport.ts';
+import { header, HttpTransport, mutualTlsHint, type HttpHeaders, type HttpResponse, type TransportOptions } from './transport.ts';
+import type { ClientCertificates, HostTls } from './client-certs.ts';
 
 /**
  * A client for one registry host speaking the OCI distribution API
@@ -46,6 +47,8 @@ export interface RegistryOptions extends TransportOptions {
   chunkBytes?: number;
   /** Told about the pull quotas registries announce (Docker Hub). */
   rateLimits?: RateLimitTracker;
+  /** Client certificates and per-host CAs (--client-cert, certs.d) for registries behind mutual TLS. */
+  clientCertificates?: ClientCertificates;
 }
 
 export const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
@@ -102,6 +105,7 @@ export class RegistryClient {
   private readonly mounts = { linked: 0, refused: 0 };
   /** Anonymous authentication for the other hosts redirects lead to (registry.k8s.io -> Artifact Registry). */
   private readonly redirectAuth = new Map<string, RegistryAuth>();
+  private readonly certs: ClientCertificates | undefined;
 
   constructor(
     registry: string,
@@ -109,7 +113,8 @@ export class RegistryClient {
     options: RegistryOptions = {},
   ) {
     this.endpoint = resolveEndpoint(registry, options);
-    this.auth = new RegistryAuth(this.endpoint.origin.host, transport, options.credentials?.(this.endpoint.origin.host));
+    this.certs = options.clientCertificates;
+    this.auth = new RegistryAuth(this.endpoint.origin.host, transport, options.credentials?.(this.endpoint.origin.host), (u) => this.tlsFor(u));
     this.retry = options.retry ?? DEFAULT_RETRY;
     this.monolithicMax = options.monolithicMaxBytes ?? DEFAULT_MONOLITHIC_MAX;
     this.chunkBytes = options.chunkBytes;
@@ -579,7 +584,7 @@ export class RegistryClient {
       const authorization = await auth.authorization(req.scopes);
       const headers = { ...req.headers };
       if (authorization) headers.authorization = authorization;
-      const res = await this.transport.send({ method: req.method, url: req.url, headers, body: req.body, what: req.what });
+      const res = await this.transport.send({ method: req.method, url: req.url, headers, body: req.body, what: req.what, tls: this.tlsFor(req.url) });
       if (this.rateLimits && /\/manifests\//.test(req.url.pathname)) this.rateLimits.observe(this.endpoint.registry, res);
       if (res.status !== 401) return res;
       const replayable = req.body === undefined || Buffer.isBuffer(req.body);
@@ -591,6 +596,11 @@ export class RegistryClient {
     }
   }
 
+  /** The client certificate and CAs for a request to `url` (certs.d is per host; the flags' certificate only for this registry). */
+  private tlsFor(url: URL): HostTls | undefined {
+    return this.certs?.for(url.host, url.host === this.endpoint.origin.host);
+  }
+
   /** A 401 authentication could not get past: the answer itself for a probe, else a clear error. */
   private async refused(req: RegistryRequest, res: HttpResponse, host: string): Promise<HttpResponse> {
     if (req.keepRefusal) return res;
@@ -598,7 +608,7 @@ export class RegistryClient {
   }
 
   private async pingForChallenge(url: URL, what: string): Promise<string | undefined> {
-    const res = await this.transport.send({ method: 'GET', url: new URL('/v2/', url), what: `${what} (ask ${url.host} how to authenticate)` });
+    const res = await this.transport.send({ method: 'GET', url: new URL('/v2/', url), what: `${what} (ask ${url.host} how to authenticate)`, tls: this.tlsFor(url) });
     await res.body.dump();
     return res.status === 401 ? header(res, 'www-authenticate') : undefined;
   }
@@ -627,7 +637,7 @@ export class RegistryClient {
         res = await this.send(next);
       } else {
         let auth = this.redirectAuth.get(target.origin);
-        if (!auth) this.redirectAuth.set(target.origin, (auth = new RegistryAuth(target.host, this.transport, undefined)));
+        if (!auth) this.redirectAuth.set(target.origin, (auth = new RegistryAuth(target.host, this.transport, undefined, (u) => this.tlsFor(u))));
         const scopes = scopeOfPath(target) ?? [];
         res = await this.sendAuthenticated({ ...next, scopes }, auth, target.host);
       }
@@ -635,11 +645,32 @@ export class RegistryClient {
     return res;
   }
 
+  /**
+   * Whether a 400 is nginx's answer to a missing or refused client
+   * certificate (ssl_verify_client). A HEAD has no body to say so: the API
+   * root is asked with a GET.
+   */
+  private async wantsClientCertificate(text: string, url: URL): Promise<boolean> {
+    const NGINX = /No required SSL certificate was sent|The SSL certificate error/i;
+    if (text !== '') return NGINX.test(text);
+    try {
+      const res = await this.transport.send({ method: 'GET', url: new URL('/v2/', url), what: `ask ${url.host} why it answered HTTP 400`, tls: this.tlsFor(url) });
+      return res.status === 400 && NGINX.test(await readText(res, 4096));
+    } catch {
+      return false;
+    }
+  }
+
   /** A RemoteError naming the registry, the operation, the HTTP status and the registry's error codes. */
   private async failure(res: HttpResponse, what: string, host = this.endpoint.origin.host): Promise<AirlockError> {
     const text = res.status === 0 ? '' : await readText(res, 4096);
     const detail = describeRegistryErrors(text);
     const base = `${what}: registry ${host} answered HTTP ${res.status}${detail ? ` ${detail}` : ''}`;
+    if (res.status === 400 && (await this.wantsClientCertificate(text, res.url))) {
+      return new RemoteError(`${what}: ${host} wants a client certificate (mutual TLS) and answered HTTP 400 No required SSL certificate was sent`, {
+        hint: mutualTlsHint(host, this.tlsFor(res.url)),
+      });
+    }
     switch (res.status) {
       case 401:
         return new RemoteError(base, {

@@ -160,8 +160,9 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
     progress.phase('preflight', { items: targets.length });
     const missing = await preflight(client, stores, targets, options, progress);
     if (!options.dryRun && missing.length > 0) {
-      progress.phase('push access', { items: missing.length });
-      await checkPushAccess(client, missing.map((t) => t.repository), { jobs: options.jobs ?? 8, prefix: target.prefix, mapDepth: options.mapDepth });
+      const repositories = [...new Set(missing.map((t) => t.repository))];
+      progress.phase('push access', { items: repositories.length });
+      await checkPushAccess(client, repositories, { jobs: options.jobs ?? 8, prefix: target.prefix, mapDepth: options.mapDepth, onProbed: () => progress.advance(0, 1) });
     }
 
     // Plans read the manifests (verified) of what is missing; everything else is hashed meanwhile (load == verify).

@@ -28,21 +28,34 @@ export interface PushAccessOptions {
   prefix: string;
   /** --map-depth, when given. */
   mapDepth?: number;
+  /** Told after each repository probed (progress). */
+  onProbed?: () => void;
 }
 
 /** Probe every repository (each once); throw a RemoteError explaining the refusals, if any. */
 export async function checkPushAccess(client: RegistryClient, repositories: readonly string[], options: PushAccessOptions): Promise<void> {
   const limit = pLimit(Math.max(1, options.jobs));
   const unique = [...new Set(repositories)].sort();
-  const probes = await Promise.all(unique.map((repository) => limit(async (): Promise<PushProbe> => ({ repository, refusal: await client.probePush(repository) }))));
+  const probes = await Promise.all(
+    unique.map((repository) =>
+      limit(async (): Promise<PushProbe> => {
+        const refusal = await client.probePush(repository);
+        options.onProbed?.();
+        return { repository, refusal };
+      }),
+    ),
+  );
   const error = explainRefusals(probes, { ...options, display: (r) => client.display(r) });
   if (error) throw error;
 }
 
+/** What the hints need to know of the names: the prefix and --map-depth. */
+type Naming = Pick<PushAccessOptions, 'prefix' | 'mapDepth'>;
+
 const segments = (path: string) => (path === '' ? 0 : path.split('/').length);
 
 /** What the registry's refusals mean, as one error to act on; undefined when nothing was refused. */
-export function explainRefusals(probes: readonly PushProbe[], options: Omit<PushAccessOptions, 'jobs'> & { display: (repository: string) => string }): RemoteError | undefined {
+export function explainRefusals(probes: readonly PushProbe[], options: Naming & { display: (repository: string) => string }): RemoteError | undefined {
   const refused = probes.filter((p) => p.refusal !== undefined);
   if (refused.length === 0) return undefined;
   const lines = refused.slice(0, 20).map((p) => `  ${options.display(p.repository)}: HTTP ${p.refusal!.status}${p.refusal!.detail ? ` ${p.refusal!.detail}` : ''}`);
@@ -51,7 +64,7 @@ export function explainRefusals(probes: readonly PushProbe[], options: Omit<Push
   return new RemoteError(message, { hint: hintFor(probes, refused, options) });
 }
 
-function hintFor(probes: readonly PushProbe[], refused: readonly PushProbe[], options: Omit<PushAccessOptions, 'jobs'>): string {
+function hintFor(probes: readonly PushProbe[], refused: readonly PushProbe[], options: Naming): string {
   if (refused.every((p) => p.refusal!.status === 405)) {
     return 'the registry refuses writes (read-only or maintenance mode); ask its operator to allow the loader identity';
   }
@@ -76,7 +89,7 @@ function hintFor(probes: readonly PushProbe[], refused: readonly PushProbe[], op
   return hints.join('; ');
 }
 
-function depthHint(depth: number, options: Omit<PushAccessOptions, 'jobs'>): string {
+function depthHint(depth: number, options: Naming): string {
   const n = depth - segments(options.prefix);
   const fold =
     n >= 1 && n !== options.mapDepth

@@ -6,6 +6,7 @@ import { PolicyError, UsageError } from '../shared/cli/errors.ts';
 import type { Logger } from '../shared/cli/log.ts';
 import { RegistryClient } from '../shared/registry/client.ts';
 import { credentialsFor } from '../shared/registry/credentials.ts';
+import { ClientCertificates } from '../shared/registry/client-certs.ts';
 import type { HttpTransport } from '../shared/registry/transport.ts';
 import { signImage } from '../shared/sign/cosignImage.ts';
 import { keyFingerprint, readPrivateKey } from '../shared/sign/keys.ts';
@@ -33,6 +34,9 @@ export interface ApproveOptions {
   username?: string;
   passwordEnv?: string;
   plainHttp?: boolean;
+  /** --client-cert / --client-key (a registry behind mutual TLS). */
+  clientCert?: string;
+  clientKey?: string;
   scanCommand?: string;
   images?: string[];
   jobs?: number;
@@ -87,6 +91,7 @@ export async function approve(options: ApproveOptions, transport: HttpTransport)
     // 2. Scan and sign, a few at a time.
     const client = new RegistryClient(host, transport, {
       plainHttp: options.plainHttp,
+      clientCertificates: new ClientCertificates({ registryHost: host, clientCert: options.clientCert, clientKey: options.clientKey }),
       credentials: (h) => credentialsFor(h, { username: options.username, passwordEnv: options.passwordEnv, warn: (m) => options.logger.warn(m) }),
     });
     const limit = pLimit(Math.max(1, options.jobs ?? 2));

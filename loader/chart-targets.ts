@@ -21,7 +21,7 @@ export interface ChartTarget extends Target {
 const REPOSITORY_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
 
-export function chartTargets(scan: BundleFileScan, prefix: string, name: string, images: readonly Target[]): ChartTarget[] {
+export function chartTargets(scan: BundleFileScan, prefix: string, name: string, images: readonly Target[], mapDepth?: number): ChartTarget[] {
   const sizes = entrySizes(scan);
   const byVersion = new Map<string, ChartTarget>();
   const releases = new Map<string, BundleChart>();
@@ -52,7 +52,7 @@ export function chartTargets(scan: BundleFileScan, prefix: string, name: string,
     byVersion.set(key, {
       kind: 'chart',
       source: `charts/${c.name}:${c.version}`,
-      repository: internalChartRepository(c.name, prefix),
+      repository: internalChartRepository(c.name, prefix, mapDepth),
       tag,
       root: rootDescriptor(sizes, name, label, c.mediaType, c.digest),
       chart: { name: c.name, version: c.version, releases: [c.releaseName] },

@@ -70,6 +70,12 @@ export function registerLoaderCommands(y: Argv): Argv {
                         describe: 'Enclave registry: HOST[:PORT][/PREFIX]',
                         group: 'Registry:',
                       })
+                      .option('map-depth', {
+                        type: 'number',
+                        describe: 'Keep at most N path segments under the prefix: the first N-1, the rest joined with "-" (registries that limit the depth, such as GitLab)',
+                        coerce: positiveInteger('map-depth'),
+                        group: 'Registry:',
+                      })
                       .option('git', { type: 'string', describe: 'Git repository URL (https:// or ssh://) to commit the manifests to', group: 'Git:' })
                       .option('git-branch', { type: 'string', default: 'dev', describe: 'Branch to commit to', group: 'Git:' })
                       .option('git-path', { type: 'string', describe: "Directory in the repository (default: the bundle's name)", group: 'Git:' })
@@ -99,10 +105,13 @@ export function registerLoaderCommands(y: Argv): Argv {
           bundle: argv.bundle as string,
           key: argv.key,
           registry: argv.registry,
+          mapDepth: argv['map-depth'],
           username: argv['registry-username'],
           passwordEnv: argv['registry-password-env'],
           plainHttp: argv['plain-http'],
           caFile: argv['ca-file'],
+          clientCert: argv['client-cert'],
+          clientKey: argv['client-key'],
           s3Endpoint: argv['s3-endpoint'],
           overwriteTags: argv['overwrite-tags'],
           jobs: argv.jobs,
@@ -167,7 +176,13 @@ export function registerLoaderCommands(y: Argv): Argv {
               passwordEnv: argv['git-password-env'],
               author: argv['git-author'],
               requireApproval: argv['require-approval'],
-              registry: { username: argv['registry-username'], passwordEnv: argv['registry-password-env'], plainHttp: argv['plain-http'] },
+              registry: {
+                username: argv['registry-username'],
+                passwordEnv: argv['registry-password-env'],
+                plainHttp: argv['plain-http'],
+                clientCert: argv['client-cert'],
+                clientKey: argv['client-key'],
+              },
             },
             transport,
           );
@@ -231,6 +246,8 @@ export function registerLoaderCommands(y: Argv): Argv {
               username: argv['registry-username'],
               passwordEnv: argv['registry-password-env'],
               plainHttp: argv['plain-http'],
+              clientCert: argv['client-cert'],
+              clientKey: argv['client-key'],
               scanCommand: argv['scan-command'],
               images: argv.image,
               jobs: argv.jobs,

@@ -13,10 +13,13 @@ import { copyGraph, CopySession, planGraph, type CopyEvent, type GraphPlan } fro
 import { chartTargets, type ChartTarget } from './chart-targets.ts';
 import { imageTargets, type Target } from './targets.ts';
 import { loadSignatures, signatureTargets, type LoadedSignatures } from './signatures.ts';
+import { checkPushAccess } from './namespace-preflight.ts';
 import { RegistryClient } from '../shared/registry/client.ts';
 import { credentialsFor } from '../shared/registry/credentials.ts';
+import { ClientCertificates } from '../shared/registry/client-certs.ts';
 import { HttpTransport } from '../shared/registry/transport.ts';
-import { DeferredManifests } from '../shared/store/deferred.ts';
+import { ManifestGate } from '../shared/store/manifest-gate.ts';
+import { recheckThenTag } from './tags-last.ts';
 import { RemoteStore } from '../shared/store/remote.ts';
 import { keyFingerprint, readPublicKey } from '../shared/sign/keys.ts';
 
@@ -27,15 +30,21 @@ import { keyFingerprint, readPublicKey } from '../shared/sign/keys.ts';
  *    byte), and the git commit rendered. Nothing is sent before this.
  * 2. Preflight: each image's tag in the target registry. A tag pointing at
  *    other content is a conflict (exit 5, all listed) unless --overwrite-tags;
- *    a tag already at the image's digest means the image is there.
+ *    a tag already at the image's digest means the image is there. Then each
+ *    repository still to push is probed under push scope
+ *    (namespace-preflight.ts): a namespace the registry will not create, or
+ *    a path deeper than it takes, stops the load here (exit 4).
  * 3. One copyGraph session for every image and chart still missing (charts
  *    go to REGISTRY[/PREFIX]/charts/NAME:VERSION, chart-targets.ts, under
  *    the same policy): blobs are read by
  *    offset and hashed while they upload (HEAD first, cross-repository mounts
  *    for shared layers). Meanwhile every entry the push does not read is
  *    hashed, so load accepts exactly what verify accepts.
- * 4. The whole bundle checked out: only then are manifests pushed (children
- *    first), then tags.
+ *    Each image's manifests go out by digest (untagged) as soon as its blobs
+ *    are in and every byte they reference checked out (ManifestGate), so a
+ *    registry's garbage collection cannot take blobs nothing references.
+ * 4. The whole bundle checked out: every manifest is checked to be still
+ *    there (pushed again if it vanished), then the tags (tags-last.ts).
  * 5. The git commit, when asked for.
  */
 export interface LoadOptions {
@@ -43,10 +52,15 @@ export interface LoadOptions {
   key: string;
   /** HOST[:PORT][/PREFIX] */
   registry: string;
+  /** --map-depth: at most this many path segments under the prefix (the rest joined with "-"). */
+  mapDepth?: number;
   username?: string;
   passwordEnv?: string;
   plainHttp?: boolean;
   caFile?: string;
+  /** --client-cert / --client-key, and certs.d: for a registry behind mutual TLS. */
+  clientCert?: string;
+  clientKey?: string;
   /** --s3-endpoint, for s3:// bundles. */
   s3Endpoint?: string;
   overwriteTags?: boolean;
@@ -124,6 +138,7 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
   const publicKey = readPublicKey(keyPem, options.key);
   const bytes = await openAnyBundle(options.bundle, { s3: { endpoint: options.s3Endpoint, caFile: options.caFile } });
 
+  const certificates = new ClientCertificates({ registryHost: target.host, clientCert: options.clientCert, clientKey: options.clientKey });
   const progress = new Progress({ json: options.json, summaryLine: false });
   logger.attachStatusLine(progress);
   const transport = new HttpTransport({
@@ -133,6 +148,7 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
   });
   const client = new RegistryClient(target.host, transport, {
     plainHttp: options.plainHttp,
+    clientCertificates: certificates,
     credentials: (h) => credentialsFor(h, { username: options.username, passwordEnv: options.passwordEnv, warn: (m) => logger.warn(m) }),
   });
   let wholeBundle: WholeBundleCheck | undefined;
@@ -146,6 +162,11 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
     // 2. Preflight: where each tag points now; conflicts stop the load here.
     progress.phase('preflight', { items: targets.length });
     const missing = await preflight(client, stores, targets, options, progress);
+    if (!options.dryRun && missing.length > 0) {
+      const repositories = [...new Set(missing.map((t) => t.repository))];
+      progress.phase('push access', { items: repositories.length });
+      await checkPushAccess(client, repositories, { jobs: options.jobs ?? 8, prefix: target.prefix, mapDepth: options.mapDepth, onProbed: () => progress.advance(0, 1) });
+    }
 
     // Plans read the manifests (verified) of what is missing; everything else is hashed meanwhile (load == verify).
     const plans = new Map(
@@ -162,12 +183,12 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
       const signed = signatureTargets(scan, targets, bytes.name);
       if (signed.length > 0) report.signatures = await loadSignatures(signed, { client, source, session: new CopySession({ concurrency: options.jobs ?? 8 }), dryRun: true, logger });
     } else {
-      // 3. Push every blob; 4. the whole bundle checked out; 5. manifests, then tags.
-      const pushed = await pushBlobs(source, stores, plans, report, options, progress);
+      // 3. Push every image (manifests by digest once their bytes checked out); 4. the whole bundle checked out; then tags.
+      const pushed = await pushImages(source, stores, plans, wholeBundle, report, options, progress);
       progress.phase('check');
       await wholeBundle.finish();
-      progress.phase('manifests and tags');
-      await nameContent(stores, missing, pushed.session);
+      progress.phase('tags');
+      await tagLast(source, stores, plans, options);
       reportPushed(stores, targets, plans, pushed, report);
       const signed = options.skipImages ? [] : signatureTargets(scan, targets, bytes.name);
       if (signed.length > 0) {
@@ -206,14 +227,14 @@ async function checkBundle(bytes: BundleBytes, publicKey: KeyObject, target: { h
   const { host, prefix } = target;
   const scan = await scanBundleFile(bytes, publicKey, bytes.name);
   const source = new BundleFileSource(bytes, scan, bytes.name);
-  const images = imageTargets(scan, prefix, bytes.name);
-  const charts = chartTargets(scan, prefix, bytes.name, images);
+  const images = imageTargets(scan, prefix, bytes.name, options.mapDepth);
+  const charts = chartTargets(scan, prefix, bytes.name, images, options.mapDepth);
   const gitCommit = options.git
     ? await prepareBundleCommit({
         git: options.git,
         scan,
         source,
-        registry: { host, prefix },
+        registry: { host, prefix, ...(options.mapDepth !== undefined ? { mapDepth: options.mapDepth } : {}) },
         plainHttp: options.plainHttp,
         report: {
           bundle: scan.index.name,
@@ -230,22 +251,15 @@ async function checkBundle(bytes: BundleBytes, publicKey: KeyObject, target: { h
   return { scan, source, targets: [...images, ...charts], ...(gitCommit ? { gitCommit } : {}) };
 }
 
-/** One RemoteStore (and its held-back manifests) per target repository. */
+/** One RemoteStore per target repository. */
 class TargetStores {
-  private readonly stores = new Map<string, { remote: RemoteStore; deferred: DeferredManifests }>();
+  private readonly stores = new Map<string, { remote: RemoteStore }>();
   constructor(readonly client: RegistryClient) {}
 
-  for(repository: string): { remote: RemoteStore; deferred: DeferredManifests } {
+  for(repository: string): { remote: RemoteStore } {
     let s = this.stores.get(repository);
-    if (!s) {
-      const remote = new RemoteStore(this.client, repository);
-      this.stores.set(repository, (s = { remote, deferred: new DeferredManifests(remote) }));
-    }
+    if (!s) this.stores.set(repository, (s = { remote: new RemoteStore(this.client, repository) }));
     return s;
-  }
-
-  all(): { remote: RemoteStore; deferred: DeferredManifests }[] {
-    return [...this.stores.values()];
   }
 
   display(t: Target): string {
@@ -264,7 +278,7 @@ async function preflight(client: RegistryClient, stores: TargetStores, targets: 
   await Promise.all(
     targets.map((t) =>
       limit(async () => {
-        t.current = (await client.resolve(t.repository, t.tag ?? t.root.digest))?.digest;
+        t.current = (await client.resolve(t.repository, t.tag ?? t.root.digest, { refusedAsAbsent: true }))?.digest;
         progress.advance(0, 1);
       }),
     ),
@@ -330,19 +344,28 @@ async function planDryRun(stores: TargetStores, targets: Target[], plans: Map<Ta
 }
 
 interface Pushed {
-  session: CopySession;
   /** "REPOSITORY DIGEST" -> bytes uploaded there. */
   uploaded: Map<string, number>;
   /** Seconds from the start of the push until each target's content was in. */
   finished: Map<Target, number>;
+  /** The push's copy session: later pushes (signatures) share its mount and upload state. */
+  session: CopySession;
 }
 
 /**
  * One copyGraph session for every missing target: blobs read by offset and
- * hashed while they upload (HEAD first, mounts for shared layers); manifests
- * are held back in each repository's DeferredManifests.
+ * hashed while they upload (HEAD first, mounts for shared layers); each
+ * manifest pushed by digest once every blob it references checked out.
  */
-async function pushBlobs(source: BundleFileSource, stores: TargetStores, plans: Map<Target, GraphPlan>, report: LoadReport, options: LoadOptions, progress: Progress): Promise<Pushed> {
+async function pushImages(
+  source: BundleFileSource,
+  stores: TargetStores,
+  plans: Map<Target, GraphPlan>,
+  wholeBundle: WholeBundleCheck,
+  report: LoadReport,
+  options: LoadOptions,
+  progress: Progress,
+): Promise<Pushed> {
   // Per repository: a layer two repositories share is uploaded to one and mounted into the other; both count as done.
   const perRepository = new Map<string, number>();
   for (const [t, p] of plans) for (const b of p.blobs) perRepository.set(`${t.repository} ${b.digest}`, b.size);
@@ -366,17 +389,19 @@ async function pushBlobs(source: BundleFileSource, stores: TargetStores, plans: 
   const started = performance.now();
   const finished = new Map<Target, number>();
   await session.all([...plans.keys()], async (t) => {
-    await copyGraph(source, stores.for(t.repository).deferred, t.root, { session });
+    await copyGraph(source, new ManifestGate(stores.for(t.repository).remote, (blobs) => wholeBundle.verifyBlobs(blobs)), t.root, { session });
     finished.set(t, (performance.now() - started) / 1000);
     progress.advance(0, 1);
   });
-  return { session, uploaded, finished };
+  return { uploaded, finished, session };
 }
 
-/** Manifests (repositories in parallel; inside one, children first), then tags. */
-async function nameContent(stores: TargetStores, missing: Target[], session: CopySession): Promise<void> {
-  await Promise.all(stores.all().map(({ deferred }) => session.limit(() => deferred.flush())));
-  await Promise.all(missing.filter((t) => t.tag).map((t) => session.limit(() => stores.for(t.repository).remote.tag(t.root, t.tag!))));
+/** Every manifest still there (pushed again if the registry lost it), then the tags. */
+async function tagLast(source: BundleFileSource, stores: TargetStores, plans: Map<Target, GraphPlan>, options: LoadOptions): Promise<void> {
+  const { repushed } = await recheckThenTag({ source, store: (r) => stores.for(r).remote, plans, concurrency: options.jobs ?? 8 });
+  if (repushed.length > 0) {
+    options.logger.warn(`${repushed.length} manifest${repushed.length === 1 ? '' : 's'} vanished from the registry during the load (garbage collection?) and went again: ${repushed.join(', ')}`);
+  }
 }
 
 /** Each target's line: its blobs uploaded (a blob shared with an earlier target counts once, there). */

@@ -1,7 +1,7 @@
 import { UsageError, VerificationError } from '../shared/cli/errors.ts';
 import type { BundleFileScan } from '../shared/bundle/file.ts';
 import type { Descriptor } from '../shared/oci/descriptor.ts';
-import { internalRepository, mappingConflicts } from '../shared/oci/mapping.ts';
+import { depthConflicts, internalRepository, mappingConflicts } from '../shared/oci/mapping.ts';
 import { parseReference, type ImageReference } from '../shared/oci/reference.ts';
 
 /**
@@ -32,8 +32,11 @@ export function rootDescriptor(sizes: ReadonlyMap<string, number>, name: string,
   return { mediaType, digest, size };
 }
 
-/** Every image of the bundle, mapped to REGISTRY[/PREFIX]/<path>:<tag> (host dropped, path kept). */
-export function imageTargets(scan: BundleFileScan, prefix: string, name: string): Target[] {
+/**
+ * Every image of the bundle, mapped to REGISTRY[/PREFIX]/<path>:<tag> (host
+ * dropped, path kept; with `mapDepth`, the path folded to that many segments).
+ */
+export function imageTargets(scan: BundleFileScan, prefix: string, name: string, mapDepth?: number): Target[] {
   const sizes = entrySizes(scan);
   const refs: ImageReference[] = [];
   const targets = scan.index.images.map((img): Target => {
@@ -47,7 +50,7 @@ export function imageTargets(scan: BundleFileScan, prefix: string, name: string)
     return {
       kind: 'image',
       source: img.ref,
-      repository: internalRepository(ref, prefix),
+      repository: internalRepository(ref, prefix, mapDepth),
       ...(ref.tag ? { tag: ref.tag } : {}),
       root: rootDescriptor(sizes, name, `image ${img.ref}`, img.mediaType, img.digest),
     };
@@ -55,6 +58,12 @@ export function imageTargets(scan: BundleFileScan, prefix: string, name: string)
   const conflicts = mappingConflicts(refs);
   if (conflicts.length > 0) {
     throw new UsageError(`images from different registries would share enclave repositories: ${conflicts.map((c) => `${c.repository} <- ${c.sources.join(', ')}`).join('; ')}`);
+  }
+  const folded = depthConflicts([...new Set(refs.map((r) => r.repository))], mapDepth);
+  if (folded.length > 0) {
+    throw new UsageError(`--map-depth ${mapDepth} folds different repositories into one: ${folded.map((c) => `${c.repository} <- ${c.sources.join(', ')}`).join('; ')}`, {
+      hint: 'their tags would mix; choose a larger --map-depth, or a registry that takes deeper paths',
+    });
   }
   return targets;
 }

@@ -4,6 +4,7 @@ import type { BundleChart, BundleIndex } from '../../shared/bundle/format.ts';
 import { renderFluxRelease } from './flux.ts';
 import { pinImages } from './pins.ts';
 import { releaseKustomization } from './release-namespace.ts';
+import type { EnclaveRegistry } from '../../shared/oci/mapping.ts';
 
 export { imageName } from './pins.ts';
 
@@ -34,8 +35,8 @@ export interface BaseInput {
   manifests: { path: string; bytes: Buffer }[];
   /** The values entry (charts/<releaseName>/values.yaml) of each helmrelease chart, by bundle path. */
   chartValues?: ReadonlyMap<string, Buffer>;
-  /** The enclave registry: HOST[:PORT] and optional prefix. */
-  registry: { host: string; prefix: string };
+  /** The enclave registry: HOST[:PORT], optional prefix, --map-depth. */
+  registry: EnclaveRegistry;
   /** The registry speaks plain HTTP (load --plain-http): Flux fetches charts from it so. */
   plainHttp?: boolean;
   loadReport: unknown;

@@ -6,6 +6,7 @@ import { renderBase } from './base.ts';
 import { openGitRemote, type GitRemote } from '../../shared/git/remote.ts';
 import { commitFiles, remoteDefaultBranch, type Author } from './repo.ts';
 import { readChartValues } from './chart-values.ts';
+import type { EnclaveRegistry } from '../../shared/oci/mapping.ts';
 
 /**
  * load --git: the bundle's manifests as a kustomize base pinned to the
@@ -41,7 +42,7 @@ export interface PreparedCommit {
   path: string;
   name: string;
   version: string;
-  registry: { host: string; prefix: string };
+  registry: EnclaveRegistry;
   files: Map<string, Buffer>;
 }
 
@@ -54,7 +55,7 @@ export async function prepareBundleCommit(args: {
   git: GitOptions;
   scan: BundleFileScan;
   source: BundleFileSource;
-  registry: { host: string; prefix: string };
+  registry: EnclaveRegistry;
   /** The registry speaks plain HTTP: Flux objects say so. */
   plainHttp?: boolean;
   report: unknown;
@@ -86,7 +87,7 @@ export async function commitBundle(prepared: PreparedCommit, transport: HttpTran
       path: prepared.path,
       replace: ['base', 'airlock', 'rendered'],
       files: prepared.files,
-      message: `airlock: load ${prepared.name} ${prepared.version}\n\nImages pinned to ${registry.host}${registry.prefix ? '/' + registry.prefix : ''} by digest.\n`,
+      message: `airlock: load ${prepared.name} ${prepared.version}\n\nImages pinned to ${registry.host}${registry.prefix ? '/' + registry.prefix : ''} by digest${registry.mapDepth ? `, repository paths folded to ${registry.mapDepth} segments (--map-depth)` : ''}.\n`,
       author: authorOf(git.author),
       startFrom: await remoteDefaultBranch(remote),
       beforePush,

@@ -3,6 +3,7 @@ import { UsageError } from '../../shared/cli/errors.ts';
 import type { BundleChart } from '../../shared/bundle/format.ts';
 import { chartVersionToTag, HelmMediaType, internalChartRepository } from '../../shared/oci/helm.ts';
 import type { ImagePin } from './pins.ts';
+import type { EnclaveRegistry } from '../../shared/oci/mapping.ts';
 
 /**
  * A chart in `gitops: helmrelease` mode as the two Flux objects that install
@@ -25,7 +26,7 @@ export interface FluxReleaseInput {
   chart: BundleChart;
   /** The bundle's values file of the chart (BundleChart.values). */
   values: Buffer;
-  registry: { host: string; prefix: string };
+  registry: EnclaveRegistry;
   /** The load used --plain-http: Flux must fetch the chart over plain HTTP too. */
   plainHttp: boolean;
   /** Every image name the chart renders, pinned. */
@@ -39,7 +40,7 @@ export const FLUX_INTERVAL = '10m';
 
 export function renderFluxRelease(input: FluxReleaseInput): { ociRepository: Buffer; helmRelease: Buffer } {
   const { chart: c, registry } = input;
-  const repository = internalChartRepository(c.name, registry.prefix);
+  const repository = internalChartRepository(c.name, registry.prefix, registry.mapDepth);
   const header = ` Written by airlock load: ${input.bundle.name} ${input.bundle.version}, chart ${c.name} ${c.version}. Patch it in overlays, not here.`;
 
   const source = new Document({

@@ -1,7 +1,7 @@
 import { UsageError } from '../../shared/cli/errors.ts';
 import type { BundleIndex } from '../../shared/bundle/format.ts';
 import { discoverImages } from '../../shared/manifests/discover.ts';
-import { internalRepository } from '../../shared/oci/mapping.ts';
+import { internalRepository, type EnclaveRegistry } from '../../shared/oci/mapping.ts';
 import { formatReference, parseReference, withDefaultTag } from '../../shared/oci/reference.ts';
 
 /**
@@ -18,7 +18,7 @@ export interface ImagePin {
 
 export interface PinOptions {
   index: BundleIndex;
-  registry: { host: string; prefix: string };
+  registry: EnclaveRegistry;
   /** How messages name what uses the images: "the manifests", "chart web (release web)". */
   what?: string;
   /** More references as written (a chart's image annotations): pinned when the bundle carries them, skipped otherwise. */
@@ -62,7 +62,7 @@ export function pinImages(manifests: readonly { path: string; bytes: Buffer }[],
     const name = imageName(image);
     const seen = byName.get(name);
     if (seen && seen.digest !== digest) clashes.push(`${name}: ${seen.written} and ${image}`);
-    else byName.set(name, { newName: `${registry.host}/${internalRepository(ref, registry.prefix)}`, digest, written: image });
+    else byName.set(name, { newName: `${registry.host}/${internalRepository(ref, registry.prefix, registry.mapDepth)}`, digest, written: image });
   };
   for (const m of manifests) {
     if (!/\.ya?ml$/i.test(m.path)) continue;

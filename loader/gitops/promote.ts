@@ -11,6 +11,7 @@ import { pinnedImages } from './pinned.ts';
 import { requireApproval } from './requireApproval.ts';
 import { RegistryClient } from '../../shared/registry/client.ts';
 import { credentialsFor } from '../../shared/registry/credentials.ts';
+import { ClientCertificates } from '../../shared/registry/client-certs.ts';
 import { readPublicKey } from '../../shared/sign/keys.ts';
 import { fetchTip, initRepository, push, putEntry, type GitRemote } from './repo.ts';
 import { reviewPush, type ReviewStyle } from './reviewStyles.ts';
@@ -42,7 +43,8 @@ export interface PromoteOptions {
   /** --require-approval: the approver's public key (PEM file); every image dev pins must carry its signature. */
   requireApproval?: string;
   /** How to reach the registry the images are pinned to (for --require-approval). */
-  registry?: { username?: string; passwordEnv?: string; plainHttp?: boolean; warn?: (m: string) => void };
+  /** For --require-approval: the registries the pins name (client certificate and key for mutual TLS). */
+  registry?: { username?: string; passwordEnv?: string; plainHttp?: boolean; clientCert?: string; clientKey?: string; warn?: (m: string) => void };
 }
 
 export interface PromoteResult {
@@ -89,11 +91,13 @@ export async function promote(options: PromoteOptions, transport: HttpTransport)
       if (approverKey) {
         const r = options.registry ?? {};
         const clients = new Map<string, RegistryClient>();
+        const certificates = new ClientCertificates({ clientCert: r.clientCert, clientKey: r.clientKey });
         const clientFor = (host: string) => {
           let c = clients.get(host);
           if (!c) {
             c = new RegistryClient(host, transport, {
               plainHttp: r.plainHttp,
+              clientCertificates: certificates,
               credentials: (h) => credentialsFor(h, { username: r.username, passwordEnv: r.passwordEnv, warn: r.warn ?? (() => undefined) }),
             });
             clients.set(host, c);

@@ -1,3 +1,4 @@
+import type { Descriptor } from '../oci/descriptor.ts';
 import type { BundleFileScan, LocatedEntry } from './file.ts';
 import { hashEntries } from './file-verifier.ts';
 import type { BundleFileSource } from './source.ts';
@@ -10,8 +11,9 @@ import type { BundleBytes } from './volumes.ts';
  * source as it flows; what it will not read (files under manifests/,
  * oci/index.json, images already in the registry) is hashed in the
  * background while the upload runs; what it skipped after all (a blob the
- * registry already had) is hashed at the end. The caller writes no manifest
- * and no tag before finish() resolves.
+ * registry already had) is hashed at the end, or earlier by verifyBlobs().
+ * The caller writes no manifest before every blob it references checked out
+ * (verifyBlobs), and no tag before finish() resolves.
  */
 export class WholeBundleCheck {
   private background: Promise<void> | undefined;
@@ -40,6 +42,19 @@ export class WholeBundleCheck {
     if (this.failure) throw this.failure;
     if (this.cancelled.signal.aborted) throw new Error('internal: the whole-bundle check was cancelled');
     await this.hash(this.scan.entries.filter((e) => !this.hashed.has(e.path) && !this.source.verified.has(e.path)));
+  }
+
+  /**
+   * Hash now the entries of these blobs the load has not verified yet (a blob
+   * the registry already had was never streamed): a manifest may be pushed
+   * once this resolves for its blobs. Rejects with a VerificationError.
+   */
+  async verifyBlobs(blobs: readonly Descriptor[]): Promise<void> {
+    const paths = new Set(blobs.map((b) => `oci/blobs/sha256/${b.digest.slice('sha256:'.length)}`));
+    const pending = this.scan.entries.filter((e) => paths.has(e.path) && !this.hashed.has(e.path) && !this.source.verified.has(e.path));
+    if (pending.length === 0) return;
+    await this.hash(pending);
+    if (this.cancelled.signal.aborted) throw new Error('internal: the whole-bundle check was cancelled');
   }
 
   /** The load failed: stop hashing now (a failing load should not wait for a hash of the whole bundle). */

@@ -343,7 +343,14 @@ export function withRegistryAuth<T>(y: Argv<T>) {
       describe: 'NAME of the environment variable holding the registry password or token',
       group: 'Registry:',
     })
-    .check((argv) => bothOrNeither(argv, 'registry-username', 'registry-password-env'));
+    .option('client-cert', {
+      type: 'string',
+      describe: 'Client certificate (PEM) for a registry behind mutual TLS, with --client-key (default: certs.d/HOST[:PORT]/*.cert, as Docker reads it)',
+      normalize: true,
+      group: 'Registry:',
+    })
+    .option('client-key', { type: 'string', describe: 'Private key (PEM) of --client-cert', normalize: true, group: 'Registry:' })
+    .check((argv) => bothOrNeither(argv, 'registry-username', 'registry-password-env') && bothOrNeither(argv, 'client-cert', 'client-key'));
 }
 
 /** --git-username / --git-password-env for git over HTTPS (SSH uses --ssh-key). */

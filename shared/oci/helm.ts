@@ -3,6 +3,8 @@
  * manifest whose config is Chart.yaml's metadata as JSON and whose one layer
  * is the chart archive, plus a provenance layer when one was pushed.
  */
+import { limitDepth, underPrefix } from './mapping.ts';
+
 export const HelmMediaType = {
   config: 'application/vnd.cncf.helm.config.v1+json',
   chart: 'application/vnd.cncf.helm.chart.content.v1.tar+gzip',
@@ -30,7 +32,6 @@ export function tagToChartVersion(tag: string): string {
  * [PREFIX/]charts/NAME, tagged with chartVersionToTag(version), so that
  * `helm pull oci://REGISTRY/PREFIX/charts/NAME --version VERSION` finds it.
  */
-export function internalChartRepository(name: string, prefix = ''): string {
-  const p = prefix.replace(/^\/+|\/+$/g, '');
-  return p === '' ? `charts/${name}` : `${p}/charts/${name}`;
+export function internalChartRepository(name: string, prefix = '', mapDepth?: number): string {
+  return underPrefix(prefix, limitDepth(`charts/${name}`, mapDepth));
 }

@@ -1,6 +1,7 @@
 import { RemoteError } from '../cli/errors.ts';
 import { IDENTITY_TOKEN_USERNAME, type Credentials } from './credentials.ts';
 import type { HttpTransport } from './transport.ts';
+import type { HostTls } from './client-certs.ts';
 
 /**
  * Registry authentication: parse WWW-Authenticate challenges, answer Basic ones
@@ -70,6 +71,8 @@ export class RegistryAuth {
     private readonly registry: string,
     private readonly transport: HttpTransport,
     private readonly credentials: Credentials | undefined,
+    /** Extra TLS (a client certificate) for a token realm's host, if it has any. */
+    private readonly tlsFor: (url: URL) => HostTls | undefined = () => undefined,
   ) {}
 
   /** The Authorization header for a request needing these scopes, once a challenge is known. */
@@ -122,7 +125,7 @@ export class RegistryAuth {
     const headers: Record<string, string> = { accept: 'application/json' };
     const basic = this.basic();
     if (basic) headers.authorization = basic;
-    return this.transport.send({ method: 'GET', url, headers, what });
+    return this.transport.send({ method: 'GET', url, headers, what, tls: this.tlsFor(url) });
   }
 
   /**
@@ -141,6 +144,7 @@ export class RegistryAuth {
       headers: { accept: 'application/json', 'content-type': 'application/x-www-form-urlencoded' },
       body: Buffer.from(form.toString(), 'utf8'),
       what,
+      tls: this.tlsFor(realm),
     });
   }
 

@@ -9,7 +9,8 @@ import { listAllTags, parseNextLink } from './catalog.ts';
 import type { Credentials } from './credentials.ts';
 import type { RateLimitTracker } from './ratelimit.ts';
 import { DEFAULT_RETRY, isRetryableNetworkError, retryDelayMs, sleep, type RetryPolicy } from './retry.ts';
-import { header, HttpTransport, type HttpHeaders, type HttpResponse, type TransportOptions } from './transport.ts';
+import { header, HttpTransport, mutualTlsHint, type HttpHeaders, type HttpResponse, type TransportOptions } from './transport.ts';
+import type { ClientCertificates, HostTls } from './client-certs.ts';
 
 /**
  * A client for one registry host speaking the OCI distribution API
@@ -47,6 +48,8 @@ export interface RegistryOptions extends TransportOptions {
   chunkBytes?: number;
   /** Told about the pull quotas registries announce (Docker Hub). */
   rateLimits?: RateLimitTracker;
+  /** Client certificates and per-host CAs (--client-cert, certs.d) for registries behind mutual TLS. */
+  clientCertificates?: ClientCertificates;
 }
 
 export const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
@@ -68,6 +71,15 @@ interface RegistryRequest {
   body?: Buffer | Readable;
   scopes: Scopes;
   what: string;
+  /** Return a 401 that authentication could not get past, instead of throwing (push probes). */
+  keepRefusal?: boolean;
+}
+
+/** How a registry answered a push probe it refused. */
+export interface PushRefusal {
+  status: number;
+  /** The registry's error codes and messages ("DENIED: requested access to the resource is denied"), if any. */
+  detail: string;
 }
 
 export function resolveEndpoint(registry: string, options: Pick<RegistryOptions, 'mirrors' | 'plainHttp'>): Endpoint {
@@ -94,6 +106,7 @@ export class RegistryClient {
   private readonly mounts = { linked: 0, refused: 0 };
   /** Anonymous authentication for the other hosts redirects lead to (registry.k8s.io -> Artifact Registry). */
   private readonly redirectAuth = new Map<string, RegistryAuth>();
+  private readonly certs: ClientCertificates | undefined;
 
   constructor(
     registry: string,
@@ -101,7 +114,8 @@ export class RegistryClient {
     options: RegistryOptions = {},
   ) {
     this.endpoint = resolveEndpoint(registry, options);
-    this.auth = new RegistryAuth(this.endpoint.origin.host, transport, options.credentials?.(this.endpoint.origin.host));
+    this.certs = options.clientCertificates;
+    this.auth = new RegistryAuth(this.endpoint.origin.host, transport, options.credentials?.(this.endpoint.origin.host), (u) => this.tlsFor(u));
     this.retry = options.retry ?? DEFAULT_RETRY;
     this.monolithicMax = options.monolithicMaxBytes ?? DEFAULT_MONOLITHIC_MAX;
     this.chunkBytes = options.chunkBytes;
@@ -121,8 +135,11 @@ export class RegistryClient {
    * the registry leaves the digest out of HEAD, unless `headOnly`.
    * A digest the registry answers 412 for (Harbor's pull policies) is there:
    * its descriptor has the digest and what the headers say of the rest.
+   * With `refusedAsAbsent`, a refused read (401, 403) is undefined too: a
+   * namespace that does not exist yet (Harbor answers 401 there), which the
+   * push probe then explains.
    */
-  async resolve(repository: string, reference: string, options: { headOnly?: boolean } = {}): Promise<Descriptor | undefined> {
+  async resolve(repository: string, reference: string, options: { headOnly?: boolean; refusedAsAbsent?: boolean } = {}): Promise<Descriptor | undefined> {
     const what = `resolve ${this.display(repository)}${refSuffix(reference)}`;
     const res = await this.sendFollowing({
       method: 'HEAD',
@@ -130,9 +147,11 @@ export class RegistryClient {
       headers: { accept: MANIFEST_ACCEPT },
       scopes: [repositoryScope(this.repo(repository), ['pull'])],
       what,
+      keepRefusal: options.refusedAsAbsent,
     });
     await res.body.dump();
     if (res.status === 404) return undefined;
+    if (options.refusedAsAbsent && (res.status === 401 || res.status === 403)) return undefined;
     if (res.status === 412) {
       const digest = header(res, 'docker-content-digest');
       if (reference.startsWith('sha256:') || digest?.startsWith('sha256:')) {
@@ -464,6 +483,31 @@ export class RegistryClient {
     this.remember(repository, desc.digest);
   }
 
+  /**
+   * Whether the registry takes a push to `repository`: opens an upload, asking
+   * for push scope (Quay creates a repository only when push is requested;
+   * Harbor and GitLab grant it only where the project exists and the path is
+   * one they accept), and cancels it at once. Nothing is stored. Returns the
+   * refusal, or undefined when the push would be taken.
+   */
+  async probePush(repository: string): Promise<PushRefusal | undefined> {
+    const res = await this.send({
+      method: 'POST',
+      url: this.url(repository, 'blobs/uploads/'),
+      headers: { 'content-length': '0' },
+      scopes: [repositoryScope(this.repo(repository), ['pull', 'push'])],
+      what: `check push to ${this.display(repository)}`,
+      keepRefusal: true,
+    });
+    if (res.status === 202) {
+      await res.body.dump();
+      const location = header(res, 'location');
+      if (location) await this.cancelUpload(repository, new URL(location, res.url));
+      return undefined;
+    }
+    return { status: res.status, detail: describeRegistryErrors(await readText(res, 4096)) };
+  }
+
   private async startUpload(repository: string, scopes: Scopes, what: string): Promise<URL> {
     const res = await this.send({
       method: 'POST',
@@ -568,22 +612,31 @@ export class RegistryClient {
       const authorization = await auth.authorization(req.scopes);
       const headers = { ...req.headers };
       if (authorization) headers.authorization = authorization;
-      const res = await this.transport.send({ method: req.method, url: req.url, headers, body: req.body, what: req.what });
+      const res = await this.transport.send({ method: req.method, url: req.url, headers, body: req.body, what: req.what, tls: this.tlsFor(req.url) });
       if (this.rateLimits && /\/manifests\//.test(req.url.pathname)) this.rateLimits.observe(this.endpoint.registry, res);
       if (res.status !== 401) return res;
       const replayable = req.body === undefined || Buffer.isBuffer(req.body);
-      if (attempt > 0 || !replayable) throw await this.failure(res, req.what, host);
+      if (attempt > 0 || !replayable) return this.refused(req, res, host);
       // A 401 without a challenge (some proxies drop it): the API root names the scheme.
       const challenge = header(res, 'www-authenticate') ?? (await this.pingForChallenge(req.url, req.what));
-      if (!auth.onUnauthorized(challenge, req.scopes, authorization)) {
-        throw await this.failure(res, req.what, host);
-      }
+      if (!auth.onUnauthorized(challenge, req.scopes, authorization)) return this.refused(req, res, host);
       await res.body.dump();
     }
   }
 
+  /** The client certificate and CAs for a request to `url` (certs.d is per host; the flags' certificate only for this registry). */
+  private tlsFor(url: URL): HostTls | undefined {
+    return this.certs?.for(url.host, url.host === this.endpoint.origin.host);
+  }
+
+  /** A 401 authentication could not get past: the answer itself for a probe, else a clear error. */
+  private async refused(req: RegistryRequest, res: HttpResponse, host: string): Promise<HttpResponse> {
+    if (req.keepRefusal) return res;
+    throw await this.failure(res, req.what, host);
+  }
+
   private async pingForChallenge(url: URL, what: string): Promise<string | undefined> {
-    const res = await this.transport.send({ method: 'GET', url: new URL('/v2/', url), what: `${what} (ask ${url.host} how to authenticate)` });
+    const res = await this.transport.send({ method: 'GET', url: new URL('/v2/', url), what: `${what} (ask ${url.host} how to authenticate)`, tls: this.tlsFor(url) });
     await res.body.dump();
     return res.status === 401 ? header(res, 'www-authenticate') : undefined;
   }
@@ -612,7 +665,7 @@ export class RegistryClient {
         res = await this.send(next);
       } else {
         let auth = this.redirectAuth.get(target.origin);
-        if (!auth) this.redirectAuth.set(target.origin, (auth = new RegistryAuth(target.host, this.transport, undefined)));
+        if (!auth) this.redirectAuth.set(target.origin, (auth = new RegistryAuth(target.host, this.transport, undefined, (u) => this.tlsFor(u))));
         const scopes = scopeOfPath(target) ?? [];
         res = await this.sendAuthenticated({ ...next, scopes }, auth, target.host);
       }
@@ -620,11 +673,32 @@ export class RegistryClient {
     return res;
   }
 
+  /**
+   * Whether a 400 is nginx's answer to a missing or refused client
+   * certificate (ssl_verify_client). A HEAD has no body to say so: the API
+   * root is asked with a GET.
+   */
+  private async wantsClientCertificate(text: string, url: URL): Promise<boolean> {
+    const NGINX = /No required SSL certificate was sent|The SSL certificate error/i;
+    if (text !== '') return NGINX.test(text);
+    try {
+      const res = await this.transport.send({ method: 'GET', url: new URL('/v2/', url), what: `ask ${url.host} why it answered HTTP 400`, tls: this.tlsFor(url) });
+      return res.status === 400 && NGINX.test(await readText(res, 4096));
+    } catch {
+      return false;
+    }
+  }
+
   /** A RemoteError naming the registry, the operation, the HTTP status and the registry's error codes. */
   private async failure(res: HttpResponse, what: string, host = this.endpoint.origin.host): Promise<AirlockError> {
     const text = res.status === 0 ? '' : await readText(res, 4096);
     const detail = describeRegistryErrors(text);
     const base = `${what}: registry ${host} answered HTTP ${res.status}${detail ? ` ${detail}` : ''}`;
+    if (res.status === 400 && (await this.wantsClientCertificate(text, res.url))) {
+      return new RemoteError(`${what}: ${host} wants a client certificate (mutual TLS) and answered HTTP 400 No required SSL certificate was sent`, {
+        hint: mutualTlsHint(host, this.tlsFor(res.url)),
+      });
+    }
     switch (res.status) {
       case 401:
         return new RegistryHttpError(res.status, base, {

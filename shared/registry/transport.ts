@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { createSecureContext, rootCertificates } from 'node:tls';
+import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
 import type { Readable } from 'node:stream';
 import { EnvHttpProxyAgent, request } from 'undici';
 import type { Dispatcher } from 'undici';
 import { RemoteError, UsageError } from '../cli/errors.ts';
+import type { HostTls } from './client-certs.ts';
 import {
   DEFAULT_RETRY,
   isRetryableNetworkError,
@@ -62,6 +63,8 @@ export interface HttpRequest {
   body?: Buffer | Readable;
   /** For messages: "GET manifest harness/ng-manager:1.0". */
   what: string;
+  /** Extra TLS for this host (client-certs.ts): its own CAs, a client certificate. */
+  tls?: HostTls;
 }
 
 export interface HttpResponse {
@@ -124,6 +127,9 @@ export function header(res: HttpResponse, name: string): string | undefined {
 
 export class HttpTransport {
   private readonly agent: EnvHttpProxyAgent;
+  /** One pool per host that has its own TLS (a client certificate, certs.d CAs). */
+  private readonly tlsAgents = new Map<HostTls, EnvHttpProxyAgent>();
+  private readonly rawProxy: ProxySettings;
   /** The proxies in use, for messages (credentials left out). */
   readonly proxy: ProxySettings;
   private readonly retry: RetryPolicy;
@@ -134,7 +140,6 @@ export class HttpTransport {
     // One TLS context for every connection: building one from a few hundred
     // CA certificates costs tens of milliseconds of CPU each time. The same
     // context verifies the origin inside a proxy tunnel, and an https proxy.
-    const tls = { secureContext: createSecureContext({ ca: trustedCAs(options.caFile) }) };
     const proxy = options.proxy ?? proxyFromEnv();
     for (const [name, value] of [['HTTPS_PROXY', proxy.httpsProxy], ['HTTP_PROXY', proxy.httpProxy]] as const) {
       if (value !== undefined && !URL.canParse(value)) throw new UsageError(`${name} is not a URL: ${redactUserinfo(value)}`, { hint: `set ${name} to http://HOST:PORT of the proxy` });
@@ -144,21 +149,8 @@ export class HttpTransport {
       httpsProxy: proxy.httpsProxy && redactUserinfo(proxy.httpsProxy),
       noProxy: proxy.noProxy,
     };
-    this.agent = new EnvHttpProxyAgent({
-      // Empty strings, not undefined: undici would read the environment itself.
-      httpProxy: proxy.httpProxy ?? '',
-      httpsProxy: proxy.httpsProxy ?? '',
-      noProxy: proxy.noProxy ?? '',
-      connect: tls,
-      requestTls: tls,
-      proxyTls: tls,
-      // Plain-HTTP origins go to the proxy as absolute-URI requests (as curl
-      // and docker send them): proxies often allow CONNECT to port 443 only.
-      proxyTunnel: false,
-      keepAliveTimeout: 30_000,
-      headersTimeout: timeout,
-      bodyTimeout: timeout,
-    });
+    this.rawProxy = proxy;
+    this.agent = this.makeAgent(createSecureContext({ ca: trustedCAs(options.caFile) }), timeout);
     this.retry = options.retry ?? DEFAULT_RETRY;
     this.userAgent = options.userAgent ?? 'airlock/0.1';
   }
@@ -199,6 +191,37 @@ export class HttpTransport {
     }
   }
 
+  private makeAgent(origin: SecureContext, timeout: number, proxyContext: SecureContext = origin): EnvHttpProxyAgent {
+    const proxy = this.rawProxy;
+    return new EnvHttpProxyAgent({
+      // Empty strings, not undefined: undici would read the environment itself.
+      httpProxy: proxy.httpProxy ?? '',
+      httpsProxy: proxy.httpsProxy ?? '',
+      noProxy: proxy.noProxy ?? '',
+      connect: { secureContext: origin },
+      requestTls: { secureContext: origin },
+      proxyTls: { secureContext: proxyContext },
+      // Plain-HTTP origins go to the proxy as absolute-URI requests (as curl
+      // and docker send them): proxies often allow CONNECT to port 443 only.
+      proxyTunnel: false,
+      keepAliveTimeout: 30_000,
+      headersTimeout: timeout,
+      bodyTimeout: timeout,
+    });
+  }
+
+  /** The pool for a host with its own TLS: its CAs added, its client certificate offered (never to the proxy). */
+  private agentFor(tls: HostTls): EnvHttpProxyAgent {
+    let agent = this.tlsAgents.get(tls);
+    if (!agent) {
+      const timeout = this.options.timeoutMs ?? 120_000;
+      const cas = [...trustedCAs(this.options.caFile), ...tls.ca];
+      const origin = createSecureContext({ ca: cas, ...(tls.cert !== undefined ? { cert: tls.cert, key: tls.key } : {}) });
+      this.tlsAgents.set(tls, (agent = this.makeAgent(origin, timeout, createSecureContext({ ca: trustedCAs(this.options.caFile) }))));
+    }
+    return agent;
+  }
+
   /** The proxy a request to this URL goes through (credentials left out), if any. */
   proxyFor(url: URL): string | undefined {
     return proxyForUrl(url, this.proxy);
@@ -207,7 +230,7 @@ export class HttpTransport {
   private async once(req: HttpRequest): Promise<HttpResponse> {
     const headers: HttpHeaders = { 'user-agent': this.userAgent, ...req.headers };
     const res = await request(req.url, {
-      dispatcher: this.agent,
+      dispatcher: req.tls ? this.agentFor(req.tls) : this.agent,
       method: req.method,
       headers,
       body: req.body,
@@ -222,7 +245,7 @@ export class HttpTransport {
   }
 
   async close(): Promise<void> {
-    await this.agent.close();
+    await Promise.all([this.agent, ...this.tlsAgents.values()].map((a) => a.close()));
   }
 }
 
@@ -267,6 +290,13 @@ function networkError(req: HttpRequest, err: unknown, proxy?: string): RemoteErr
   const detail = redactUserinfo(describeNetworkError(err));
   const tls = /certificate|self[- ]signed|CERT_|SSL|TLS|wrong version number/i.test(detail);
   const viaProxy = proxy ? ` through the proxy ${proxy}` : '';
+  // The server ended the handshake over the client's certificate (Go's RequireAndVerifyClientCert, HAProxy, Envoy): TLS alerts 116, 42, 43, 40.
+  if (/certificate required|alert number (116|42|43)|alert (bad|unsupported|unknown) certificate|alert handshake failure/i.test(detail)) {
+    return new RemoteError(`${req.what}: ${req.url.origin} refused the TLS handshake over the client certificate (mutual TLS): ${detail}`, {
+      hint: mutualTlsHint(req.url.host, req.tls),
+      cause: proxy ? new Error(detail) : err,
+    });
+  }
   const hint = tls
     ? `TLS to ${req.url.host} failed: pass the enclave's CA with --ca-file, or --plain-http if the server speaks plain HTTP`
     : proxy
@@ -275,4 +305,10 @@ function networkError(req: HttpRequest, err: unknown, proxy?: string): RemoteErr
   // Behind a proxy the cause is replaced by its redacted text: undici's errors may carry the proxy URL with its credentials.
   const cause = proxy ? new Error(detail) : err;
   return new RemoteError(`${req.what}: cannot reach ${req.url.origin}${viaProxy}: ${detail}`, { hint, cause });
+}
+
+/** What to do when a server wants a client certificate: the one offered was refused, or none was offered. */
+export function mutualTlsHint(host: string, offered: HostTls | undefined): string {
+  if (offered?.cert !== undefined) return `the client certificate from ${offered.source} was refused: check that the server trusts its CA and that it is not expired`;
+  return `the server wants a client certificate: pass --client-cert FILE and --client-key FILE, or put client.cert and client.key in /etc/docker/certs.d/${host}/ (the directory AIRLOCK_CERTS_D names, if set)`;
 }

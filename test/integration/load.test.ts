@@ -13,6 +13,7 @@ import { startRegistry, type RegistryService } from '../services/registry.ts';
 import { startS3 } from '../services/s3.ts';
 import { runBytes } from '../services/exec.ts';
 import { skopeoFlags } from '../services/skopeo.ts';
+import { walk } from '../helpers/hostile.ts';
 
 /**
  * airlock load, through the real CLI, into real registries: every image
@@ -164,7 +165,7 @@ describe('airlock load', () => {
     }
   });
 
-  test('a tampered blob mid-stream: exit 3, no manifest and no tag written', async () => {
+  test('a tampered blob mid-stream: exit 3, no tag written, and no manifest referencing the tampered blob', async () => {
     const target = await startRegistry();
     try {
       const bad = join(work, 'tampered.tar');
@@ -178,7 +179,17 @@ describe('airlock load', () => {
       const res = await airlock(['load', bad, '--key', pub(), '--registry', target.host, '--plain-http']);
       assert.equal(res.code, 3, res.stderr);
       assert.match(res.stderr, new RegExp(`entry ${layer.path}: content has digest`));
-      assert.deepEqual(await target.requests(/^PUT \/v2\/.*\/manifests\//), [], 'no manifest and no tag');
+      // Manifests go out by digest once every byte they reference checked out; tags only after the whole bundle did.
+      assert.deepEqual(await target.requests(/^PUT \/v2\/.*\/manifests\/(?!sha256:)/), [], 'no tag');
+      // None referencing the tampered layer: each manifest went out only once every byte it references checked out.
+      const entries = walk(tar).entries;
+      const body = (digest: string) => {
+        const e = entries.find((x) => x.path === `oci/blobs/sha256/${digest.slice(7)}`)!;
+        return JSON.parse(tar.subarray(e.dataAt, e.dataAt + e.size).toString()) as { layers?: { digest: string }[] };
+      };
+      const referencing = index.images.filter((img) => body(img.digest).layers?.some((l) => `oci/blobs/sha256/${l.digest.slice(7)}` === layer.path));
+      assert.ok(referencing.length > 0);
+      for (const img of referencing) assert.deepEqual(await target.requests(new RegExp(`^PUT /v2/.*/manifests/${img.digest}`)), [], img.ref);
     } finally {
       await target.stop();
     }
@@ -211,7 +222,8 @@ describe('airlock load', () => {
     try {
       const res = await load(target);
       assert.equal(res.code, 4, res.stderr);
-      assert.match(res.stderr, new RegExp(`push blob .*${target.host}/harness/.*HTTP 405`));
+      // The push-scope preflight finds it before any blob is sent.
+      assert.match(res.stderr, new RegExp(`refuses pushes to .*\\n  ${target.host}/harness/.*: HTTP 405`));
       assert.match(res.stderr, /read-only/);
     } finally {
       await target.stop();

@@ -10,9 +10,10 @@ export interface TestCA {
   caKey: string;
   /**
    * Issue a server certificate (EC P-256, extendedKeyUsage serverAuth) whose
-   * subjectAltName lists `hosts` (IPs become IP:, names DNS:). Paths of PEM files in the CA dir.
+   * subjectAltName lists `hosts` (IPs become IP:, names DNS:); with
+   * `client`, a client certificate (clientAuth) for mutual TLS. Paths of PEM files in the CA dir.
    */
-  issue(name: string, hosts: string[]): Promise<{ cert: string; key: string }>;
+  issue(name: string, hosts: string[], opts?: { client?: boolean }): Promise<{ cert: string; key: string }>;
 }
 
 const safe = (s: string) => s.replace(/[^A-Za-z0-9._-]/g, '_');
@@ -31,7 +32,7 @@ export async function createTestCA(dir: string): Promise<TestCA> {
   ]);
   let serial = 0;
 
-  async function issue(name: string, hosts: string[]): Promise<{ cert: string; key: string }> {
+  async function issue(name: string, hosts: string[], opts: { client?: boolean } = {}): Promise<{ cert: string; key: string }> {
     serial += 1;
     const base = path.join(dir, `${safe(name)}-${serial}`);
     const key = `${base}.key`;
@@ -44,7 +45,7 @@ export async function createTestCA(dir: string): Promise<TestCA> {
       [
         'basicConstraints=critical,CA:FALSE',
         'keyUsage=critical,digitalSignature',
-        'extendedKeyUsage=serverAuth',
+        `extendedKeyUsage=${opts.client ? 'clientAuth' : 'serverAuth'}`,
         ...(san ? [`subjectAltName=${san}`] : []),
         'subjectKeyIdentifier=hash',
         'authorityKeyIdentifier=keyid',

@@ -35,6 +35,8 @@ export interface QuirkRule {
   times?: number;
   /** Applies only while this holds (state kept by the rule's maker). */
   when?: () => boolean;
+  /** Run first, then answer or forward (to change the registry behind: a garbage collection between two requests). */
+  before?: (req: QuirkRequest) => Promise<void>;
   /** Answer without forwarding. */
   answer?: (req: QuirkRequest) => QuirkAnswer;
   /**
@@ -91,6 +93,16 @@ export async function startQuirkProxy(target: { host: string; port: number }, op
   const handler = (client: http.IncomingMessage, reply: http.ServerResponse) => {
     const req: QuirkRequest = { method: client.method ?? 'GET', url: client.url ?? '/', headers: client.headers };
     const rule = take(req);
+    if (rule?.before) {
+      client.pause();
+      rule.before(req).then(
+        () => respond(client, reply, req, rule),
+        () => reply.destroy(),
+      );
+    } else respond(client, reply, req, rule);
+  };
+
+  const respond = (client: http.IncomingMessage, reply: http.ServerResponse, req: QuirkRequest, rule: QuirkRule | undefined) => {
     const entry: QuirkLogEntry = { method: req.method, url: req.url, authorization: client.headers.authorization !== undefined, status: 0, rule: rule?.name };
     log.push(entry);
     if (rule?.answer) {

@@ -230,3 +230,8 @@ test('chart targets: [PREFIX/]charts/NAME:VERSION with "+" as "_", one push per 
   absent.entries = absent.entries.filter((e) => e.sha256 !== C1.slice(7));
   assert.throws(() => chartTargets(absent, '', 'b.tar', []), code(3, /chart harness-delegate-ng 1\.0\.32 \(release delegate\) \(sha256:c+\) is not in the bundle/));
 });
+
+test('--map-depth folds the chart repository the OCIRepository names, as load pushes it', () => {
+  const folded = flux(renderFluxRelease(fluxInput({ registry: { ...REGISTRY, mapDepth: 1 } })).ociRepository);
+  assert.equal(folded.spec.url, 'oci://registry.enclave:5000/mirror/charts-harness-delegate-ng');
+});

@@ -1,0 +1,148 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateKeyPair } from '../../shared/sign/keys.ts';
+import { RegistryClient } from '../../shared/registry/client.ts';
+import { HttpTransport } from '../../shared/registry/transport.ts';
+import { childrenOf, isManifestOrIndex, parseManifest } from '../../shared/oci/mediatype.ts';
+import { airlock } from '../helpers/cli.ts';
+import { walk } from '../helpers/hostile.ts';
+import { generateImages, pushImages, type SyntheticImage } from '../services/fixtures.ts';
+import { startQuirkProxy } from '../services/quirkProxy.ts';
+import { startRegistry, type RegistryService } from '../services/registry.ts';
+
+/**
+ * Long loads and garbage collection. Quay expires uploads nothing references
+ * after about an hour (its blob-upload expiry); Harbor's garbage collection,
+ * scheduled or started by an administrator, may run during a long load and,
+ * with "delete untagged artifacts", removes manifests no tag points to and
+ * then their blobs (goharbor docs, "Garbage Collection"). So load pushes each
+ * image's manifests by digest as soon as its blobs are in (referenced, so no
+ * expiry takes them), tags last, and before tagging checks that every
+ * manifest is still there, pushing again what vanished.
+ */
+const PASSWORD = 'gc test';
+
+describe('long loads and garbage collection', () => {
+  let source: RegistryService;
+  let work: string;
+  let bundle: string;
+  let images: SyntheticImage[];
+
+  before(async () => {
+    work = mkdtempSync(join(tmpdir(), 'airlock-gc-'));
+    source = await startRegistry();
+    images = await generateImages({
+      seed: 77,
+      images: [
+        { repository: 'harness/ng-manager', tag: '1.0', layers: 3, layerSize: 1_000_000 },
+        { repository: 'harness/gateway', tag: '2.0', layers: 2, layerSize: 5_000 },
+        { repository: 'library/pause', tag: '3.9', layers: 1, layerSize: 5_000, platforms: ['linux/amd64', 'linux/arm64'] },
+      ],
+    });
+    await pushImages(source.url, images);
+    const pair = generateKeyPair(PASSWORD);
+    writeFileSync(join(work, 'airlock.key'), pair.privateKeyPem, { mode: 0o600 });
+    writeFileSync(join(work, 'airlock.pub'), pair.publicKeyPem);
+    mkdirSync(join(work, 'deploy'));
+    writeFileSync(join(work, 'deploy', 'notes.yaml'), 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  text: "the last entry of the bundle"\n');
+    writeFileSync(
+      join(work, 'airlock.yaml'),
+      'name: harness\nversion: 1.0.0\nimages:\n  - harness/ng-manager:1.0\n  - harness/gateway:2.0\n  - pause:3.9\nmanifests:\n  - path: ./deploy\n',
+    );
+    bundle = join(work, 'harness.tar');
+    const packed = await airlock(['pack', '-f', join(work, 'airlock.yaml'), '-o', bundle, '--key', join(work, 'airlock.key'), '--registry-mirror', `docker.io=${source.url}`], {
+      env: { AIRLOCK_PASSWORD: PASSWORD },
+    });
+    assert.equal(packed.code, 0, packed.stderr);
+  });
+
+  after(async () => {
+    await source?.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  /** The tag points at `digest`, and every manifest and blob under it is in the repository. */
+  async function assertComplete(target: RegistryService, repository: string, tag: string, digest: string): Promise<void> {
+    const transport = new HttpTransport({ proxy: {} });
+    const client = new RegistryClient(target.host, transport, { plainHttp: true });
+    try {
+      const top = await client.getManifest(repository, tag);
+      assert.equal(top?.descriptor.digest, digest, `${repository}:${tag}`);
+      const walkDown = async (bytes: Buffer, mediaType: string): Promise<void> => {
+        for (const child of childrenOf(parseManifest(bytes, mediaType, repository))) {
+          if (isManifestOrIndex(child.mediaType)) {
+            const m = await client.getManifest(repository, child.digest);
+            assert.ok(m, `${repository}@${child.digest}`);
+            await walkDown(m.bytes, child.mediaType);
+          } else assert.ok(await client.blobExists(repository, child), `${repository}: blob ${child.digest}`);
+        }
+      };
+      await walkDown(top!.bytes, top!.descriptor.mediaType);
+    } finally {
+      await transport.close();
+    }
+  }
+
+  test('Harbor GC removes an untagged manifest and its blobs mid-load: it is pushed again before any tag; every tag ends on a complete image', async () => {
+    const target = await startRegistry();
+    const front = await startQuirkProxy({ host: '127.0.0.1', port: target.port });
+    try {
+      const gateway = images[1]!;
+      let pushed = false;
+      front.add({ name: 'the manifest goes out by digest', method: 'PUT', path: new RegExp(`/v2/harness/gateway/manifests/${gateway.digest}$`), times: 1, rewrite: () => ((pushed = true), {}) });
+      front.add({
+        name: 'Harbor GC: an untagged artifact and its blobs deleted before the next look at it',
+        method: 'HEAD',
+        path: new RegExp(`/v2/harness/gateway/manifests/${gateway.digest}$`),
+        when: () => pushed,
+        times: 1,
+        before: async () => {
+          const del = (path: string) => fetch(`${target.url}/v2/harness/gateway/${path}`, { method: 'DELETE' }).then((r) => assert.equal(r.status, 202, `DELETE ${path}`));
+          await del(`manifests/${gateway.digest}`);
+          for (const b of gateway.blobs) await del(`blobs/${b.digest}`);
+        },
+      });
+      // A slow link for the large image: its layers commit late, whatever the machine's speed.
+      front.add({ name: 'slow commits of the large layers', method: 'PUT', path: /\/v2\/harness\/ng-manager\/blobs\/uploads\//, before: () => new Promise((r) => setTimeout(r, 1500)) });
+      const res = await airlock(['load', bundle, '--key', join(work, 'airlock.pub'), '--registry', front.host, '--plain-http', '--jobs', '8']);
+      assert.equal(res.code, 0, res.stderr);
+      assert.match(res.stderr, new RegExp(`1 manifest vanished from the registry during the load .* went again: ${front.host}/harness/gateway@${gateway.digest}`));
+      for (const img of images) await assertComplete(target, img.repository, img.tag, img.digest);
+
+      const puts = front.log.map((e, i) => ({ ...e, i })).filter((e) => e.method === 'PUT');
+      const tagPuts = puts.filter((e) => /\/manifests\/(?!sha256:)/.test(e.url));
+      const digestPuts = puts.filter((e) => /\/manifests\/sha256:/.test(e.url));
+      const blobCommits = puts.filter((e) => /\/blobs\/uploads\//.test(e.url));
+      assert.equal(tagPuts.length, 3);
+      assert.ok(Math.min(...tagPuts.map((e) => e.i)) > Math.max(...digestPuts.map((e) => e.i), ...blobCommits.map((e) => e.i)), 'tags last');
+      assert.equal(digestPuts.filter((e) => e.url.endsWith(gateway.digest)).length, 2, 'pushed, then pushed again');
+      // Early: the small image's manifest went out while the large one's layers were still uploading.
+      const firstGateway = digestPuts.find((e) => e.url.endsWith(gateway.digest))!;
+      const lastLargeLayer = Math.max(...blobCommits.filter((e) => e.url.includes('/harness/ng-manager/')).map((e) => e.i));
+      assert.ok(firstGateway.i < lastLargeLayer, 'a manifest goes out as soon as its blobs are in, not after every image');
+    } finally {
+      await front.stop();
+      await target.stop();
+    }
+  });
+
+  test('a corrupted later entry fails the load with no tag set (manifests by digest only)', async () => {
+    const target = await startRegistry();
+    try {
+      const tar = readFileSync(bundle);
+      const entry = walk(tar).entries.find((e) => e.path === 'manifests/deploy/notes.yaml')!;
+      tar[entry.dataAt + 10] = tar[entry.dataAt + 10]! ^ 0x20;
+      const bad = join(work, 'corrupted.tar');
+      writeFileSync(bad, tar);
+      const res = await airlock(['load', bad, '--key', join(work, 'airlock.pub'), '--registry', target.host, '--plain-http']);
+      assert.equal(res.code, 3, res.stderr);
+      assert.match(res.stderr, /manifests\/deploy\/notes\.yaml/);
+      assert.deepEqual(await target.requests(/^PUT \/v2\/.*\/manifests\/(?!sha256:)/), [], 'no tag');
+    } finally {
+      await target.stop();
+    }
+  });
+});

@@ -18,6 +18,8 @@ import { HttpTransport } from '../shared/registry/transport.ts';
 import { DeferredManifests } from '../shared/store/deferred.ts';
 import { RemoteStore } from '../shared/store/remote.ts';
 import { keyFingerprint, readPublicKey } from '../shared/sign/keys.ts';
+import type { ContentSource } from '../shared/store/store.ts';
+import { prepareDeltaLoad, type DeltaLoadReport } from './delta.ts';
 
 /**
  * airlock load (images): verify while loading, straight from the bundle file.
@@ -96,6 +98,8 @@ export interface LoadReport {
   bytesUploaded: number;
   seconds: number;
   git?: CommitBundleResult;
+  /** A delta bundle: the blobs it relied on, found in the registry. */
+  delta?: DeltaLoadReport;
 }
 
 export function parseRegistryTarget(value: string): { host: string; prefix: string } {
@@ -148,9 +152,12 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
     const plans = new Map(
       await Promise.all(missing.map(async (t) => [t, await planGraph(source, t.root, { session: new CopySession({ concurrency: 4 }) })] as const)),
     );
+    // A delta: every blob it requires must be in the registry already (exit 5 if not), before anything is written.
+    const delta = await prepareDeltaLoad(scan.index, source, plans, { client, prefix: target.prefix, registry: options.registry, jobs: options.jobs ?? 8 });
     wholeBundle = new WholeBundleCheck(bytes, scan, source, { name: bytes.name });
     wholeBundle.start(entriesRead(plans.values()));
     const report = emptyReport(options, scan.index);
+    if (delta.report) report.delta = delta.report;
 
     if (options.dryRun) {
       await wholeBundle.finish();
@@ -158,7 +165,7 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
       await planDryRun(stores, targets, plans, report, options.jobs ?? 8, progress);
     } else {
       // 3. Push every blob; 4. the whole bundle checked out; 5. manifests, then tags.
-      const pushed = await pushBlobs(source, stores, plans, report, options, progress);
+      const pushed = await pushBlobs(delta.source, stores, plans, report, options, progress);
       progress.phase('check');
       await wholeBundle.finish();
       progress.phase('manifests and tags');
@@ -332,7 +339,7 @@ interface Pushed {
  * hashed while they upload (HEAD first, mounts for shared layers); manifests
  * are held back in each repository's DeferredManifests.
  */
-async function pushBlobs(source: BundleFileSource, stores: TargetStores, plans: Map<Target, GraphPlan>, report: LoadReport, options: LoadOptions, progress: Progress): Promise<Pushed> {
+async function pushBlobs(source: ContentSource, stores: TargetStores, plans: Map<Target, GraphPlan>, report: LoadReport, options: LoadOptions, progress: Progress): Promise<Pushed> {
   // Per repository: a layer two repositories share is uploaded to one and mounted into the other; both count as done.
   const perRepository = new Map<string, number>();
   for (const [t, p] of plans) for (const b of p.blobs) perRepository.set(`${t.repository} ${b.digest}`, b.size);
@@ -421,6 +428,12 @@ export function formatLoadReport(r: LoadReport): string {
     ...r.images.map((i) => row(i, i.source)),
     ...charts.map((c) => row(c, `chart ${c.name} ${c.version} (release${c.releases.length === 1 ? '' : 's'} ${c.releases.join(', ')})`)),
   ];
+  if (r.delta) {
+    lines.push(
+      `delta${r.delta.since ? ` since ${r.delta.since.name} ${r.delta.since.version}` : ''}: relies on ${r.delta.requires} blobs (${formatBytes(r.delta.bytes)}); ` +
+        `the images needed ${r.delta.present + r.delta.mountable}: ${r.delta.present} already in place, ${r.delta.mountable} ${r.dryRun ? 'to mount' : 'mounted'} from other repositories`,
+    );
+  }
   if (r.git) {
     lines.push(
       r.git.commit

@@ -94,7 +94,7 @@ export function registerPackerCommands(y: Argv): Argv {
                     })
                     .option('since', {
                       type: 'string',
-                      describe: 'Leave out blobs the enclave already has: an inventory.json (airlock inventory) or an older bundle',
+                      describe: 'Make a delta: leave out blobs the enclave already has, per an inventory (airlock inventory), an older bundle, or its airlock.json',
                       normalize: true,
                     }),
                   'downloads',
@@ -106,7 +106,6 @@ export function registerPackerCommands(y: Argv): Argv {
         ),
       async (argv) => {
         const volumeSize = argv['volume-size'] === undefined ? undefined : parseVolumeSize(argv['volume-size']);
-        if (argv.since !== undefined) notBuiltYet('pack --since');
         const json = Boolean(argv.json);
         const summary = await pack({
           spec: argv.file,
@@ -125,6 +124,7 @@ export function registerPackerCommands(y: Argv): Argv {
             s3Endpoint: argv['s3-endpoint'],
           },
           helm: argv.helm,
+          since: argv.since,
           json,
           logger: new Logger({ json }),
         });

@@ -28,6 +28,7 @@ import { redactUrl } from './sources/http-download.ts';
 import { readSpec } from './spec.ts';
 import { chartBundleContent, chartImageSources, chartsByImage, copyCharts, prepareCharts, type PackedChart } from './charts.ts';
 import { findHelm, HELM_INSTALL_HINT } from './helm/helm.ts';
+import { applySince, readSinceBase, type SinceBase } from './since.ts';
 
 /**
  * airlock pack: spec -> manifests + images -> one signed bundle.
@@ -55,6 +56,8 @@ export interface PackOptions {
   sources?: Pick<FetchManifestsOptions, 'gitUsername' | 'gitPasswordEnv' | 'sshKey' | 'knownHosts' | 's3Endpoint'>;
   /** --helm: the helm binary that renders charts (default: helm on PATH). */
   helm?: string;
+  /** --since: an inventory, an older bundle or its airlock.json; the bundle is then a delta against it. */
+  since?: string;
   json?: boolean;
   logger: Logger;
   /** Pack time (tests); default now. */
@@ -77,6 +80,8 @@ export interface PackSummary {
   savedBytes: number;
   bundleBytes: number;
   seconds: number;
+  /** A delta (--since): the blobs left out because the enclave holds them. */
+  delta?: { blobsLeftOut: number; bytesLeftOut: number; since?: { name: string; version: string } };
 }
 
 interface PlannedImage {
@@ -108,6 +113,7 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
     throw new UsageError(`cannot read the signing key ${options.key}: ${err.message}`);
   });
   const privateKey = readPrivateKey(keyPem, await keyPassword({ confirm: false }), options.key);
+  const base: SinceBase | undefined = options.since !== undefined ? await readSinceBase(options.since) : undefined;
 
   const workDir = await mkdtemp(join(tmpdir(), 'airlock-pack-'));
   const removeWorkDir = onShutdown(() => rm(workDir, { recursive: true, force: true }));
@@ -200,7 +206,10 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
     const planned = await planAll(wanted, clientFor, session, platforms, () => progress.advance(0, 1));
 
     // 3. Lay out, sign and fill the bundle.
-    const { content, referencedBytes } = bundleContent(spec.name, spec.version, options.now ?? new Date(), platforms, planned, files, charts, chartContent);
+    const full = bundleContent(spec.name, spec.version, options.now ?? new Date(), platforms, planned, files, charts, chartContent);
+    const { referencedBytes } = full;
+    // A delta leaves out the blobs the base holds: they are neither laid out nor downloaded.
+    const { content, leftOut } = base ? applySince(full.content, base, blobUsers(planned, charts)) : { content: full.content, leftOut: undefined };
     const contentBytes = [...content.blobs, ...content.manifests].reduce((a, d) => a + d.size, 0);
     writer = await BundleWriter.create(output, content, (bytes) => signBlob(bytes, privateKey));
     const blobBytes = content.blobs.reduce((a, d) => a + d.size, 0);
@@ -234,6 +243,7 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
       savedBytes: referencedBytes - contentBytes,
       bundleBytes: writer.size,
       seconds: Number(seconds.toFixed(3)),
+      ...(leftOut ? { delta: leftOut } : {}),
     };
     progress.done();
     return summary;
@@ -258,6 +268,9 @@ export function formatPackSummary(s: PackSummary): string {
     `  manifest files  ${s.manifestFiles}`,
     `  unique blobs    ${s.uniqueBlobs} (${formatBytes(s.contentBytes)} with manifests)`,
     `  saved by dedup  ${formatBytes(s.savedBytes)} of ${formatBytes(s.referencedBytes)} referenced`,
+    ...(s.delta
+      ? [`  left out        ${s.delta.blobsLeftOut} blobs (${formatBytes(s.delta.bytesLeftOut)}) the enclave holds${s.delta.since ? ` since ${s.delta.since.name} ${s.delta.since.version}` : ''}: a delta bundle`]
+      : []),
     `  bundle          ${formatBytes(s.bundleBytes)}`,
     `  time            ${s.seconds.toFixed(1)} s (${formatRate(s.contentBytes / Math.max(s.seconds, 1e-6))})`,
   ].join('\n');
@@ -385,6 +398,14 @@ async function platformsOf(source: RemoteStore, plan: GraphPlan, session: CopySe
   } catch {
     return [];
   }
+}
+
+/** Who uses each blob: an image's source repository (HOST/PATH), a chart's charts/NAME. */
+function blobUsers(planned: PlannedImage[], charts: PackedChart[]): { repository: string; blobs: Descriptor[] }[] {
+  return [
+    ...planned.map((p) => ({ repository: `${p.wanted.reference.registry}/${p.wanted.reference.repository}`, blobs: p.plan.blobs })),
+    ...charts.map((c) => ({ repository: `charts/${c.fetched.name}`, blobs: [c.fetched.artifact.config, ...c.fetched.artifact.layers].map((b) => b.descriptor) })),
+  ];
 }
 
 /** What goes into the bundle: every image's blobs and manifests once, in DESIGN.md §2 order. */

@@ -246,6 +246,46 @@ export class RegistryClient {
     return tags;
   }
 
+  /**
+   * Every repository of the registry (GET /v2/_catalog, following the Link
+   * header's pages), or undefined when the registry refuses the catalog
+   * (401, 403, 404: Harbor and others restrict it). Capped at maxRepositories.
+   */
+  async catalog(maxRepositories = 100_000): Promise<string[] | undefined> {
+    const what = `list the repositories of ${this.endpoint.origin.host}`;
+    const repositories: string[] = [];
+    let url: URL | undefined = new URL('/v2/_catalog', this.endpoint.origin);
+    url.searchParams.set('n', '1000');
+    while (url !== undefined) {
+      let res: HttpResponse;
+      try {
+        res = await this.send({ method: 'GET', url, headers: { accept: 'application/json' }, scopes: ['registry:catalog:*'], what });
+      } catch (err) {
+        if (err instanceof RemoteError && /\b(401|403)\b/.test(err.message)) return undefined;
+        throw err;
+      }
+      if (res.status === 401 || res.status === 403 || res.status === 404) {
+        await res.body.dump();
+        return undefined;
+      }
+      if (res.status !== 200) throw await this.failure(res, what);
+      const bytes = await readLimited(res, MAX_MANIFEST_BYTES, what);
+      let body: { repositories?: unknown };
+      try {
+        body = JSON.parse(bytes.toString('utf8')) as { repositories?: unknown };
+      } catch {
+        throw new RemoteError(`${what}: the registry's answer is not JSON`);
+      }
+      if (Array.isArray(body.repositories)) for (const r of body.repositories) if (typeof r === 'string') repositories.push(r);
+      if (repositories.length > maxRepositories) throw new RemoteError(`${what}: more than ${maxRepositories} repositories`);
+      const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(header(res, 'link') ?? '')?.[1];
+      url = next === undefined ? undefined : new URL(next, res.url);
+      if (url !== undefined && url.origin !== this.endpoint.origin.origin) throw new RemoteError(`${what}: the registry's next page is on another host`);
+    }
+    const prefix = this.endpoint.repositoryPrefix;
+    return repositories.filter((r) => r.startsWith(prefix)).map((r) => r.slice(prefix.length));
+  }
+
   // ---- blobs --------------------------------------------------------------
 
   async blobExists(repository: string, desc: Descriptor): Promise<boolean> {

@@ -28,7 +28,8 @@ export interface RequiredBlobsCheck {
   mountable: number;
   /** digest -> a repository of the registry that holds it. */
   homes: Map<string, string>;
-  missing: { digest: string; size: number; repository: string }[];
+  /** Each required blob found nowhere, with the target repositories that need it. */
+  missing: { digest: string; size: number; repositories: string[] }[];
 }
 
 export interface RequiredBlobsOptions {
@@ -66,6 +67,7 @@ export async function checkRequiredBlobs(options: RequiredBlobsOptions): Promise
   };
 
   const result: RequiredBlobsCheck = { present: 0, mountable: 0, homes, missing: [] };
+  const missing = new Map<string, { digest: string; size: number; repositories: string[] }>();
   const work: Promise<void>[] = [];
   for (const [repository, blobs] of options.needs) {
     for (const b of blobs) {
@@ -79,8 +81,11 @@ export async function checkRequiredBlobs(options: RequiredBlobsOptions): Promise
             return;
           }
           const home = await findHome(repository, desc, r.repository);
-          if (home === undefined) result.missing.push({ digest: r.digest, size: r.size, repository });
-          else {
+          if (home === undefined) {
+            const m = missing.get(r.digest) ?? { digest: r.digest, size: r.size, repositories: [] };
+            m.repositories.push(repository);
+            missing.set(r.digest, m);
+          } else {
             homes.set(desc.digest, home);
             result.mountable++;
           }
@@ -89,7 +94,8 @@ export async function checkRequiredBlobs(options: RequiredBlobsOptions): Promise
     }
   }
   await Promise.all(work);
-  result.missing.sort((a, b) => a.repository.localeCompare(b.repository) || a.digest.localeCompare(b.digest));
+  for (const m of missing.values()) m.repositories.sort();
+  result.missing = [...missing.values()].sort((a, b) => a.repositories[0]!.localeCompare(b.repositories[0]!) || a.digest.localeCompare(b.digest));
   return result;
 }
 
@@ -114,7 +120,7 @@ const LISTED = 20;
 export function missingBlobsError(check: RequiredBlobsCheck, registry: string, since: string): PolicyError {
   const { missing } = check;
   const bytes = missing.reduce((a, m) => a + m.size, 0);
-  const lines = missing.slice(0, LISTED).map((m) => `  ${m.digest} (${formatBytes(m.size)}) for ${m.repository}`);
+  const lines = missing.slice(0, LISTED).map((m) => `  ${m.digest} (${formatBytes(m.size)}) for ${m.repositories.join(', ')}`);
   if (missing.length > LISTED) lines.push(`  ... and ${missing.length - LISTED} more`);
   return new PolicyError(
     `this delta bundle${since} relies on ${missing.length} blob${missing.length === 1 ? '' : 's'} (${formatBytes(bytes)}) that ${registry} does not hold in any repository; nothing was written:\n${lines.join('\n')}`,

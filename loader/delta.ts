@@ -171,9 +171,9 @@ export async function prepareDeltaLoad(
   bundle: BundleFileSource,
   plans: Iterable<[{ repository: string }, { blobs: Descriptor[] }]>,
   options: { client: RegistryClient; prefix: string; registry: string; jobs: number },
-): Promise<{ source: ContentSource; report?: DeltaLoadReport }> {
+): Promise<{ source: ContentSource; report?: DeltaLoadReport; required: ReadonlySet<string> }> {
   const requires = index.requires;
-  if (requires === undefined) return { source: bundle };
+  if (requires === undefined) return { source: bundle, required: new Set() };
   const needs = new Map<string, Descriptor[]>();
   for (const [t, plan] of plans) needs.set(t.repository, [...(needs.get(t.repository) ?? []), ...plan.blobs]);
   const check = await checkRequiredBlobs({ client: options.client, prefix: options.prefix, requires, needs, jobs: options.jobs });
@@ -181,6 +181,8 @@ export async function prepareDeltaLoad(
   if (check.missing.length > 0) throw missingBlobsError(check, options.registry, since);
   return {
     source: new DeltaSource(bundle, options.client, check.homes),
+    // Found in the registry: a dry run does not count them as blobs to push.
+    required: new Set(requires.map((r) => r.digest)),
     report: {
       requires: requires.length,
       bytes: requires.reduce((a, r) => a + r.size, 0),

@@ -162,7 +162,7 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
     if (options.dryRun) {
       await wholeBundle.finish();
       progress.phase('dry run', { items: missing.length });
-      await planDryRun(stores, targets, plans, report, options.jobs ?? 8, progress);
+      await planDryRun(stores, targets, plans, report, options.jobs ?? 8, progress, delta.required);
     } else {
       // 3. Push every blob; 4. the whole bundle checked out; 5. manifests, then tags.
       const pushed = await pushBlobs(delta.source, stores, plans, report, options, progress);
@@ -310,7 +310,7 @@ function addToReport(report: LoadReport, stores: TargetStores, t: Target, status
 }
 
 /** --dry-run: what each target would need (its blobs the registry lacks), nothing written. */
-async function planDryRun(stores: TargetStores, targets: Target[], plans: Map<Target, GraphPlan>, report: LoadReport, jobs: number, progress: Progress): Promise<void> {
+async function planDryRun(stores: TargetStores, targets: Target[], plans: Map<Target, GraphPlan>, report: LoadReport, jobs: number, progress: Progress, required: ReadonlySet<string>): Promise<void> {
   const limit = new CopySession({ concurrency: jobs }).limit;
   for (const t of targets) {
     const plan = plans.get(t);
@@ -320,7 +320,7 @@ async function planDryRun(stores: TargetStores, targets: Target[], plans: Map<Ta
     }
     const remote = stores.for(t.repository).remote;
     const rootThere = await remote.exists(t.root);
-    const absent = rootThere ? [] : (await Promise.all(plan.blobs.map(async (b) => ((await limit(() => remote.exists(b))) ? undefined : b)))).filter((b) => b !== undefined);
+    const absent = rootThere ? [] : (await Promise.all(plan.blobs.filter((b) => !required.has(b.digest)).map(async (b) => ((await limit(() => remote.exists(b))) ? undefined : b)))).filter((b) => b !== undefined);
     addToReport(report, stores, t, rootThere ? 'would retag' : 'would push', absent.reduce((a, b) => a + b.size, 0), absent.length);
     progress.advance(0, 1);
   }

@@ -217,7 +217,8 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
     logger.info(
       `packing ${planned.length} images (${content.blobs.length} unique blobs, ${formatBytes(blobBytes)}), ${charts.length} chart${charts.length === 1 ? '' : 's'} and ${manifestCount} manifest files into ${options.output}`,
     );
-    progress.phase('download', { bytes: blobBytes, items: planned.length + charts.length });
+    // Left-out blobs count as done when copyGraph skips them.
+    progress.phase('download', { bytes: blobBytes + (leftOut?.bytesLeftOut ?? 0), items: planned.length + charts.length });
     for (const f of files) await writer.writeFile(f);
     const bundle = writer;
     // The first failure stops the rest: the bundle is dropped anyway.

@@ -220,30 +220,8 @@ export class RegistryClient {
    */
   async listTags(repository: string, maxTags = 100_000): Promise<string[]> {
     const what = `list tags of ${this.display(repository)}`;
-    const tags: string[] = [];
-    let url: URL | undefined = this.url(repository, 'tags/list');
-    url.searchParams.set('n', '1000');
-    while (url !== undefined) {
-      const res = await this.send({ method: 'GET', url, headers: { accept: 'application/json' }, scopes: [repositoryScope(this.repo(repository), ['pull'])], what });
-      if (res.status === 404) {
-        await res.body.dump();
-        return [];
-      }
-      if (res.status !== 200) throw await this.failure(res, what);
-      const bytes = await readLimited(res, MAX_MANIFEST_BYTES, what);
-      let body: { tags?: unknown };
-      try {
-        body = JSON.parse(bytes.toString('utf8')) as { tags?: unknown };
-      } catch {
-        throw new RemoteError(`${what}: the registry's answer is not JSON`);
-      }
-      if (Array.isArray(body.tags)) for (const t of body.tags) if (typeof t === 'string') tags.push(t);
-      if (tags.length > maxTags) throw new RemoteError(`${what}: more than ${maxTags} tags`);
-      const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(header(res, 'link') ?? '')?.[1];
-      url = next === undefined ? undefined : new URL(next, res.url);
-      if (url !== undefined && url.origin !== this.endpoint.origin.origin) throw new RemoteError(`${what}: the registry's next page is on another host`);
-    }
-    return tags;
+    const scopes = [repositoryScope(this.repo(repository), ['pull'])];
+    return (await this.listNames(this.url(repository, 'tags/list'), 'tags', { scopes, what, max: maxTags, absent: [404] })) ?? [];
   }
 
   /**
@@ -253,37 +231,45 @@ export class RegistryClient {
    */
   async catalog(maxRepositories = 100_000): Promise<string[] | undefined> {
     const what = `list the repositories of ${this.endpoint.origin.host}`;
-    const repositories: string[] = [];
-    let url: URL | undefined = new URL('/v2/_catalog', this.endpoint.origin);
+    let repositories: string[] | undefined;
+    try {
+      repositories = await this.listNames(new URL('/v2/_catalog', this.endpoint.origin), 'repositories', { scopes: ['registry:catalog:*'], what, max: maxRepositories, absent: [401, 403, 404] });
+    } catch (err) {
+      if (err instanceof RemoteError && /\b(401|403)\b/.test(err.message)) return undefined;
+      throw err;
+    }
+    const prefix = this.endpoint.repositoryPrefix;
+    return repositories?.filter((r) => r.startsWith(prefix)).map((r) => r.slice(prefix.length));
+  }
+
+  /** The names of a paged list (`field` of each page's JSON), or undefined on a status in `absent`. */
+  private async listNames(first: URL, field: 'tags' | 'repositories', o: { scopes: Scopes; what: string; max: number; absent: number[] }): Promise<string[] | undefined> {
+    const { what } = o;
+    const names: string[] = [];
+    let url: URL | undefined = first;
     url.searchParams.set('n', '1000');
     while (url !== undefined) {
-      let res: HttpResponse;
-      try {
-        res = await this.send({ method: 'GET', url, headers: { accept: 'application/json' }, scopes: ['registry:catalog:*'], what });
-      } catch (err) {
-        if (err instanceof RemoteError && /\b(401|403)\b/.test(err.message)) return undefined;
-        throw err;
-      }
-      if (res.status === 401 || res.status === 403 || res.status === 404) {
+      const res = await this.send({ method: 'GET', url, headers: { accept: 'application/json' }, scopes: o.scopes, what });
+      if (o.absent.includes(res.status)) {
         await res.body.dump();
         return undefined;
       }
       if (res.status !== 200) throw await this.failure(res, what);
       const bytes = await readLimited(res, MAX_MANIFEST_BYTES, what);
-      let body: { repositories?: unknown };
+      let body: Record<string, unknown>;
       try {
-        body = JSON.parse(bytes.toString('utf8')) as { repositories?: unknown };
+        body = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
       } catch {
         throw new RemoteError(`${what}: the registry's answer is not JSON`);
       }
-      if (Array.isArray(body.repositories)) for (const r of body.repositories) if (typeof r === 'string') repositories.push(r);
-      if (repositories.length > maxRepositories) throw new RemoteError(`${what}: more than ${maxRepositories} repositories`);
+      const page = body[field];
+      if (Array.isArray(page)) for (const n of page) if (typeof n === 'string') names.push(n);
+      if (names.length > o.max) throw new RemoteError(`${what}: more than ${o.max} ${field}`);
       const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(header(res, 'link') ?? '')?.[1];
       url = next === undefined ? undefined : new URL(next, res.url);
       if (url !== undefined && url.origin !== this.endpoint.origin.origin) throw new RemoteError(`${what}: the registry's next page is on another host`);
     }
-    const prefix = this.endpoint.repositoryPrefix;
-    return repositories.filter((r) => r.startsWith(prefix)).map((r) => r.slice(prefix.length));
+    return names;
   }
 
   // ---- blobs --------------------------------------------------------------

@@ -11,6 +11,7 @@ import type { Inventory } from '../../shared/inventory/format.ts';
 import { airlock, type CliResult } from '../helpers/cli.ts';
 import { generateImages, pushImages, type ImageSpec, type SyntheticImage } from '../services/fixtures.ts';
 import { startRegistry, type RegistryService } from '../services/registry.ts';
+import { startQuirkProxy } from '../services/quirkProxy.ts';
 import { runBytes } from '../services/exec.ts';
 import { skopeoFlags } from '../services/skopeo.ts';
 
@@ -267,6 +268,23 @@ describe('delta bundles (pack --since, load of a delta)', () => {
       const mounted = new Set(mounts.filter((r) => /from=mirror%2F|from=mirror\//.test(r)).map((r) => decodeURIComponent(/mount=([^&\s]+)/.exec(r)![1]!)));
       for (const d of required) assert.ok(mounted.has(d), `${d} mounted from mirror/...`);
     } finally {
+      await other.stop();
+    }
+  });
+  test('a registry that refuses mounts: a required blob held by another repository is copied inside the registry', async () => {
+    const other = await startRegistry();
+    const q = await startQuirkProxy({ host: '127.0.0.1', port: other.port });
+    try {
+      const moved = await generateImages({ seed: SEED, baseLayerSize: BASE, images: release1 });
+      for (const m of moved) m.repository = `mirror/${m.repository}`;
+      await pushImages(other.url, moved);
+      q.add({ name: 'mount refused', method: 'POST', path: /\/blobs\/uploads\/$/, query: /mount=/, answer: () => ({ status: 403, body: '{"errors":[{"code":"DENIED"}]}' }) });
+      const loaded = await airlock(['load', delta, '--key', pub(), '--registry', q.host, '--plain-http']);
+      assert.equal(loaded.code, 0, loaded.stderr);
+      assert.ok(q.log.some((e) => e.rule === 'mount refused'), 'a mount was tried');
+      await assertRelease2In(other);
+    } finally {
+      await q.stop();
       await other.stop();
     }
   });

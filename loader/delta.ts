@@ -17,7 +17,8 @@ import type { ContentSource } from '../shared/store/store.ts';
  * the repository the bundle names for it (as an enclave path, and mapped
  * under the prefix as images are); else in any other repository of this
  * load; else in any repository under the prefix (the catalog, when the
- * registry allows it). A blob found elsewhere is mounted into the target
+ * registry allows it); the last two only when at most WIDE_SEARCH_LIMIT
+ * blobs are left to find. A blob found elsewhere is mounted into the target
  * repository by the push (the registry client remembers where it saw it).
  * Anything still missing refuses the load (exit 5), nothing written.
  */
@@ -30,6 +31,8 @@ export interface RequiredBlobsCheck {
   homes: Map<string, string>;
   /** Each required blob found nowhere, with the target repositories that need it. */
   missing: { digest: string; size: number; repositories: string[] }[];
+  /** False when so many were missing near their hints that the other repositories were not searched. */
+  wideSearch: boolean;
 }
 
 export interface RequiredBlobsOptions {
@@ -40,6 +43,14 @@ export interface RequiredBlobsOptions {
   needs: ReadonlyMap<string, readonly Descriptor[]>;
   jobs: number;
 }
+
+/**
+ * Past this many blobs still missing after the near places (the target
+ * repository, the hint, a repository already found), the base is plainly not
+ * in this registry: the wide search (every repository of the load and of the
+ * catalog, one HEAD each per blob) is skipped rather than sent by the thousand.
+ */
+export const WIDE_SEARCH_LIMIT = 64;
 
 export async function checkRequiredBlobs(options: RequiredBlobsOptions): Promise<RequiredBlobsCheck> {
   const { client, prefix } = options;
@@ -52,51 +63,77 @@ export async function checkRequiredBlobs(options: RequiredBlobsOptions): Promise
     if (!found) heads.set(key, (found = limit(() => client.blobExists(repository, desc))));
     return found;
   };
-  const loadRepositories = [...options.needs.keys()];
-  let catalog: Promise<string[]> | undefined;
-  const prefixRepositories = () => (catalog ??= client.catalog().then((all) => (all ?? []).filter((r) => prefix === '' || r.startsWith(`${prefix}/`))));
-  const homes = new Map<string, string>();
-
-  const findHome = async (repository: string, desc: Descriptor, hint: string): Promise<string | undefined> => {
-    const known = homes.get(desc.digest);
-    const candidates = unique([...(known ? [known] : []), ...hintRepositories(hint, prefix), ...loadRepositories]).filter((r) => r !== repository);
+  const firstHolder = async (candidates: string[], desc: Descriptor): Promise<string | undefined> => {
     for (const c of candidates) if (await holds(c, desc)) return c;
-    // The catalog last: one listing, then HEADs in the repositories not tried yet.
-    for (const c of (await prefixRepositories()).filter((r) => r !== repository && !candidates.includes(r))) if (await holds(c, desc)) return c;
     return undefined;
   };
+  const homes = new Map<string, string>();
+  const result: RequiredBlobsCheck = { present: 0, mountable: 0, homes, missing: [], wideSearch: true };
 
-  const result: RequiredBlobsCheck = { present: 0, mountable: 0, homes, missing: [] };
+  // 1. Each (target repository, required blob) the load needs: there already, or in the repository the hint names.
+  const needed = neededPairs(options.needs, required);
+  const unresolved: NeededBlob[] = [];
+  await Promise.all(
+    needed.map(async (n) => {
+      if (await holds(n.repository, n.desc)) {
+        result.present++;
+        return;
+      }
+      const home = await firstHolder(hintRepositories(n.hint, prefix).filter((r) => r !== n.repository), n.desc);
+      if (home === undefined) unresolved.push(n);
+      else homes.set(n.desc.digest, home);
+    }),
+  );
+
+  // 2. The rest: a holder found for another repository, else any repository of this load, else of the prefix (the catalog).
+  const digestsLeft = new Set(unresolved.filter((n) => !homes.has(n.desc.digest)).map((n) => n.desc.digest));
+  result.wideSearch = digestsLeft.size <= WIDE_SEARCH_LIMIT;
+  const wide = result.wideSearch ? await wideCandidates(client, prefix, [...options.needs.keys()]) : [];
   const missing = new Map<string, { digest: string; size: number; repositories: string[] }>();
-  const work: Promise<void>[] = [];
-  for (const [repository, blobs] of options.needs) {
-    for (const b of blobs) {
-      const r = required.get(b.digest);
-      if (!r) continue;
-      const desc: Descriptor = { ...b, size: r.size };
-      work.push(
-        (async () => {
-          if (await holds(repository, desc)) {
-            result.present++;
-            return;
-          }
-          const home = await findHome(repository, desc, r.repository);
-          if (home === undefined) {
-            const m = missing.get(r.digest) ?? { digest: r.digest, size: r.size, repositories: [] };
-            m.repositories.push(repository);
-            missing.set(r.digest, m);
-          } else {
-            homes.set(desc.digest, home);
-            result.mountable++;
-          }
-        })(),
-      );
-    }
-  }
-  await Promise.all(work);
+  await Promise.all(
+    unresolved.map(async (n) => {
+      const known = homes.get(n.desc.digest);
+      const home = known ?? (await firstHolder(wide.filter((r) => r !== n.repository), n.desc));
+      if (home !== undefined) {
+        homes.set(n.desc.digest, home);
+        return;
+      }
+      const m = missing.get(n.desc.digest) ?? { digest: n.desc.digest, size: n.desc.size, repositories: [] };
+      m.repositories.push(n.repository);
+      missing.set(n.desc.digest, m);
+    }),
+  );
+  result.mountable = needed.length - result.present - [...missing.values()].reduce((a, m) => a + m.repositories.length, 0);
   for (const m of missing.values()) m.repositories.sort();
   result.missing = [...missing.values()].sort((a, b) => a.repositories[0]!.localeCompare(b.repositories[0]!) || a.digest.localeCompare(b.digest));
   return result;
+}
+
+interface NeededBlob {
+  repository: string;
+  desc: Descriptor;
+  hint: string;
+}
+
+/** Every (target repository, required blob) pair the plans need, once each. */
+function neededPairs(needs: ReadonlyMap<string, readonly Descriptor[]>, required: ReadonlyMap<string, BundleRequirement>): NeededBlob[] {
+  const out: NeededBlob[] = [];
+  for (const [repository, blobs] of needs) {
+    const seen = new Set<string>();
+    for (const b of blobs) {
+      const r = required.get(b.digest);
+      if (!r || seen.has(b.digest)) continue;
+      seen.add(b.digest);
+      out.push({ repository, desc: { ...b, size: r.size }, hint: r.repository });
+    }
+  }
+  return out;
+}
+
+/** The repositories of this load, then those under the prefix the catalog lists (none when the registry refuses it). */
+async function wideCandidates(client: RegistryClient, prefix: string, loadRepositories: string[]): Promise<string[]> {
+  const listed = (await client.catalog()) ?? [];
+  return unique([...loadRepositories, ...listed.filter((r) => prefix === '' || r.startsWith(`${prefix}/`))]);
 }
 
 /** The bundle's mount hint as repositories of this registry: as an enclave path, and as a source repository mapped under the prefix. */
@@ -122,8 +159,9 @@ export function missingBlobsError(check: RequiredBlobsCheck, registry: string, s
   const bytes = missing.reduce((a, m) => a + m.size, 0);
   const lines = missing.slice(0, LISTED).map((m) => `  ${m.digest} (${formatBytes(m.size)}) for ${m.repositories.join(', ')}`);
   if (missing.length > LISTED) lines.push(`  ... and ${missing.length - LISTED} more`);
+  if (!check.wideSearch) lines.push(`  (over ${WIDE_SEARCH_LIMIT} were missing where the bundle said they would be, so the registry's other repositories were not searched)`);
   return new PolicyError(
-    `this delta bundle${since} relies on ${missing.length} blob${missing.length === 1 ? '' : 's'} (${formatBytes(bytes)}) that ${registry} does not hold in any repository; nothing was written:\n${lines.join('\n')}`,
+    `this delta bundle${since} relies on ${missing.length} blob${missing.length === 1 ? '' : 's'} (${formatBytes(bytes)}) that ${registry} does not hold${check.wideSearch ? ' in any repository' : ''}; nothing was written:\n${lines.join('\n')}`,
     { hint: 'load the release it was made against first, or ask for a full bundle (or a delta against an inventory of this registry: airlock inventory)' },
   );
 }

@@ -22,6 +22,8 @@ import { ManifestGate } from '../shared/store/manifest-gate.ts';
 import { recheckThenTag } from './tags-last.ts';
 import { RemoteStore } from '../shared/store/remote.ts';
 import { keyFingerprint, readPublicKey } from '../shared/sign/keys.ts';
+import type { ContentSource } from '../shared/store/store.ts';
+import { prepareDeltaLoad, type DeltaLoadReport } from './delta.ts';
 
 /**
  * airlock load (images): verify while loading, straight from the bundle file.
@@ -113,6 +115,8 @@ export interface LoadReport {
   git?: CommitBundleResult;
   /** A bundle packed with --with-signatures: its signatures, pushed next to their images. */
   signatures?: LoadedSignatures;
+  /** A delta bundle: the blobs it relied on, found in the registry. */
+  delta?: DeltaLoadReport;
 }
 
 export function parseRegistryTarget(value: string): { host: string; prefix: string } {
@@ -162,33 +166,37 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
     // 2. Preflight: where each tag points now; conflicts stop the load here.
     progress.phase('preflight', { items: targets.length });
     const missing = await preflight(client, stores, targets, options, progress);
-    if (!options.dryRun && missing.length > 0) {
-      const repositories = [...new Set(missing.map((t) => t.repository))];
-      progress.phase('push access', { items: repositories.length });
-      await checkPushAccess(client, repositories, { jobs: options.jobs ?? 8, prefix: target.prefix, mapDepth: options.mapDepth, onProbed: () => progress.advance(0, 1) });
-    }
 
     // Plans read the manifests (verified) of what is missing; everything else is hashed meanwhile (load == verify).
     const plans = new Map(
       await Promise.all(missing.map(async (t) => [t, await planGraph(source, t.root, { session: new CopySession({ concurrency: 4 }) })] as const)),
     );
+    // A delta: every blob it requires must be in the registry already (exit 5 if not), before anything is written.
+    const delta = await prepareDeltaLoad(scan.index, source, plans, { client, prefix: target.prefix, registry: options.registry, jobs: options.jobs ?? 8 });
+    // Push access per repository (a registry refusing a namespace stops the load here, nothing stored).
+    if (!options.dryRun && missing.length > 0) {
+      const repositories = [...new Set(missing.map((t) => t.repository))];
+      progress.phase('push access', { items: repositories.length });
+      await checkPushAccess(client, repositories, { jobs: options.jobs ?? 8, prefix: target.prefix, mapDepth: options.mapDepth, onProbed: () => progress.advance(0, 1) });
+    }
     wholeBundle = new WholeBundleCheck(bytes, scan, source, { name: bytes.name });
     wholeBundle.start(entriesRead(plans.values()));
     const report = emptyReport(options, scan.index);
+    if (delta.report) report.delta = delta.report;
 
     if (options.dryRun) {
       await wholeBundle.finish();
       progress.phase('dry run', { items: missing.length });
-      await planDryRun(stores, targets, plans, report, options.jobs ?? 8, progress);
+      await planDryRun(stores, targets, plans, report, options.jobs ?? 8, progress, delta.required);
       const signed = signatureTargets(scan, targets, bytes.name);
       if (signed.length > 0) report.signatures = await loadSignatures(signed, { client, source, session: new CopySession({ concurrency: options.jobs ?? 8 }), dryRun: true, logger });
     } else {
       // 3. Push every image (manifests by digest once their bytes checked out); 4. the whole bundle checked out; then tags.
-      const pushed = await pushImages(source, stores, plans, wholeBundle, report, options, progress);
+      const pushed = await pushImages(delta.source, stores, plans, wholeBundle, report, options, progress);
       progress.phase('check');
       await wholeBundle.finish();
       progress.phase('tags');
-      await tagLast(source, stores, plans, options);
+      await tagLast(delta.source, stores, plans, options);
       reportPushed(stores, targets, plans, pushed, report);
       const signed = options.skipImages ? [] : signatureTargets(scan, targets, bytes.name);
       if (signed.length > 0) {
@@ -327,7 +335,7 @@ function addToReport(report: LoadReport, stores: TargetStores, t: Target, status
 }
 
 /** --dry-run: what each target would need (its blobs the registry lacks), nothing written. */
-async function planDryRun(stores: TargetStores, targets: Target[], plans: Map<Target, GraphPlan>, report: LoadReport, jobs: number, progress: Progress): Promise<void> {
+async function planDryRun(stores: TargetStores, targets: Target[], plans: Map<Target, GraphPlan>, report: LoadReport, jobs: number, progress: Progress, required: ReadonlySet<string>): Promise<void> {
   const limit = new CopySession({ concurrency: jobs }).limit;
   for (const t of targets) {
     const plan = plans.get(t);
@@ -337,7 +345,7 @@ async function planDryRun(stores: TargetStores, targets: Target[], plans: Map<Ta
     }
     const remote = stores.for(t.repository).remote;
     const rootThere = await remote.exists(t.root);
-    const absent = rootThere ? [] : (await Promise.all(plan.blobs.map(async (b) => ((await limit(() => remote.exists(b))) ? undefined : b)))).filter((b) => b !== undefined);
+    const absent = rootThere ? [] : (await Promise.all(plan.blobs.filter((b) => !required.has(b.digest)).map(async (b) => ((await limit(() => remote.exists(b))) ? undefined : b)))).filter((b) => b !== undefined);
     addToReport(report, stores, t, rootThere ? 'would retag' : 'would push', absent.reduce((a, b) => a + b.size, 0), absent.length);
     progress.advance(0, 1);
   }
@@ -358,7 +366,7 @@ interface Pushed {
  * manifest pushed by digest once every blob it references checked out.
  */
 async function pushImages(
-  source: BundleFileSource,
+  source: ContentSource,
   stores: TargetStores,
   plans: Map<Target, GraphPlan>,
   wholeBundle: WholeBundleCheck,
@@ -397,7 +405,7 @@ async function pushImages(
 }
 
 /** Every manifest still there (pushed again if the registry lost it), then the tags. */
-async function tagLast(source: BundleFileSource, stores: TargetStores, plans: Map<Target, GraphPlan>, options: LoadOptions): Promise<void> {
+async function tagLast(source: ContentSource, stores: TargetStores, plans: Map<Target, GraphPlan>, options: LoadOptions): Promise<void> {
   const { repushed } = await recheckThenTag({ source, store: (r) => stores.for(r).remote, plans, concurrency: options.jobs ?? 8 });
   if (repushed.length > 0) {
     options.logger.warn(`${repushed.length} manifest${repushed.length === 1 ? '' : 's'} vanished from the registry during the load (garbage collection?) and went again: ${repushed.join(', ')}`);
@@ -456,6 +464,12 @@ export function formatLoadReport(r: LoadReport): string {
     ...r.images.map((i) => row(i, i.source)),
     ...charts.map((c) => row(c, `chart ${c.name} ${c.version} (release${c.releases.length === 1 ? '' : 's'} ${c.releases.join(', ')})`)),
   ];
+  if (r.delta) {
+    lines.push(
+      `delta${r.delta.since ? ` since ${r.delta.since.name} ${r.delta.since.version}` : ''}: relies on ${r.delta.requires} blobs (${formatBytes(r.delta.bytes)}); ` +
+        `the images needed ${r.delta.present + r.delta.mountable}: ${r.delta.present} already in place, ${r.delta.mountable} ${r.dryRun ? 'to mount' : 'mounted'} from other repositories`,
+    );
+  }
   if (r.git) {
     lines.push(
       r.git.commit

@@ -7,6 +7,7 @@ import { openAnyBundle } from '../shared/transfer/open.ts';
 import type { S3Options } from '../shared/transfer/s3.ts';
 import type { BundleIndex } from '../shared/bundle/format.ts';
 import { readPublicKey } from '../shared/sign/keys.ts';
+import { deltaSummary, describeDelta } from '../shared/bundle/delta.ts';
 
 /** airlock verify and airlock inspect over a local bundle file. */
 
@@ -31,6 +32,7 @@ export async function verifyCommand(bundle: string, keyPath: string, json: boole
   }).finally(() => bytes.close());
   const seconds = (performance.now() - started) / 1000;
   progress.done({});
+  const delta = deltaSummary(index);
   const summary = {
     event: 'verified',
     bundle,
@@ -40,11 +42,13 @@ export async function verifyCommand(bundle: string, keyPath: string, json: boole
     entries: index.entries.length,
     bytes: size,
     seconds: Number(seconds.toFixed(3)),
+    ...(delta ? { delta } : {}),
   };
   process.stdout.write(
     json
       ? JSON.stringify(summary) + '\n'
-      : `verified ${bundle}: ${index.name} ${index.version}, signature ok, ${index.entries.length} entries (${index.images.length} images), ${formatBytes(size)} in ${seconds.toFixed(1)} s (${formatRate(size / Math.max(seconds, 1e-6))})\n`,
+      : `verified ${bundle}: ${index.name} ${index.version}, signature ok, ${index.entries.length} entries (${index.images.length} images), ${formatBytes(size)} in ${seconds.toFixed(1)} s (${formatRate(size / Math.max(seconds, 1e-6))})\n` +
+          (delta ? `${describeDelta(delta, formatBytes)}; load checks that before writing anything\n` : ''),
   );
   return index;
 }
@@ -56,13 +60,15 @@ export async function inspectCommand(bundle: string, json: boolean, s3: S3Option
   const index = await peekBundleIndex(bytes, bytes.name).finally(() => bytes.close());
   const blobs = index.entries.filter((e) => e.path.startsWith('oci/blobs/'));
   const manifests = index.entries.filter((e) => e.path.startsWith('manifests/'));
+  const inspectDelta = deltaSummary(index);
   if (json) {
-    process.stdout.write(printable(JSON.stringify({ verified: false, bundle, bytes: size, ...index })) + '\n');
+    process.stdout.write(printable(JSON.stringify({ verified: false, bundle, bytes: size, ...index, ...(inspectDelta ? { delta: inspectDelta } : {}) })) + '\n');
     return;
   }
   const lines = [
     `${index.name} ${index.version} (created ${index.created}) — not verified: run airlock verify with the public key`,
     `platforms: ${index.platforms.join(', ') || 'all'}`,
+    ...(inspectDelta ? [describeDelta(inspectDelta, formatBytes)] : []),
     `size: ${formatBytes(size)}; ${blobs.length} blobs (${formatBytes(blobs.reduce((a, e) => a + e.size, 0))}); ${manifests.length} manifest files`,
     `images (${index.images.length}):`,
     ...index.images.map((i) => `  ${i.ref}  ${i.digest}${i.platforms?.length ? '  ' + i.platforms.join(',') : ''}${i.charts?.length ? `  charts: ${i.charts.join(',')}` : ''}${signatureCounts(i.signatures)}`),

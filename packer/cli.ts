@@ -98,7 +98,7 @@ export function registerPackerCommands(y: Argv): Argv {
                     })
                     .option('since', {
                       type: 'string',
-                      describe: 'Leave out blobs the enclave already has: an inventory.json (airlock inventory) or an older bundle',
+                      describe: 'Make a delta: leave out blobs the enclave already has, per an inventory (airlock inventory), an older bundle, or its airlock.json',
                       normalize: true,
                     }),
                   'downloads',
@@ -110,7 +110,6 @@ export function registerPackerCommands(y: Argv): Argv {
         ),
       async (argv) => {
         const volumeSize = argv['volume-size'] === undefined ? undefined : parseVolumeSize(argv['volume-size']);
-        if (argv.since !== undefined) notBuiltYet('pack --since');
         const json = Boolean(argv.json);
         const summary = await pack({
           spec: argv.file,
@@ -130,6 +129,7 @@ export function registerPackerCommands(y: Argv): Argv {
           },
           helm: argv.helm,
           withSignatures: argv['with-signatures'] === true,
+          since: argv.since,
           json,
           logger: new Logger({ json }),
         });

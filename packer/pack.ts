@@ -29,6 +29,7 @@ import { readSpec } from './spec.ts';
 import { chartBundleContent, chartImageSources, chartsByImage, copyCharts, prepareCharts, type PackedChart } from './charts.ts';
 import { findHelm, HELM_INSTALL_HINT } from './helm/helm.ts';
 import { copySignatures, discoverSignatures, signatureRefs, type FoundSignatures } from './sources/signatures.ts';
+import { applySince, readSinceBase, type SinceBase } from './since.ts';
 
 /**
  * airlock pack: spec -> manifests + images -> one signed bundle.
@@ -56,6 +57,8 @@ export interface PackOptions {
   sources?: Pick<FetchManifestsOptions, 'gitUsername' | 'gitPasswordEnv' | 'sshKey' | 'knownHosts' | 's3Endpoint'>;
   /** --helm: the helm binary that renders charts (default: helm on PATH). */
   helm?: string;
+  /** --since: an inventory, an older bundle or its airlock.json; the bundle is then a delta against it. */
+  since?: string;
   json?: boolean;
   /** --with-signatures: also pack each image's cosign signatures, attestations, SBOMs and OCI 1.1 referrers. */
   withSignatures?: boolean;
@@ -82,6 +85,8 @@ export interface PackSummary {
   seconds: number;
   /** --with-signatures: images that had any, and the signature manifests packed. */
   signatures?: { images: number; manifests: number };
+  /** A delta (--since): the blobs left out because the enclave holds them. */
+  delta?: { blobsLeftOut: number; bytesLeftOut: number; since?: { name: string; version: string } };
 }
 
 interface PlannedImage {
@@ -113,6 +118,7 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
     throw new UsageError(`cannot read the signing key ${options.key}: ${err.message}`);
   });
   const privateKey = readPrivateKey(keyPem, await keyPassword({ confirm: false }), options.key);
+  const base: SinceBase | undefined = options.since !== undefined ? await readSinceBase(options.since) : undefined;
 
   const workDir = await mkdtemp(join(tmpdir(), 'airlock-pack-'));
   const removeWorkDir = onShutdown(() => rm(workDir, { recursive: true, force: true }));
@@ -206,7 +212,10 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
     const signatures = options.withSignatures ? await findSignatures(planned, session, logger) : undefined;
 
     // 3. Lay out, sign and fill the bundle.
-    const { content, referencedBytes } = bundleContent(spec.name, spec.version, options.now ?? new Date(), platforms, planned, files, charts, chartContent, signatures);
+    const full = bundleContent(spec.name, spec.version, options.now ?? new Date(), platforms, planned, files, charts, chartContent, signatures);
+    const { referencedBytes } = full;
+    // A delta leaves out the blobs the base holds: they are neither laid out nor downloaded.
+    const { content, leftOut } = base ? applySince(full.content, base, blobUsers(planned, charts)) : { content: full.content, leftOut: undefined };
     const contentBytes = [...content.blobs, ...content.manifests].reduce((a, d) => a + d.size, 0);
     writer = await BundleWriter.create(output, content, (bytes) => signBlob(bytes, privateKey));
     const blobBytes = content.blobs.reduce((a, d) => a + d.size, 0);
@@ -214,7 +223,8 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
     logger.info(
       `packing ${planned.length} images (${content.blobs.length} unique blobs, ${formatBytes(blobBytes)}), ${charts.length} chart${charts.length === 1 ? '' : 's'} and ${manifestCount} manifest files into ${options.output}`,
     );
-    progress.phase('download', { bytes: blobBytes, items: planned.length + charts.length });
+    // Left-out blobs count as done when copyGraph skips them.
+    progress.phase('download', { bytes: blobBytes + (leftOut?.bytesLeftOut ?? 0), items: planned.length + charts.length });
     for (const f of files) await writer.writeFile(f);
     const bundle = writer;
     // The first failure stops the rest: the bundle is dropped anyway.
@@ -242,6 +252,7 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
       bundleBytes: writer.size,
       seconds: Number(seconds.toFixed(3)),
       ...(signatures ? { signatures: { images: signatures.byImage.size, manifests: [...signatures.byImage.values()].reduce((a, f) => a + f.length, 0) } } : {}),
+      ...(leftOut ? { delta: leftOut } : {}),
     };
     progress.done();
     return summary;
@@ -267,6 +278,9 @@ export function formatPackSummary(s: PackSummary): string {
     `  unique blobs    ${s.uniqueBlobs} (${formatBytes(s.contentBytes)} with manifests)`,
     `  saved by dedup  ${formatBytes(s.savedBytes)} of ${formatBytes(s.referencedBytes)} referenced`,
     ...(s.signatures ? [`  signatures      ${s.signatures.manifests} manifests for ${s.signatures.images} of ${s.images} images`] : []),
+    ...(s.delta
+      ? [`  left out        ${s.delta.blobsLeftOut} blobs (${formatBytes(s.delta.bytesLeftOut)}) the enclave holds${s.delta.since ? ` since ${s.delta.since.name} ${s.delta.since.version}` : ''}: a delta bundle`]
+      : []),
     `  bundle          ${formatBytes(s.bundleBytes)}`,
     `  time            ${s.seconds.toFixed(1)} s (${formatRate(s.contentBytes / Math.max(s.seconds, 1e-6))})`,
   ].join('\n');
@@ -409,6 +423,14 @@ async function platformsOf(source: RemoteStore, plan: GraphPlan, session: CopySe
   } catch {
     return [];
   }
+}
+
+/** Who uses each blob: an image's source repository (HOST/PATH), a chart's charts/NAME. */
+function blobUsers(planned: PlannedImage[], charts: PackedChart[]): { repository: string; blobs: Descriptor[] }[] {
+  return [
+    ...planned.map((p) => ({ repository: `${p.wanted.reference.registry}/${p.wanted.reference.repository}`, blobs: p.plan.blobs })),
+    ...charts.map((c) => ({ repository: `charts/${c.fetched.name}`, blobs: [c.fetched.artifact.config, ...c.fetched.artifact.layers].map((b) => b.descriptor) })),
+  ];
 }
 
 /** What goes into the bundle: every image's blobs and manifests once, in DESIGN.md §2 order. */

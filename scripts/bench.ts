@@ -29,7 +29,8 @@
  *
  * Environment: BENCH_RUNS (default 3), BENCH_JOBS (default 16),
  * BENCH_SCALE (Harness shape, 1 = about 400 MB), BENCH_LARGE_MB (default 1024),
- * BENCH_ONLY (harness | large).
+ * BENCH_ONLY (harness | large | delta). The Harness upgrade (full vs delta bundle)
+ * is measured by bench-delta.ts, after the Harness shape.
  */
 import { execFile } from 'node:child_process';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -44,6 +45,7 @@ import { startRegistry, type RegistryService } from '../test/services/registry.t
 import { startSshd } from '../test/services/sshd.ts';
 import { startS3 } from '../test/services/s3.ts';
 import { benchInventory } from './bench-inventory.ts';
+import { benchDelta } from './bench-delta.ts';
 
 const exec = promisify(execFile);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -239,8 +241,8 @@ await writeFile(join(work, 'airlock.key'), pair.privateKeyPem, { mode: 0o600 });
 await writeFile(join(work, 'airlock.pub'), pair.publicKeyPem);
 say(`airlock bench on ${(await readFile('/proc/cpuinfo', 'utf8').catch(() => '')).match(/^processor/gm)?.length ?? '?'} CPUs, node ${process.version}`);
 const workloads: (() => Promise<Workload> | Workload)[] = [];
-if (ONLY !== 'large') workloads.push(harnessShape);
-if (ONLY !== 'harness') workloads.push(largerImages);
+if (ONLY !== 'large' && ONLY !== 'delta') workloads.push(harnessShape);
+if (ONLY !== 'harness' && ONLY !== 'delta') workloads.push(largerImages);
 try {
   for (const make of workloads) {
     const registry = await startRegistry();
@@ -252,6 +254,9 @@ try {
       await registry.stop();
       await rm(dir, { recursive: true, force: true });
     }
+  }
+  if (ONLY !== 'large') {
+    await benchDelta({ workload: await harnessShape(), dir: join(work, 'delta'), key: join(work, 'airlock.key'), pub: join(work, 'airlock.pub'), jobs: JOBS, airlock, say });
   }
 } finally {
   await rm(work, { recursive: true, force: true });

@@ -1,6 +1,7 @@
 import { posix } from 'node:path';
 import { VerificationError } from '../cli/errors.ts';
 import { signatureProblem, type BundleSignature } from './signatures.ts';
+import { deltaFieldsProblem, type DeltaFields } from './delta.ts';
 
 /** The bundle index, airlock.json (DESIGN.md §2, format version 1). */
 export interface BundleEntry {
@@ -49,7 +50,8 @@ export interface BundleChart {
   apiVersions?: string[];
 }
 
-export interface BundleIndex {
+/** A delta bundle (pack --since) also has `requires` and `since` (delta.ts). */
+export interface BundleIndex extends DeltaFields {
   airlockVersion: 1;
   name: string;
   version: string;
@@ -140,6 +142,8 @@ export function parseBundleIndex(bytes: Buffer): BundleIndex {
     if (typeof e.size !== 'number' || !Number.isSafeInteger(e.size) || e.size < 0) bad(`entries[${i}] ${e.path} has an invalid size`);
     if (typeof e.sha256 !== 'string' || !/^[a-f0-9]{64}$/.test(e.sha256)) bad(`entries[${i}] ${e.path} has an invalid sha256`);
   });
+  const deltaProblem = deltaFieldsProblem(index as BundleIndex);
+  if (deltaProblem) bad(deltaProblem);
   return index as BundleIndex;
 }
 

@@ -10,6 +10,7 @@ import { parseDigest, VerifyingStream } from '../oci/digest.ts';
 import { MediaType } from '../oci/mediatype.ts';
 import type { ContentSink } from '../store/store.ts';
 import { layoutBundle, mtimeOf, padding } from './canonical.ts';
+import { deltaFieldsProblem, type BundleRequirement, type BundleSince } from './delta.ts';
 import { checkEntryPath, type BundleChart, type BundleEntry, type BundleImage, type BundleIndex } from './format.ts';
 
 /**
@@ -48,6 +49,9 @@ export interface BundleContent {
   manifests: Descriptor[];
   /** oci/index.json: one descriptor per image, named by its full source reference (an OCI 1.1 referrer is listed unnamed). */
   refs: { ref?: string; descriptor: Descriptor }[];
+  /** A delta (pack --since): the blobs left out, which the enclave must hold; never also in `blobs`. */
+  requires?: BundleRequirement[];
+  since?: BundleSince;
 }
 
 interface Slot {
@@ -76,6 +80,8 @@ export class BundleWriter implements ContentSink {
     readonly size: number,
     private readonly slots: Map<string, Slot>,
     private readonly blobSlots: Map<string, Slot>,
+    /** Digests the index requires instead of carrying. */
+    private readonly required: ReadonlySet<string>,
   ) {
     this.name = `bundle ${basename(output)}`;
   }
@@ -113,7 +119,11 @@ export class BundleWriter implements ContentSink {
       images: content.images,
       charts: content.charts,
       entries,
+      ...(content.requires ? { requires: content.requires } : {}),
+      ...(content.since ? { since: content.since } : {}),
     };
+    const deltaProblem = deltaFieldsProblem(index);
+    if (deltaProblem) throw new Error(`internal: the delta index is malformed: ${deltaProblem}`);
     const indexBytes = Buffer.from(JSON.stringify(index, null, 2) + '\n');
     const signature = Buffer.from(sign(indexBytes));
 
@@ -155,11 +165,13 @@ export class BundleWriter implements ContentSink {
     }
     const blobSlots = new Map<string, Slot>();
     for (const d of [...content.blobs, ...content.manifests]) blobSlots.set(d.digest, slots.get(blobPath(d.digest))!);
-    return new BundleWriter(output, tempPath, fh, index, size, slots, blobSlots);
+    const required = new Set((content.requires ?? []).map((r) => r.digest));
+    return new BundleWriter(output, tempPath, fh, index, size, slots, blobSlots, required);
   }
 
+  /** A filled slot, or a blob the delta leaves out (so copyGraph never downloads it). */
   exists(desc: Descriptor): Promise<boolean> {
-    return Promise.resolve(this.blobSlots.get(desc.digest)?.filled === true);
+    return Promise.resolve(this.blobSlots.get(desc.digest)?.filled === true || this.required.has(desc.digest));
   }
 
   /** Write a blob into its slot. The source verifies the bytes; the slot counts as filled only on a clean end. */

@@ -1,0 +1,41 @@
+import type { Argv } from 'yargs';
+import { formatBytes } from '../shared/cli/progress.ts';
+import type { EnvironmentCopyReport } from './gitops/envRegistry.ts';
+
+/** promote's --env-registry flags: the environment's own registry, its credentials and transport. */
+export function withEnvRegistry<T>(y: Argv<T>) {
+  return y
+    .option('env-registry', {
+      type: 'string',
+      describe:
+        "The environment's own registry HOST[:PORT][/PREFIX]: copy every image (and Flux chart) the environment receives there first, same digests, and map the names in PATH/overlays/ENV/airlock/",
+      group: 'Environment registry:',
+    })
+    .option('env-registry-username', {
+      type: 'string',
+      describe: 'User name for the environment registry (with --env-registry-password-env; default: ~/.docker/config.json)',
+      group: 'Environment registry:',
+    })
+    .option('env-registry-password-env', {
+      type: 'string',
+      describe: 'NAME of the environment variable holding the environment registry password or token',
+      group: 'Environment registry:',
+    })
+    .option('env-registry-plain-http', { type: 'boolean', default: false, describe: 'Talk plain HTTP (no TLS) to the environment registry', group: 'Environment registry:' })
+    .check((argv) => {
+      const given = ['env-registry-username', 'env-registry-password-env', 'env-registry-plain-http'].filter((f) => argv[f] !== undefined && argv[f] !== false);
+      if (given.length > 0 && argv['env-registry'] === undefined) throw new Error(`--${given[0]} goes with --env-registry`);
+      if ((argv['env-registry-username'] === undefined) !== (argv['env-registry-password-env'] === undefined)) {
+        throw new Error('--env-registry-username and --env-registry-password-env go together: give both or neither');
+      }
+      return true;
+    });
+}
+
+/** "copied 3 of 4 images and 1 chart to REG (...)", or that everything was there. */
+export function formatEnvironmentCopy(r: EnvironmentCopyReport): string {
+  const what = `${r.images} images${r.charts > 0 ? ` and ${r.charts} charts` : ''}`;
+  const signatures = r.signatures > 0 ? `, ${r.signatures} signature tags` : '';
+  if (r.copied === 0 && r.signatures === 0) return `env registry ${r.registry}: all ${what} already there; nothing copied`;
+  return `env registry ${r.registry}: copied ${r.copied} of ${what}${signatures} (${r.blobsUploaded} blobs, ${formatBytes(r.bytesUploaded)} uploaded; ${r.blobsMounted} mounted; ${r.blobsPresent} present)`;
+}

@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BundleIndex } from '../../shared/bundle/format.ts';
@@ -176,6 +176,7 @@ describe('promote --env-registry', () => {
     assert.equal(await envDigest('harness/ng-manager:1.0'), manager);
 
     const after = await checkout('prod');
+    assert.ok(existsSync(join(after.dir, 'harness/airlock/approvals/1.0.0')), "loading 1.1.0 kept the approvals of 1.0.0 (approve's records), and prod received them");
     assert.equal(readFileSync(join(after.dir, 'harness/overlays/prod/kustomization.yaml'), 'utf8'), customerOverlay, 'the customer overlay, byte for byte');
     assert.equal((await server.git('apps', ['log', '-1', '--format=%s', 'prod'])).trim(), 'airlock: promote harness 1.1.0 to prod', 'one promote commit holds the merge and the component');
     assert.match(await server.git('apps', ['show', '--stat', '--format=', 'prod']), /harness\/overlays\/prod\/airlock\/kustomization\.yaml/);

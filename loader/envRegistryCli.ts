@@ -32,10 +32,11 @@ export function withEnvRegistry<T>(y: Argv<T>) {
     });
 }
 
-/** "copied 3 of 4 images and 1 chart to REG (...)", or that everything was there. */
+/** "env registry R: 3 images and 1 chart: 2 copied, 2 already there; ..." or that everything was there. */
 export function formatEnvironmentCopy(r: EnvironmentCopyReport): string {
-  const what = `${r.images} images${r.charts > 0 ? ` and ${r.charts} charts` : ''}`;
-  const signatures = r.signatures > 0 ? `, ${r.signatures} signature tags` : '';
-  if (r.copied === 0 && r.signatures === 0) return `env registry ${r.registry}: all ${what} already there; nothing copied`;
-  return `env registry ${r.registry}: copied ${r.copied} of ${what}${signatures} (${r.blobsUploaded} blobs, ${formatBytes(r.bytesUploaded)} uploaded; ${r.blobsMounted} mounted; ${r.blobsPresent} present)`;
+  const count = (n: number, one: string) => `${n} ${one}${n === 1 ? '' : 's'}`;
+  const what = `${count(r.images, 'image')}${r.charts > 0 ? ` and ${count(r.charts, 'chart')}` : ''}`;
+  if (r.copied === 0 && r.signatures === 0) return `env registry ${r.registry}: ${what}, all already there; nothing copied`;
+  const signatures = r.signatures > 0 ? `; ${count(r.signatures, 'signature tag')} set` : '';
+  return `env registry ${r.registry}: ${what}: ${r.copied} copied, ${r.present} already there${signatures} (${count(r.blobsUploaded, 'blob')}, ${formatBytes(r.bytesUploaded)} uploaded; ${r.blobsMounted} mounted; ${r.blobsPresent} present)`;
 }

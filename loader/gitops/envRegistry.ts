@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import git from 'isomorphic-git';
+import pLimit, { type LimitFunction } from 'p-limit';
 import { PolicyError, UsageError } from '../../shared/cli/errors.ts';
 import { Progress, progressListener } from '../../shared/cli/progress.ts';
 import { CopySession, copyGraph, type CopyEvent } from '../../shared/copy.ts';
@@ -119,7 +120,7 @@ export async function copyToEnvironment(
     bytesUploaded: 0,
   };
   const targetStore = (name: string) => new RemoteStore(clients.target, name.slice(name.indexOf('/') + 1));
-  const tagged = await checkTags(plan.copies, targetStore);
+  const tagged = await checkTags(plan.copies, targetStore, pLimit(options.jobs ?? 8));
 
   const { progress } = options;
   progress.phase('copy', { items: plan.copies.length });
@@ -185,7 +186,7 @@ async function copySignatures(session: CopySession, source: RemoteStore, target:
 }
 
 /** The copies whose tag already points at their digest; a tag that points elsewhere is a PolicyError naming each. */
-async function checkTags(copies: readonly EnvironmentCopy[], storeFor: (name: string) => RemoteStore): Promise<Set<EnvironmentCopy>> {
+async function checkTags(copies: readonly EnvironmentCopy[], storeFor: (name: string) => RemoteStore, limit: LimitFunction): Promise<Set<EnvironmentCopy>> {
   const tagged = new Set<EnvironmentCopy>();
   const elsewhere: string[] = [];
   await Promise.all(
@@ -193,7 +194,7 @@ async function checkTags(copies: readonly EnvironmentCopy[], storeFor: (name: st
       .filter((c) => c.tag)
       .map(async (c) => {
         const store = storeFor(c.to);
-        const current = await store.client.resolve(store.repository, c.tag!, { headOnly: true });
+        const current = await limit(() => store.client.resolve(store.repository, c.tag!));
         if (current === undefined) return;
         if (current.digest === c.digest) tagged.add(c);
         else elsewhere.push(`${c.to}:${c.tag} is ${current.digest}, not ${c.digest}`);

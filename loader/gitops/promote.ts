@@ -108,6 +108,7 @@ export async function promote(options: PromoteOptions, transport: HttpTransport)
       const { name, version } = await readRelease(gitdir, fromTip, path, options.from);
       if (approverKey) await requireApproval(await pinnedImages(gitdir, fromTip, path, options.from), approverKey, sourceClient);
       const toTip = await fetchTip(gitdir, remote, options.to, 0);
+      if (!toTip && options.review) throw new UsageError(`${options.to} does not exist yet: promote without --review creates it from ${options.from}`);
       const environment = envTarget
         ? await copyEnvironment({ ...options, envRegistry: options.envRegistry! }, envTarget, { gitdir, fromTip, toTip, path, name, version }, sourceClient, transport)
         : undefined;
@@ -120,7 +121,6 @@ export async function promote(options: PromoteOptions, transport: HttpTransport)
       let commit: string;
       let outcome: PromoteResult['outcome'];
       if (!toTip) {
-        if (options.review) throw new UsageError(`${options.to} does not exist yet: promote without --review creates it from ${options.from}`);
         const tree = await addStarterOverlay(gitdir, fromTip, path, options.to, environment !== undefined);
         commit = await git.writeCommit({
           fs,

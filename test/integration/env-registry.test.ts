@@ -168,7 +168,7 @@ describe('promote --env-registry', () => {
     indexes.push(index);
     const promoted = await promoteToOwnRegistry('prod', '');
     assert.equal(promoted.code, 0, promoted.stderr);
-    assert.match(promoted.stdout, new RegExp(`env registry ${hostPattern(envRegistry.host)}: copied 2 of 2 images, 1 signature tags`));
+    assert.match(promoted.stdout, new RegExp(`env registry ${hostPattern(envRegistry.host)}: 2 images: 2 copied, 0 already there; 1 signature tag set \\(`));
     assert.match(promoted.stdout, /promote harness 1\.1\.0: merged dev into prod/);
     const nginx = digestIn(index, 'docker.io/library/nginx:1.26');
     const manager = digestIn(index, 'docker.io/harness/ng-manager:1.0');

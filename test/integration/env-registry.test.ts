@@ -166,9 +166,18 @@ describe('promote --env-registry', () => {
 
     const index = await release('1.1.0', '1.26');
     indexes.push(index);
+    // For review first: the images are copied, the review branch carries the component, prod stays.
+    const beforeReview = (await server.git('apps', ['rev-parse', 'prod'])).trim();
+    const review = await promoteToOwnRegistry('prod', '', ['--review']);
+    assert.equal(review.code, 0, review.stderr);
+    assert.match(review.stdout, new RegExp(`env registry ${hostPattern(envRegistry.host)}: 2 images: 2 copied, 0 already there; 1 signature tag set \\(`));
+    assert.equal((await server.git('apps', ['rev-parse', 'prod'])).trim(), beforeReview, '--review leaves prod alone');
+    assert.match(await server.git('apps', ['show', 'airlock/promote-prod-1.1.0:harness/overlays/prod/airlock/kustomization.yaml']), new RegExp(`newName: ${hostPattern(envRegistry.host)}/library/nginx`));
+    assert.equal(await server.git('apps', ['show', 'airlock/promote-prod-1.1.0:harness/overlays/prod/kustomization.yaml']), customerOverlay);
+
     const promoted = await promoteToOwnRegistry('prod', '');
     assert.equal(promoted.code, 0, promoted.stderr);
-    assert.match(promoted.stdout, new RegExp(`env registry ${hostPattern(envRegistry.host)}: 2 images: 2 copied, 0 already there; 1 signature tag set \\(`));
+    assert.match(promoted.stdout, new RegExp(`env registry ${hostPattern(envRegistry.host)}: 2 images, all already there; nothing copied`));
     assert.match(promoted.stdout, /promote harness 1\.1\.0: merged dev into prod/);
     const nginx = digestIn(index, 'docker.io/library/nginx:1.26');
     const manager = digestIn(index, 'docker.io/harness/ng-manager:1.0');

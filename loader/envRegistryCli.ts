@@ -1,4 +1,5 @@
 import type { Argv } from 'yargs';
+import { UsageError } from '../shared/cli/errors.ts';
 import { formatBytes } from '../shared/cli/progress.ts';
 import type { EnvironmentCopyReport } from './gitops/envRegistry.ts';
 
@@ -24,9 +25,13 @@ export function withEnvRegistry<T>(y: Argv<T>) {
     .option('env-registry-plain-http', { type: 'boolean', default: false, describe: 'Talk plain HTTP (no TLS) to the environment registry', group: 'Environment registry:' })
     .check((argv) => {
       const given = ['env-registry-username', 'env-registry-password-env', 'env-registry-plain-http'].filter((f) => argv[f] !== undefined && argv[f] !== false);
-      if (given.length > 0 && argv['env-registry'] === undefined) throw new Error(`--${given[0]} goes with --env-registry`);
+      if (given.length > 0 && argv['env-registry'] === undefined) {
+        throw new UsageError(`--${given[0]} goes with --env-registry`, { hint: "add --env-registry HOST[:PORT][/PREFIX], the environment's own registry" });
+      }
       if ((argv['env-registry-username'] === undefined) !== (argv['env-registry-password-env'] === undefined)) {
-        throw new Error('--env-registry-username and --env-registry-password-env go together: give both or neither');
+        throw new UsageError('--env-registry-username and --env-registry-password-env go together: give both or neither', {
+          hint: '--env-registry-password-env names an environment variable holding the password, e.g. --env-registry-password-env PROD_REGISTRY_PASSWORD',
+        });
       }
       return true;
     });

@@ -100,7 +100,7 @@ export interface LoadReport {
 
 export function parseRegistryTarget(value: string, flag = '--registry'): { host: string; prefix: string } {
   if (/^[a-z]+:\/\//i.test(value)) {
-    throw new UsageError(`${flag} ${value}: give HOST[:PORT][/PREFIX] without a scheme`, { hint: 'HTTPS is the default; add --plain-http for plain HTTP' });
+    throw new UsageError(`${flag} ${value}: give HOST[:PORT][/PREFIX] without a scheme`, { hint: `HTTPS is the default; add ${flag === '--registry' ? '--plain-http' : `${flag}-plain-http`} for plain HTTP` });
   }
   const [host, ...rest] = value.replace(/\/+$/, '').split('/');
   if (!host || !/^[A-Za-z0-9.-]+(:\d+)?$|^\[[0-9a-fA-F:]+\](:\d+)?$/.test(host)) throw new UsageError(`${flag} ${value}: not HOST[:PORT][/PREFIX]`);

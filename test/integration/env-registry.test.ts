@@ -201,6 +201,15 @@ describe('promote --env-registry', () => {
     assert.equal(second.outcome, 'up to date');
     assert.deepEqual([second.envRegistry.copied, second.envRegistry.present, second.envRegistry.signatures, second.envRegistry.blobsUploaded], [0, 2, 0, 0], 'a second promote copies nothing');
     assert.equal((await server.git('apps', ['rev-parse', 'prod'])).trim(), tip);
+
+    // Another registry for the same release: only the component changes, in a commit of its own.
+    const moved = await promoteToOwnRegistry('prod', '/mirror2');
+    assert.equal(moved.code, 0, moved.stderr);
+    assert.match(moved.stdout, new RegExp(`prod already has dev; its airlock component now maps the images to ${hostPattern(envRegistry.host)}/mirror2`));
+    assert.deepEqual((await server.git('apps', ['diff', '--name-only', tip, 'prod'])).trim().split('\n'), ['harness/overlays/prod/airlock/kustomization.yaml']);
+    const remapped = await checkout('prod');
+    const images2 = [...(await run(kubectl(), ['kustomize', join(remapped.dir, 'harness/overlays/prod')])).stdout.matchAll(/image: (\S+)/g)].map((m) => m[1]!).sort();
+    assert.deepEqual(images2, [`${envRegistry.host}/mirror2/harness/ng-manager@${manager}`, `${envRegistry.host}/mirror2/library/nginx@${nginx}`]);
   });
 
   test('a copy that fails commits nothing: wrong environment registry credentials are exit 4', async () => {

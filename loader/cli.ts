@@ -12,6 +12,8 @@ import { approve } from './approve.ts';
 import { formatInventorySummary, takeInventory } from './inventory.ts';
 import { keyPassword } from '../shared/sign/password.ts';
 import { REVIEW_STYLES } from './gitops/reviewStyles.ts';
+import { formatEnvironmentCopy, withEnvRegistry } from './envRegistryCli.ts';
+import { Progress } from '../shared/cli/progress.ts';
 import { HttpTransport } from '../shared/registry/transport.ts';
 import { downloadSftp } from '../shared/transfer/sftp.ts';
 import { downloadS3 } from '../shared/transfer/s3.ts';
@@ -133,7 +135,7 @@ export function registerLoaderCommands(y: Argv): Argv {
             withRegistryAuth(
               withPlainHttp(
                 withGitAuth(
-                  b
+                  withEnvRegistry(withJobs(b, 'registry transfers'))
                     .option('git', { type: 'string', demandOption: true, describe: 'Git repository URL (https:// or ssh://)', group: 'Git:' })
                     .option('require-approval', {
                       type: 'string',
@@ -183,6 +185,18 @@ export function registerLoaderCommands(y: Argv): Argv {
                 clientCert: argv['client-cert'],
                 clientKey: argv['client-key'],
               },
+              ...(argv['env-registry'] === undefined
+                ? {}
+                : {
+                    envRegistry: {
+                      registry: argv['env-registry'],
+                      username: argv['env-registry-username'],
+                      passwordEnv: argv['env-registry-password-env'],
+                      plainHttp: argv['env-registry-plain-http'],
+                    },
+                  }),
+              jobs: argv.jobs,
+              progress: new Progress({ json: argv.json, summaryLine: false }),
             },
             transport,
           );
@@ -191,6 +205,7 @@ export function registerLoaderCommands(y: Argv): Argv {
             merged: `merged ${argv.from} into ${r.branch}`,
             'fast-forward': `fast-forwarded ${r.branch} to ${argv.from}`,
             'up to date': `${r.branch} already has ${argv.from}; nothing to do`,
+            'registry mapped': `${r.branch} already has ${argv.from}; its airlock component now maps the images to ${r.envRegistry?.registry}`,
             'review pushed': {
               branch: `pushed ${r.branch} (${argv.from} merged into ${argv.to}): open a merge request from it into ${argv.to}`,
               gitlab: `pushed ${r.branch} (${argv.from} merged into ${argv.to}) with merge request options: the server opens "${r.review?.title}" into ${argv.to}`,
@@ -198,7 +213,9 @@ export function registerLoaderCommands(y: Argv): Argv {
             }[r.review?.style ?? 'branch'],
           };
           process.stdout.write(
-            argv.json ? JSON.stringify({ event: 'promoted', ...r }) + '\n' : `promote ${r.name} ${r.version}: ${what[r.outcome]}${r.commit ? ` (${r.commit.slice(0, 12)})` : ''}\n`,
+            argv.json
+              ? JSON.stringify({ event: 'promoted', ...r }) + '\n'
+              : `${r.envRegistry ? formatEnvironmentCopy(r.envRegistry) + '\n' : ''}promote ${r.name} ${r.version}: ${what[r.outcome]}${r.commit ? ` (${r.commit.slice(0, 12)})` : ''}\n`,
           );
         } finally {
           await transport.close();

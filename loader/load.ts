@@ -119,15 +119,15 @@ export interface LoadReport {
   delta?: DeltaLoadReport;
 }
 
-export function parseRegistryTarget(value: string): { host: string; prefix: string } {
+export function parseRegistryTarget(value: string, flag = '--registry'): { host: string; prefix: string } {
   if (/^[a-z]+:\/\//i.test(value)) {
-    throw new UsageError(`--registry ${value}: give HOST[:PORT][/PREFIX] without a scheme`, { hint: 'HTTPS is the default; add --plain-http for plain HTTP' });
+    throw new UsageError(`${flag} ${value}: give HOST[:PORT][/PREFIX] without a scheme`, { hint: `HTTPS is the default; add ${flag === '--registry' ? '--plain-http' : `${flag}-plain-http`} for plain HTTP` });
   }
   const [host, ...rest] = value.replace(/\/+$/, '').split('/');
-  if (!host || !/^[A-Za-z0-9.-]+(:\d+)?$|^\[[0-9a-fA-F:]+\](:\d+)?$/.test(host)) throw new UsageError(`--registry ${value}: not HOST[:PORT][/PREFIX]`);
+  if (!host || !/^[A-Za-z0-9.-]+(:\d+)?$|^\[[0-9a-fA-F:]+\](:\d+)?$/.test(host)) throw new UsageError(`${flag} ${value}: not HOST[:PORT][/PREFIX]`);
   const prefix = rest.join('/');
   if (prefix !== '' && !/^[a-z0-9]+(?:[._-][a-z0-9]+)*(\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/.test(prefix)) {
-    throw new UsageError(`--registry ${value}: the prefix ${prefix} is not a valid repository path (lowercase letters, digits, . _ - and /)`);
+    throw new UsageError(`${flag} ${value}: the prefix ${prefix} is not a valid repository path (lowercase letters, digits, . _ - and /)`);
   }
   return { host, prefix };
 }

@@ -86,6 +86,8 @@ export async function commitBundle(prepared: PreparedCommit, transport: HttpTran
       branch: git.branch,
       path: prepared.path,
       replace: ['base', 'airlock', 'rendered'],
+      // airlock approve's records: a new release must not wipe the approvals of the last one.
+      keep: ['airlock/approvals'],
       files: prepared.files,
       message: `airlock: load ${prepared.name} ${prepared.version}\n\nImages pinned to ${registry.host}${registry.prefix ? '/' + registry.prefix : ''} by digest${registry.mapDepth ? `, repository paths folded to ${registry.mapDepth} segments (--map-depth)` : ''}.\n`,
       author: authorOf(git.author),

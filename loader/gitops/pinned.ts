@@ -42,31 +42,53 @@ export async function pinnedImages(gitdir: string, commit: string, path: string,
  * .kustomize.images), which kustomization.yaml does not list.
  */
 async function helmReleases(gitdir: string, commit: string, path: string): Promise<unknown[][]> {
-  let entries;
-  try {
-    entries = (await git.readTree({ fs, gitdir, oid: commit, filepath: `${path}/base` })).tree;
-  } catch {
-    return [];
-  }
   const out: unknown[][] = [];
-  for (const e of entries.filter((t) => t.type === 'tree')) {
-    let text: string;
-    try {
-      text = Buffer.from((await git.readBlob({ fs, gitdir, oid: commit, filepath: `${path}/base/${e.path}/helmrelease.yaml` })).blob).toString('utf8');
-    } catch {
-      continue;
-    }
-    let doc: { kind?: unknown; spec?: { postRenderers?: unknown } } | null;
-    try {
-      doc = parseYaml(text) as typeof doc;
-    } catch (err) {
-      throw new UsageError(`${path}/base/${e.path}/helmrelease.yaml is not valid YAML (${(err as Error).message})`, { hint: 'it is written by airlock load: load the release again' });
-    }
-    if (doc?.kind !== 'HelmRelease' || !Array.isArray(doc.spec?.postRenderers)) continue;
-    for (const r of doc.spec.postRenderers as { kustomize?: { images?: unknown } }[]) {
+  for (const { helmRelease } of await fluxObjects(gitdir, commit, path)) {
+    const renderers = (helmRelease as { spec?: { postRenderers?: unknown } } | undefined)?.spec?.postRenderers;
+    if (!Array.isArray(renderers)) continue;
+    for (const r of renderers as { kustomize?: { images?: unknown } }[]) {
       if (Array.isArray(r?.kustomize?.images)) out.push(r.kustomize.images as unknown[]);
     }
   }
   return out;
 }
 
+/** The Flux objects load wrote for one `gitops: helmrelease` chart, as parsed (either may be absent). */
+export interface FluxObjects {
+  /** The release's folder under PATH/base. */
+  folder: string;
+  helmRelease?: Record<string, unknown>;
+  ociRepository?: Record<string, unknown>;
+}
+
+/** base/RELEASE/helmrelease.yaml (kind HelmRelease) and ocirepository.yaml (kind OCIRepository) of every release folder. */
+export async function fluxObjects(gitdir: string, commit: string, path: string): Promise<FluxObjects[]> {
+  let entries;
+  try {
+    entries = (await git.readTree({ fs, gitdir, oid: commit, filepath: `${path}/base` })).tree;
+  } catch {
+    return [];
+  }
+  const read = async (file: string, kind: string): Promise<Record<string, unknown> | undefined> => {
+    let text: string;
+    try {
+      text = Buffer.from((await git.readBlob({ fs, gitdir, oid: commit, filepath: `${path}/base/${file}` })).blob).toString('utf8');
+    } catch {
+      return undefined;
+    }
+    let doc: unknown;
+    try {
+      doc = parseYaml(text);
+    } catch (err) {
+      throw new UsageError(`${path}/base/${file} is not valid YAML (${(err as Error).message})`, { hint: 'it is written by airlock load: load the release again' });
+    }
+    return (doc as { kind?: unknown } | null)?.kind === kind ? (doc as Record<string, unknown>) : undefined;
+  };
+  const out: FluxObjects[] = [];
+  for (const e of entries.filter((t) => t.type === 'tree')) {
+    const helmRelease = await read(`${e.path}/helmrelease.yaml`, 'HelmRelease');
+    const ociRepository = await read(`${e.path}/ocirepository.yaml`, 'OCIRepository');
+    if (helmRelease || ociRepository) out.push({ folder: e.path, ...(helmRelease ? { helmRelease } : {}), ...(ociRepository ? { ociRepository } : {}) });
+  }
+  return out;
+}

@@ -18,6 +18,10 @@ import { reviewPush, type ReviewStyle } from './reviewStyles.ts';
 import { releaseChanges, type ReleaseChanges } from './releaseChanges.ts';
 import { readReleaseState } from './releaseState.ts';
 import { commitMessage, reviewText } from './reviewText.ts';
+import { Progress } from '../../shared/cli/progress.ts';
+import { parseRegistryTarget } from '../load.ts';
+import { copyToEnvironment, planEnvironment, type EnvironmentCopyReport } from './envRegistry.ts';
+import { checkOverlayUsesComponent, putComponent, renderComponent, STARTER_COMPONENT_LINES } from './envComponent.ts';
 
 /**
  * airlock promote: merge the dev branch into an environment branch (or push a
@@ -43,8 +47,19 @@ export interface PromoteOptions {
   /** --require-approval: the approver's public key (PEM file); every image dev pins must carry its signature. */
   requireApproval?: string;
   /** How to reach the registry the images are pinned to (for --require-approval). */
-  /** For --require-approval: the registries the pins name (client certificate and key for mutual TLS). */
+  /** Client certificate and key for mutual TLS with those registries. */
   registry?: { username?: string; passwordEnv?: string; plainHttp?: boolean; clientCert?: string; clientKey?: string; warn?: (m: string) => void };
+  /**
+   * --env-registry HOST[:PORT][/PREFIX]: the environment pulls from its own
+   * registry. What it will receive is copied there first (from the registry
+   * dev pins, with `registry`'s credentials), and PATH/overlays/ENV/airlock/
+   * maps the names (envComponent.ts).
+   */
+  envRegistry?: { registry: string; username?: string; passwordEnv?: string; plainHttp?: boolean };
+  /** Registry transfers at once (--jobs). */
+  jobs?: number;
+  /** Progress of the copy into the environment registry. */
+  progress?: Progress;
 }
 
 export interface PromoteResult {
@@ -54,7 +69,8 @@ export interface PromoteResult {
   path: string;
   name: string;
   version: string;
-  outcome: 'created' | 'merged' | 'fast-forward' | 'up to date' | 'review pushed';
+  /** 'registry mapped': the environment had the release, and only its airlock component changed (--env-registry). */
+  outcome: 'created' | 'merged' | 'fast-forward' | 'up to date' | 'registry mapped' | 'review pushed';
   commit?: string;
   /** With --review: the style, the ref pushed and the review's title. */
   review?: { style: ReviewStyle; ref: string; title: string };
@@ -63,6 +79,8 @@ export interface PromoteResult {
   /** The review text: the merge commit's message, and the merge request's title and description. */
   title?: string;
   description?: string;
+  /** With --env-registry: what was copied into the environment registry. */
+  envRegistry?: EnvironmentCopyReport;
 }
 
 export async function promote(options: PromoteOptions, transport: HttpTransport): Promise<PromoteResult> {
@@ -78,6 +96,8 @@ export async function promote(options: PromoteOptions, transport: HttpTransport)
         options.requireApproval,
       )
     : undefined;
+  const envTarget = options.envRegistry ? parseRegistryTarget(options.envRegistry.registry, '--env-registry') : undefined;
+  const sourceClient = registryClients(options, transport);
   const remote = openRemote(options, transport);
   const author = authorOf(options.author);
   const gitdir = await mkdtemp(join(tmpdir(), 'airlock-promote-'));
@@ -88,36 +108,22 @@ export async function promote(options: PromoteOptions, transport: HttpTransport)
       if (!fromTip) throw new UsageError(`${remote.display} has no branch ${options.from}`, { hint: 'run airlock load --git first' });
       const path = options.path?.replace(/^\/+|\/+$/g, '') ?? (await findBundleFolder(gitdir, fromTip, remote, options.from));
       const { name, version } = await readRelease(gitdir, fromTip, path, options.from);
-      if (approverKey) {
-        const r = options.registry ?? {};
-        const clients = new Map<string, RegistryClient>();
-        const certificates = new ClientCertificates({ clientCert: r.clientCert, clientKey: r.clientKey });
-        const clientFor = (host: string) => {
-          let c = clients.get(host);
-          if (!c) {
-            c = new RegistryClient(host, transport, {
-              plainHttp: r.plainHttp,
-              clientCertificates: certificates,
-              credentials: (h) => credentialsFor(h, { username: r.username, passwordEnv: r.passwordEnv, warn: r.warn ?? (() => undefined) }),
-            });
-            clients.set(host, c);
-          }
-          return c;
-        };
-        await requireApproval(await pinnedImages(gitdir, fromTip, path, options.from), approverKey, clientFor);
-      }
+      if (approverKey) await requireApproval(await pinnedImages(gitdir, fromTip, path, options.from), approverKey, sourceClient);
       const toTip = await fetchTip(gitdir, remote, options.to, 0);
+      if (!toTip && options.review) throw new UsageError(`${options.to} does not exist yet: promote without --review creates it from ${options.from}`);
+      const environment = envTarget
+        ? await copyEnvironment({ ...options, envRegistry: options.envRegistry! }, envTarget, { gitdir, fromTip, toTip, path, name, version }, sourceClient, transport)
+        : undefined;
       const after = await readReleaseState(gitdir, fromTip, path);
       const changes = releaseChanges(toTip ? await readReleaseState(gitdir, toTip, path) : undefined, after!);
       const text = reviewText({ name, version, from: options.from, to: options.to }, changes, path);
-      const told = { changes, title: text.title, description: text.description };
+      const told = { changes, title: text.title, description: text.description, ...(environment ? { envRegistry: environment.report } : {}) };
       const who = { ...author, timestamp: Math.floor(Date.now() / 1000), timezoneOffset: new Date().getTimezoneOffset() };
 
       let commit: string;
       let outcome: PromoteResult['outcome'];
       if (!toTip) {
-        if (options.review) throw new UsageError(`${options.to} does not exist yet: promote without --review creates it from ${options.from}`);
-        const tree = await addStarterOverlay(gitdir, fromTip, path, options.to);
+        const tree = await addStarterOverlay(gitdir, fromTip, path, options.to, environment !== undefined);
         commit = await git.writeCommit({
           fs,
           gitdir,
@@ -149,14 +155,18 @@ export async function promote(options: PromoteOptions, transport: HttpTransport)
           }
           throw err;
         }
-        if (merged.alreadyMerged) return { url: remote.display, branch: options.to, path, name, version, outcome: 'up to date' };
-        commit = merged.oid!;
+        if (merged.alreadyMerged && !environment) return { url: remote.display, branch: options.to, path, name, version, outcome: 'up to date' };
+        commit = merged.alreadyMerged ? toTip : merged.oid!;
         if ((await subtree(gitdir, commit, `${path}/overlays`)) !== overlayBefore) {
           throw new PolicyError(`promote ${options.from} -> ${options.to}: the merge would change ${path}/overlays; nothing was changed`, {
             hint: `overlays belong to the environment branches: remove ${path}/overlays from ${options.from}`,
           });
         }
-        outcome = merged.fastForward ? 'fast-forward' : 'merged';
+        outcome = merged.alreadyMerged ? 'up to date' : merged.fastForward ? 'fast-forward' : 'merged';
+      }
+      if (environment) {
+        ({ commit, outcome } = await withComponent(gitdir, { commit, outcome, fromTip, toTip, path, env: options.to, bytes: environment.component, who, message: commitMessage(text) }));
+        if (outcome === 'up to date') return { url: remote.display, branch: options.to, path, name, version, outcome, ...told };
       }
 
       if (options.review) {
@@ -221,8 +231,8 @@ async function subtree(gitdir: string, commit: string, filepath: string): Promis
   }
 }
 
-/** The tree of `from` plus PATH/overlays/ENV/kustomization.yaml (resources: [../../base]). */
-async function addStarterOverlay(gitdir: string, fromTip: string, path: string, env: string): Promise<string> {
+/** The tree of `from` plus PATH/overlays/ENV/kustomization.yaml (resources: [../../base], and components: [airlock] with its own registry). */
+async function addStarterOverlay(gitdir: string, fromTip: string, path: string, env: string, ownRegistry: boolean): Promise<string> {
   const starter = Buffer.from(
     [
       `# The ${env} environment: its own patches go here; airlock promote merges new releases of ../../base.`,
@@ -230,10 +240,102 @@ async function addStarterOverlay(gitdir: string, fromTip: string, path: string, 
       'kind: Kustomization',
       'resources:',
       '  - ../../base',
+      ...(ownRegistry ? ['# The images in its own registry (airlock writes airlock/ at every promote --env-registry).', ...STARTER_COMPONENT_LINES] : []),
       '',
     ].join('\n'),
   );
   const blob = await git.writeBlob({ fs, gitdir, blob: starter });
   const tree = (await git.readCommit({ fs, gitdir, oid: fromTip })).commit.tree;
   return putEntry(gitdir, tree, [...path.split('/').filter(Boolean), 'overlays', ...env.split('/'), 'kustomization.yaml'], { mode: '100644', oid: blob, type: 'blob' });
+}
+
+/** One RegistryClient per host of the registry dev pins (--require-approval, and the copy's source), with --registry-* credentials. */
+function registryClients(options: PromoteOptions, transport: HttpTransport): (host: string) => RegistryClient {
+  const r = options.registry ?? {};
+  const clients = new Map<string, RegistryClient>();
+  const certificates = new ClientCertificates({ clientCert: r.clientCert, clientKey: r.clientKey });
+  return (host) => {
+    let c = clients.get(host);
+    if (!c) {
+      c = new RegistryClient(host, transport, {
+        plainHttp: r.plainHttp,
+        clientCertificates: certificates,
+        credentials: (h) => credentialsFor(h, { username: r.username, passwordEnv: r.passwordEnv, warn: r.warn ?? (() => undefined) }),
+      });
+      clients.set(host, c);
+    }
+    return c;
+  };
+}
+
+/**
+ * --env-registry, before anything is committed: an existing environment's
+ * overlay must list the airlock component (exit 2 otherwise, nothing
+ * copied); then everything the environment will receive is copied into its
+ * registry, and the component's bytes are rendered.
+ */
+async function copyEnvironment(
+  options: PromoteOptions & { envRegistry: NonNullable<PromoteOptions['envRegistry']> },
+  target: { host: string; prefix: string },
+  at: { gitdir: string; fromTip: string; toTip: string | undefined; path: string; name: string; version: string },
+  sourceClient: (host: string) => RegistryClient,
+  transport: HttpTransport,
+): Promise<{ report: EnvironmentCopyReport; component: Buffer }> {
+  const e = options.envRegistry;
+  if (at.toTip) await checkOverlayUsesComponent(at.gitdir, at.toTip, at.path, options.to, e.registry);
+  const plan = await planEnvironment(at.gitdir, at.fromTip, at.path, options.from, target);
+  const targetClient = new RegistryClient(target.host, transport, {
+    plainHttp: e.plainHttp,
+    credentials: (h) =>
+      credentialsFor(h, {
+        username: e.username,
+        passwordEnv: e.passwordEnv,
+        flagNames: { username: '--env-registry-username', passwordEnv: '--env-registry-password-env' },
+        warn: options.registry?.warn ?? (() => undefined),
+      }),
+  });
+  const progress = options.progress ?? new Progress({ summaryLine: false });
+  let report: EnvironmentCopyReport;
+  try {
+    report = await copyToEnvironment(plan, { source: sourceClient, target: targetClient }, { jobs: options.jobs, progress, warn: options.registry?.warn ?? (() => undefined) });
+  } finally {
+    progress.done();
+  }
+  return { report, component: renderComponent(plan, options.to, at, e.plainHttp ?? false) };
+}
+
+/**
+ * The promotion's commit with the airlock component in its tree. A commit of
+ * this promote (the merge, or the new environment's first commit) is
+ * rewritten with the same parents and message; a fast-forward becomes a
+ * merge commit; an environment already up to date gets a commit of its own
+ * when only the component changed ('registry mapped'), none when it holds
+ * the same bytes.
+ */
+async function withComponent(
+  gitdir: string,
+  a: {
+    commit: string;
+    outcome: PromoteResult['outcome'];
+    fromTip: string;
+    toTip: string | undefined;
+    path: string;
+    env: string;
+    bytes: Buffer;
+    who: { name: string; email: string; timestamp: number; timezoneOffset: number };
+    message: string;
+  },
+): Promise<{ commit: string; outcome: PromoteResult['outcome'] }> {
+  const { commit: current } = await git.readCommit({ fs, gitdir, oid: a.commit });
+  const tree = await putComponent(gitdir, current.tree, a.path, a.env, a.bytes);
+  if (tree === current.tree) return { commit: a.commit, outcome: a.outcome };
+  const write = (parent: string[], message: string) => git.writeCommit({ fs, gitdir, commit: { message, tree, parent, author: a.who, committer: a.who } });
+  switch (a.outcome) {
+    case 'up to date':
+      return { commit: await write([a.toTip!], `airlock: ${a.env} pulls its images from its own registry\n\nThe ${a.path}/overlays/${a.env}/airlock component maps every image to the environment registry, same digests.\n`), outcome: 'registry mapped' };
+    case 'fast-forward':
+      return { commit: await write([a.toTip!, a.fromTip], a.message), outcome: 'merged' };
+    default:
+      return { commit: await git.writeCommit({ fs, gitdir, commit: { ...current, tree } }), outcome: a.outcome };
+  }
 }

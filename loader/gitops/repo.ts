@@ -32,6 +32,8 @@ export interface CommitFilesOptions {
   replace: string[];
   /** Files by path relative to `path`; each must lie under one of `replace`. */
   files: Map<string, Buffer>;
+  /** Folders inside a replaced one that another command owns, kept as they are ("airlock/approvals"). */
+  keep?: string[];
   message: string;
   author: Author;
   /** Where a missing branch starts: another branch of the remote, or empty history. */
@@ -65,7 +67,7 @@ export async function commitFiles(options: CommitFilesOptions): Promise<CommitFi
         parent = options.startFrom ? await fetchTip(gitdir, options.remote, options.startFrom) : undefined;
       }
       const baseTree = parent ? (await git.readCommit({ fs, gitdir, oid: parent })).commit.tree : undefined;
-      const tree = await replaceFolders(gitdir, baseTree, options.path, options.replace, options.files);
+      const tree = await replaceFolders(gitdir, baseTree, options.path, options.replace, options.files, options.keep ?? []);
       if (tree === baseTree && !createdBranch) return { parent, createdBranch, attempts: attempt };
       const now = Math.floor(Date.now() / 1000);
       const who = { ...options.author, timestamp: now, timezoneOffset: new Date().getTimezoneOffset() };
@@ -169,16 +171,32 @@ export async function push(gitdir: string, remote: GitRemote, branch: string, is
   });
 }
 
-/** Build the tree with `path/<each of replace>` replaced by the given files; everything else kept. */
-async function replaceFolders(gitdir: string, baseTree: string | undefined, path: string, replace: string[], files: Map<string, Buffer>): Promise<string> {
+/** Build the tree with `path/<each of replace>` replaced by the given files (and what `keep` names kept); everything else kept. */
+async function replaceFolders(gitdir: string, baseTree: string | undefined, path: string, replace: string[], files: Map<string, Buffer>, keep: string[]): Promise<string> {
   const segments = path.split('/').filter(Boolean);
   let tree = baseTree ?? (await git.writeTree({ fs, gitdir, tree: [] }));
   for (const folder of replace) {
     const mine = new Map([...files].filter(([p]) => p.startsWith(`${folder}/`)).map(([p, b]) => [p.slice(folder.length + 1), b]));
-    const oid = mine.size > 0 ? await writeFolder(gitdir, mine) : undefined;
+    let oid = mine.size > 0 ? await writeFolder(gitdir, mine) : undefined;
+    for (const kept of keep.filter((k) => k.startsWith(`${folder}/`))) {
+      const old = baseTree ? await entryAt(gitdir, baseTree, [...segments, ...kept.split('/')]) : undefined;
+      if (old) oid = await putEntry(gitdir, oid, kept.slice(folder.length + 1).split('/'), old);
+    }
     tree = await putEntry(gitdir, tree, [...segments, folder], oid === undefined ? undefined : { mode: '040000', oid, type: 'tree' });
   }
   return tree;
+}
+
+/** The entry at `path` (segments) of the tree, or undefined. */
+async function entryAt(gitdir: string, tree: string, path: string[]): Promise<Omit<TreeEntry, 'path'> | undefined> {
+  let entries = (await git.readTree({ fs, gitdir, oid: tree })).tree;
+  for (const [i, name] of path.entries()) {
+    const e = entries.find((x) => x.path === name);
+    if (!e || i === path.length - 1) return e && { mode: e.mode, oid: e.oid, type: e.type };
+    if (e.type !== 'tree') return undefined;
+    entries = (await git.readTree({ fs, gitdir, oid: e.oid })).tree;
+  }
+  return undefined;
 }
 
 /**

@@ -261,6 +261,37 @@ describe('airlock load with Helm charts', () => {
     assert.equal(release.spec.postRenderers.length, 1);
   });
 
+  test('promote --env-registry: the Flux chart and every image are copied by digest with their tags; the prod overlay points the OCIRepository and the post-renderer pins at the environment registry', async () => {
+    const prodRegistry = await startRegistry();
+    try {
+      const res = await airlock(['promote', '--to', 'prod', '--plain-http', ...withGit('apps'), '--env-registry', `${prodRegistry.host}/prod`, '--env-registry-plain-http'], { env: gitEnv() });
+      assert.equal(res.code, 0, res.stderr);
+      assert.match(res.stdout, new RegExp(`env registry ${prodRegistry.host}/prod: 3 images and 1 chart: 4 copied, 0 already there \\(`));
+      assert.equal(await tagDigest(prodRegistry, 'prod/charts/harness-delegate-ng', '1.0.32'), chart('delegate').digest, 'the chart, same digest, its version tag');
+      for (const ref of [DELEGATE_IMAGE, UPGRADER_IMAGE, 'docker.io/library/nginx:1.25']) {
+        const [name, tag] = [ref.slice(0, ref.lastIndexOf(':')), ref.slice(ref.lastIndexOf(':') + 1)];
+        const repository = name.replace(/^(us-docker\.pkg\.dev|docker\.io)\//, 'prod/');
+        assert.equal(await tagDigest(prodRegistry, repository, tag), image(ref).digest, `${ref} in the environment registry`);
+      }
+      const dir = await checkout('apps', 'prod');
+      const out = (await run(kubectl(), ['kustomize', join(dir, 'harness', 'overlays', 'prod')])).stdout;
+      const docs = parseAllDocuments(out).map((d) => d.toJS() as { kind: string; spec: Record<string, unknown> });
+      const source = docs.find((d) => d.kind === 'OCIRepository')!;
+      assert.equal(source.spec.url, `oci://${prodRegistry.host}/prod/charts/harness-delegate-ng`);
+      assert.equal((source.spec.ref as { digest: string }).digest, chart('delegate').digest);
+      assert.equal(source.spec.insecure, true, 'the environment registry speaks plain HTTP');
+      const pins = (docs.find((d) => d.kind === 'HelmRelease')!.spec.postRenderers as { kustomize: { images: { name: string; newName: string; digest: string }[] } }[])[0]!.kustomize.images;
+      assert.deepEqual(
+        pins.map((p) => [p.name, p.newName, p.digest]).sort(),
+        [DELEGATE_IMAGE, UPGRADER_IMAGE].map((ref) => [imageName(ref), `${prodRegistry.host}/prod/${imageName(ref).replace(/^us-docker\.pkg\.dev\//, '')}`, image(ref).digest]).sort(),
+      );
+      assert.deepEqual([...out.matchAll(/\bimage: (\S+)/g)].map((m) => m[1]!), [`${prodRegistry.host}/prod/library/nginx@${image('docker.io/library/nginx:1.25').digest}`]);
+      assert.ok(!out.includes(enclave.host), "nothing in prod's render points at dev's registry");
+    } finally {
+      await prodRegistry.stop();
+    }
+  });
+
   test('the next release moves the delegate to gitops: rendered: its Flux objects and rendered/ go, its render joins the base, pinned there', async () => {
     const next = join(work, 'harness-1.0.1.tar');
     await buildBundle(next, '1.0.1', 'rendered');

@@ -61,6 +61,9 @@ test('usage errors exit 2: unknown command, unknown flag, missing argument, no c
     [['verify', 'b.tar'], /Missing required argument: key/],
     [['pack', '-o', 'b.tar', '--key', 'k', '--jobs', '0'], /--jobs must be a positive integer/],
     [['load', 'b.tar', '--key', 'k', '--registry', 'r', '--registry-username', 'u'], /go together/],
+    [['promote', '--git', 'https://git.example/a.git', '--to', 'prod', '--env-registry-username', 'u'], /--env-registry-username goes with --env-registry/],
+    [['promote', '--git', 'https://git.example/a.git', '--to', 'prod', '--env-registry', 'r', '--env-registry-username', 'u'], /--env-registry-username and --env-registry-password-env go together/],
+    [['promote', '--git', 'https://git.example/a.git', '--to', 'prod', '--env-registry', 'https://r'], /--env-registry https:\/\/r: give HOST\[:PORT\]\[\/PREFIX\] without a scheme/],
     [[], /no command given/],
   ];
   for (const [args, message] of cases) {

@@ -178,7 +178,7 @@ export function registerPackerCommands(y: Argv): Argv {
                 describe: 's3://bucket/key or sftp://user@host[:port]/path',
               })
               .option('part-size', { type: 'string', describe: 'S3 multipart part size (default 64M; at least 5M)' })
-              .option('jobs', { type: 'number', describe: 'S3 parts uploaded at once (default: 4)', coerce: positiveInteger('jobs') }),
+              .option('jobs', { type: 'string', describe: 'S3 parts uploaded at once (default: 4)', coerce: positiveInteger('jobs') }),
           ),
         ),
       async (argv) => {

@@ -3,7 +3,7 @@ import type { BundleFileScan } from '../../shared/bundle/file.ts';
 import type { BundleFileSource } from '../../shared/bundle/source.ts';
 import type { HttpTransport } from '../../shared/registry/transport.ts';
 import { renderBase } from './base.ts';
-import { openGitRemote, type GitRemote } from '../../shared/git/remote.ts';
+import { checkGitRemote, openGitRemote, type GitRemote } from '../../shared/git/remote.ts';
 import { commitFiles, remoteDefaultBranch, type Author } from './repo.ts';
 import { readChartValues } from './chart-values.ts';
 
@@ -60,6 +60,7 @@ export async function prepareBundleCommit(args: {
   report: unknown;
 }): Promise<PreparedCommit> {
   const { git, scan } = args;
+  checkGitRemote(git, '--git');
   const path = (git.path ?? scan.index.name).replace(/^\/+|\/+$/g, '');
   if (path === '' || path.split('/').some((s) => s === '..' || s === '.' || s === '')) throw new UsageError(`--git-path ${git.path}: not a relative folder`);
   const manifests = await Promise.all(args.source.entriesUnder('manifests/').map(async (e) => ({ path: e.path, bytes: await args.source.readEntry(e.path) })));

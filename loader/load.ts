@@ -2,6 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { PolicyError, RemoteError, UsageError } from '../shared/cli/errors.ts';
 import { commitBundle, prepareBundleCommit, type CommitBundleResult, type GitOptions } from './gitops/commit.ts';
+import { formatGitCommitPlan, planBundleCommit, type GitCommitPlan } from './gitops/plan.ts';
 import type { Logger } from '../shared/cli/log.ts';
 import { formatBytes, Progress, progressListener } from '../shared/cli/progress.ts';
 import { scanBundleFile, type BundleFileScan } from '../shared/bundle/file.ts';
@@ -96,6 +97,8 @@ export interface LoadReport {
   bytesUploaded: number;
   seconds: number;
   git?: CommitBundleResult;
+  /** --dry-run --git: the commit the load would make. */
+  gitPlan?: GitCommitPlan;
 }
 
 export function parseRegistryTarget(value: string): { host: string; prefix: string } {
@@ -156,6 +159,10 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
       await wholeBundle.finish();
       progress.phase('dry run', { items: missing.length });
       await planDryRun(stores, targets, plans, report, options.jobs ?? 8, progress);
+      if (bundle.gitCommit) {
+        progress.phase('git');
+        report.gitPlan = await planBundleCommit(bundle.gitCommit, transport);
+      }
     } else {
       // 3. Push every blob; 4. the whole bundle checked out; 5. manifests, then tags.
       const pushed = await pushBlobs(source, stores, plans, report, options, progress);
@@ -428,6 +435,7 @@ export function formatLoadReport(r: LoadReport): string {
         : `git: ${r.git.path}/ on ${r.git.branch} in ${r.git.url} already matches this bundle; no commit`,
     );
   }
+  if (r.gitPlan) lines.push(formatGitCommitPlan(r.gitPlan));
   if (!r.dryRun) {
     lines.push(
       `${r.images.length} images: ${r.images.filter((i) => i.status === 'present').length} already present; ` +

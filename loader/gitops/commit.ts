@@ -27,6 +27,9 @@ export interface GitOptions {
   knownHosts?: string;
 }
 
+/** The folders under PATH a load's commit replaces whole (everything else, like overlays/, is kept). */
+export const REPLACED_FOLDERS = ['base', 'airlock', 'rendered'] as const;
+
 export interface CommitBundleResult {
   url: string;
   branch: string;
@@ -85,7 +88,7 @@ export async function commitBundle(prepared: PreparedCommit, transport: HttpTran
       remote,
       branch: git.branch,
       path: prepared.path,
-      replace: ['base', 'airlock', 'rendered'],
+      replace: [...REPLACED_FOLDERS],
       files: prepared.files,
       message: `airlock: load ${prepared.name} ${prepared.version}\n\nImages pinned to ${registry.host}${registry.prefix ? '/' + registry.prefix : ''} by digest.\n`,
       author: authorOf(git.author),

@@ -2,6 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { PolicyError, RemoteError, UsageError } from '../shared/cli/errors.ts';
 import { commitBundle, prepareBundleCommit, type CommitBundleResult, type GitOptions } from './gitops/commit.ts';
+import { formatGitCommitPlan, planBundleCommit, type GitCommitPlan } from './gitops/plan.ts';
 import type { Logger } from '../shared/cli/log.ts';
 import { formatBytes, Progress, progressListener } from '../shared/cli/progress.ts';
 import { scanBundleFile, type BundleFileScan } from '../shared/bundle/file.ts';
@@ -117,6 +118,8 @@ export interface LoadReport {
   signatures?: LoadedSignatures;
   /** A delta bundle: the blobs it relied on, found in the registry. */
   delta?: DeltaLoadReport;
+  /** --dry-run --git: the commit the load would make. */
+  gitPlan?: GitCommitPlan;
 }
 
 export function parseRegistryTarget(value: string, flag = '--registry'): { host: string; prefix: string } {
@@ -190,6 +193,10 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
       await planDryRun(stores, targets, plans, report, options.jobs ?? 8, progress, delta.required);
       const signed = signatureTargets(scan, targets, bytes.name);
       if (signed.length > 0) report.signatures = await loadSignatures(signed, { client, source, session: new CopySession({ concurrency: options.jobs ?? 8 }), dryRun: true, logger });
+      if (bundle.gitCommit) {
+        progress.phase('git');
+        report.gitPlan = await planBundleCommit(bundle.gitCommit, transport);
+      }
     } else {
       // 3. Push every image (manifests by digest once their bytes checked out); 4. the whole bundle checked out; then tags.
       const pushed = await pushImages(delta.source, stores, plans, wholeBundle, report, options, progress);
@@ -478,6 +485,7 @@ export function formatLoadReport(r: LoadReport): string {
     );
   }
   if (r.signatures) lines.push(formatLoadedSignatures(r.signatures, r.dryRun));
+  if (r.gitPlan) lines.push(formatGitCommitPlan(r.gitPlan));
   if (!r.dryRun) {
     lines.push(
       `${r.images.length} images: ${r.images.filter((i) => i.status === 'present').length} already present; ` +

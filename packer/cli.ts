@@ -32,14 +32,20 @@ export function registerPackerCommands(y: Argv): Argv {
       'keygen',
       'Make a signing key pair: airlock.key (cosign format, encrypted with the password in AIRLOCK_PASSWORD or COSIGN_PASSWORD, else asked for) and airlock.pub',
       (b) =>
-        b.option('out-dir', {
-          type: 'string',
-          default: '.',
-          describe: 'Directory to write airlock.key and airlock.pub to',
-          normalize: true,
-        }),
+        b
+          .option('out-dir', {
+            type: 'string',
+            default: '.',
+            describe: 'Directory to write airlock.key and airlock.pub to',
+            normalize: true,
+          })
+          .option('password', {
+            type: 'boolean',
+            default: true,
+            describe: 'Encrypt airlock.key with a password; --no-password makes an unprotected key (an empty password) without asking',
+          }),
       async (argv) => {
-        const { privateKeyPath, publicKeyPath } = await keygen(argv['out-dir']);
+        const { privateKeyPath, publicKeyPath } = await keygen(argv['out-dir'], { noPassword: !argv.password });
         process.stdout.write(`wrote ${privateKeyPath} (private, keep it on the connected side) and ${publicKeyPath}\n`);
       },
     )
@@ -183,7 +189,7 @@ export function registerPackerCommands(y: Argv): Argv {
                 describe: 's3://bucket/key or sftp://user@host[:port]/path',
               })
               .option('part-size', { type: 'string', describe: 'S3 multipart part size (default 64M; at least 5M)' })
-              .option('jobs', { type: 'number', describe: 'S3 parts uploaded at once (default: 4)', coerce: positiveInteger('jobs') }),
+              .option('jobs', { type: 'string', describe: 'S3 parts uploaded at once (default: 4)', coerce: positiveInteger('jobs') }),
           ),
         ),
       async (argv) => {

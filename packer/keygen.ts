@@ -2,14 +2,15 @@ import { writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UsageError } from '../shared/cli/errors.ts';
 import { generateKeyPair } from '../shared/sign/keys.ts';
-import { keyPassword } from '../shared/sign/password.ts';
+import { newKeyPassword } from '../shared/sign/password.ts';
 
 /**
  * airlock keygen: airlock.key (cosign's encrypted format, mode 0600) and
- * airlock.pub (PKIX PEM). Existing files are never overwritten.
+ * airlock.pub (PKIX PEM). Existing files are never overwritten. An empty
+ * password is confirmed on a terminal, and takes --no-password elsewhere.
  */
-export async function keygen(outDir: string): Promise<{ privateKeyPath: string; publicKeyPath: string }> {
-  const password = await keyPassword({ confirm: true });
+export async function keygen(outDir: string, options: { noPassword?: boolean } = {}): Promise<{ privateKeyPath: string; publicKeyPath: string }> {
+  const password = await newKeyPassword({ noPassword: options.noPassword === true });
   const { privateKeyPem, publicKeyPem } = generateKeyPair(password);
   await mkdir(outDir, { recursive: true });
   const privateKeyPath = join(outDir, 'airlock.key');

@@ -11,7 +11,7 @@ import { copyGraph, CopySession, planGraph, type GraphPlan } from '../shared/cop
 import type { Descriptor, Platform } from '../shared/oci/descriptor.ts';
 import { mappingConflicts } from '../shared/oci/mapping.ts';
 import { isIndex, MediaType } from '../shared/oci/mediatype.ts';
-import { formatPlatform, parsePlatform } from '../shared/oci/platform.ts';
+import { formatPlatform, parsePlatform, requireWantedPlatform } from '../shared/oci/platform.ts';
 import { RegistryClient } from '../shared/registry/client.ts';
 import { credentialsFor } from '../shared/registry/credentials.ts';
 import { checkPullBudget, RateLimitTracker } from '../shared/registry/ratelimit.ts';
@@ -354,7 +354,7 @@ async function planAll(
           session,
           platforms: platforms.length > 0 ? platforms : undefined,
         });
-        const imagePlatforms = await platformsOf(source, plan, session);
+        const imagePlatforms = await platformsOf(source, plan, session, platforms);
         onPlanned();
         return { wanted: image, source, rootRead, plan, platforms: imagePlatforms };
       } catch (error) {
@@ -371,8 +371,9 @@ async function planAll(
   const first = failures[0]!.error;
   if (failures.every((f) => f.error instanceof UsageError)) throw new UsageError(message, { hint: hintOf(first) });
   if (failures.every((f) => f.error instanceof VerificationError)) throw new VerificationError(message, { hint: hintOf(first) });
+  const hints = new Set(failures.map((f) => hintOf(f.error)));
   throw new RemoteError(message, {
-    hint: 'check each reference, that the registry is reachable, and the credentials (--registry-mirror, ~/.docker/config.json)',
+    hint: hints.size === 1 && hintOf(first) !== undefined ? hintOf(first) : 'check each reference, that the registry is reachable, and the credentials (--registry-mirror, ~/.docker/config.json)',
   });
 }
 
@@ -402,8 +403,8 @@ function hintOf(err: unknown): string | undefined {
 const IMAGE_CONFIGS = new Set<string>([MediaType.ociConfig, MediaType.dockerConfig]);
 const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
 
-/** The platforms an image provides: its index's (as filtered), else its config's os/architecture. */
-async function platformsOf(source: RemoteStore, plan: GraphPlan, session: CopySession): Promise<string[]> {
+/** The platforms an image provides: its index's (as filtered), else its config's os/architecture, which must be a wanted one. */
+async function platformsOf(source: RemoteStore, plan: GraphPlan, session: CopySession, wanted: Platform[]): Promise<string[]> {
   const root = plan.root;
   if (isIndex(root.descriptor.mediaType)) {
     return root.children.filter((c) => c.platform).map((c) => formatPlatform(c.platform!));
@@ -417,12 +418,16 @@ async function platformsOf(source: RemoteStore, plan: GraphPlan, session: CopySe
   });
   // Kept: the download phase writes it from memory instead of fetching it again.
   plan.read.set(config.digest, bytes);
+  let c: { os?: unknown; architecture?: unknown; variant?: unknown };
   try {
-    const c = JSON.parse(bytes.toString('utf8')) as { os?: string; architecture?: string; variant?: string };
-    return c.os && c.architecture ? [formatPlatform({ os: c.os, architecture: c.architecture, ...(c.variant ? { variant: c.variant } : {}) })] : [];
+    c = JSON.parse(bytes.toString('utf8')) as typeof c;
   } catch {
     return [];
   }
+  if (typeof c.os !== 'string' || typeof c.architecture !== 'string' || !c.os || !c.architecture) return [];
+  const offered: Platform = { os: c.os, architecture: c.architecture, ...(typeof c.variant === 'string' && c.variant ? { variant: c.variant } : {}) };
+  requireWantedPlatform(offered, wanted);
+  return [formatPlatform(offered)];
 }
 
 /** Who uses each blob: an image's source repository (HOST/PATH), a chart's charts/NAME. */

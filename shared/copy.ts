@@ -1,10 +1,10 @@
 import { Readable } from 'node:stream';
 import pLimit, { type LimitFunction } from 'p-limit';
-import { UsageError, VerificationError } from './cli/errors.ts';
+import { VerificationError } from './cli/errors.ts';
 import type { Descriptor, ImageIndex, Platform } from './oci/descriptor.ts';
 import { digestOf } from './oci/digest.ts';
 import { childrenOf, isIndex, isManifestOrIndex, parseManifest } from './oci/mediatype.ts';
-import { isAttestationManifest, matchesAny } from './oci/platform.ts';
+import { formatPlatform, isAttestationManifest, matchesAny, platformNotOffered } from './oci/platform.ts';
 import { MAX_MANIFEST_BYTES } from './registry/client.ts';
 import { isRetryableNetworkError, sleep } from './registry/retry.ts';
 import type { ContentSink, ContentSource } from './store/store.ts';
@@ -171,12 +171,8 @@ export function manifestNode(desc: Descriptor, bytes: Buffer, platforms?: Platfo
   if (!platforms || !isIndex(parsed.mediaType) || !parsed.index) return { descriptor: desc, bytes, children };
   const kept = parsed.index.manifests.filter((m) => !isAttestationManifest(m) && matchesAny(platforms, m.platform));
   if (kept.length === 0) {
-    const offered = parsed.index.manifests
-      .map((m) => (m.platform ? `${m.platform.os}/${m.platform.architecture}${m.platform.variant ? '/' + m.platform.variant : ''}` : 'unknown'))
-      .join(', ');
-    throw new UsageError(`image index ${desc.digest} has no manifest for the requested platforms (it offers ${offered})`, {
-      hint: 'change --platform / platforms in the spec, or drop the image',
-    });
+    const offered = parsed.index.manifests.map((m) => (m.platform ? formatPlatform(m.platform) : 'unknown'));
+    throw platformNotOffered(`image index ${desc.digest} has no manifest for the requested platforms: it`, offered, platforms);
   }
   if (kept.length === parsed.index.manifests.length) return { descriptor: desc, bytes, children };
   const filtered: ImageIndex = { ...parsed.index, manifests: kept };

@@ -3,7 +3,7 @@ import type { BundleFileScan } from '../../shared/bundle/file.ts';
 import type { BundleFileSource } from '../../shared/bundle/source.ts';
 import type { HttpTransport } from '../../shared/registry/transport.ts';
 import { renderBase } from './base.ts';
-import { openGitRemote, type GitRemote } from '../../shared/git/remote.ts';
+import { checkGitRemote, openGitRemote, type GitRemote } from '../../shared/git/remote.ts';
 import { commitFiles, remoteDefaultBranch, type Author } from './repo.ts';
 import { readChartValues } from './chart-values.ts';
 import type { EnclaveRegistry } from '../../shared/oci/mapping.ts';
@@ -27,6 +27,11 @@ export interface GitOptions {
   sshKey?: string;
   knownHosts?: string;
 }
+
+/** The folders under PATH a load's commit replaces whole (everything else, like overlays/, is kept). */
+export const REPLACED_FOLDERS = ['base', 'airlock', 'rendered'] as const;
+/** Kept inside a replaced folder: airlock approve's records (a new release must not wipe the approvals of the last one). */
+export const KEPT_FOLDERS = ['airlock/approvals'] as const;
 
 export interface CommitBundleResult {
   url: string;
@@ -61,6 +66,7 @@ export async function prepareBundleCommit(args: {
   report: unknown;
 }): Promise<PreparedCommit> {
   const { git, scan } = args;
+  checkGitRemote(git, '--git');
   const path = (git.path ?? scan.index.name).replace(/^\/+|\/+$/g, '');
   if (path === '' || path.split('/').some((s) => s === '..' || s === '.' || s === '')) throw new UsageError(`--git-path ${git.path}: not a relative folder`);
   const manifests = await Promise.all(args.source.entriesUnder('manifests/').map(async (e) => ({ path: e.path, bytes: await args.source.readEntry(e.path) })));
@@ -85,9 +91,8 @@ export async function commitBundle(prepared: PreparedCommit, transport: HttpTran
       remote,
       branch: git.branch,
       path: prepared.path,
-      replace: ['base', 'airlock', 'rendered'],
-      // airlock approve's records: a new release must not wipe the approvals of the last one.
-      keep: ['airlock/approvals'],
+      replace: [...REPLACED_FOLDERS],
+      keep: [...KEPT_FOLDERS],
       files: prepared.files,
       message: `airlock: load ${prepared.name} ${prepared.version}\n\nImages pinned to ${registry.host}${registry.prefix ? '/' + registry.prefix : ''} by digest${registry.mapDepth ? `, repository paths folded to ${registry.mapDepth} segments (--map-depth)` : ''}.\n`,
       author: authorOf(git.author),

@@ -139,10 +139,20 @@ function discard(): Writable {
 /**
  * The index alone, for `inspect`: its header checked as canonical, the index
  * validated into its shape, but NOT verified against a key (the caller says so).
+ * The file's size must be the one the index implies (a truncated or extended
+ * bundle is exit 3 before anything is shown); no entry's content is read.
  */
 export async function peekBundleIndex(bytes: BundleBytes, source: string): Promise<BundleIndex> {
+  const cut = (what: string) => new VerificationError(`${source}: truncated: it ends inside ${what}`, { hint: 'copy or download the bundle again' });
   const first = await bytes.read(0, Math.min(BLOCK, bytes.size));
-  const { size } = readFirstHeader(source, first, MAX_INDEX_BYTES);
-  if (BLOCK + size > bytes.size) throw new VerificationError(`${source}: truncated: it ends inside ${INDEX_PATH}`, { hint: 'copy or download the bundle again' });
-  return parseBundleIndex(await bytes.read(BLOCK, size));
+  const { size, mtime } = readFirstHeader(source, first, MAX_INDEX_BYTES);
+  if (BLOCK + size > bytes.size) throw cut(INDEX_PATH);
+  const index = parseBundleIndex(await bytes.read(BLOCK, size));
+  const sigAt = BLOCK + size + padding(size);
+  if (sigAt + BLOCK > bytes.size) throw cut(SIGNATURE_PATH);
+  const sigSize = readSignatureHeader(source, await bytes.read(sigAt, BLOCK), sigAt, mtime, MAX_SIGNATURE_BYTES);
+  const layout = layoutBundle(size, sigSize, index.entries, mtime);
+  if (bytes.size < layout.size) throw truncated(source, layout.entries, bytes.size, layout.size);
+  if (bytes.size > layout.size) throw afterEnd(source, layout.size);
+  return index;
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -70,11 +70,28 @@ export async function openBundleBytes(path: string, options: { checkVolumes?: bo
     }
     return openVolumes(dirname(path), parts, options.checkVolumes ?? true);
   }
-  const st = await stat(path).catch((err: Error) => {
+  const st = await stat(path).catch(async (err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') throw await noSuchBundle(path);
     throw new UsageError(`cannot read the bundle ${path}: ${err.message}`);
   });
   if (!st.isFile()) throw new UsageError(`cannot read the bundle ${path}: not a regular file`);
   return new Volumes(basename(path), [{ path, start: 0, size: st.size }]);
+}
+
+/** A bundle path that is not there: when its volumes are, say so and name the first one to pass. */
+async function noSuchBundle(path: string): Promise<UsageError> {
+  const dir = dirname(path);
+  const name = basename(path);
+  const present = await readdir(dir).catch(() => [] as string[]);
+  const volumes = present.filter((f) => f.startsWith(`${name}.`) && /^\d{3}$/.test(f.slice(name.length + 1))).sort();
+  if (volumes.length === 0) {
+    return new UsageError(`cannot read the bundle ${path}: there is no such file`, { hint: `check the path; a relative path starts in the current folder (${process.cwd()})` });
+  }
+  const parts = present.includes(partsListName(name)) ? ` and its parts list ${partsListName(name)}` : ` but no parts list ${partsListName(name)}`;
+  const shown = volumes.length > 6 ? [...volumes.slice(0, 3), '...', ...volumes.slice(-2)] : volumes;
+  return new UsageError(`cannot read the bundle ${path}: there is no such file, but ${dir} holds it split in ${volumes.length} volume${volumes.length === 1 ? '' : 's'} (${shown.join(', ')})${parts}`, {
+    hint: `pass the first volume: ${join(dir, volumeName(name, 0))}`,
+  });
 }
 
 async function readPartsList(file: string): Promise<PartsList> {

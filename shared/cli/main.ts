@@ -112,7 +112,25 @@ function flush(stream: NodeJS.WritableStream): Promise<void> {
 }
 
 /** A yargs validation failure (unknown flag, missing argument...), turned into a UsageError. */
-class YargsUsageError extends UsageError {}
+class YargsUsageError extends UsageError {
+  constructor(
+    message: string,
+    /** The failing command's usage line ("$0 verify <bundle>"), when yargs says. */
+    readonly usage?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The usage line of the command yargs failed in (its usage instance is the fail handler's third argument). */
+function usageLineOf(usage: unknown): string | undefined {
+  try {
+    const line = (usage as { getUsage?: () => [string, string][] } | undefined)?.getUsage?.()?.[0]?.[0];
+    return typeof line === 'string' ? line.replace(/^\$0\s*/, 'airlock ') : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 export interface ErrorReport {
   exitCode: number;
@@ -127,7 +145,7 @@ export function describeError(err: unknown, argv: readonly string[] = [], debug 
     let message = err.message;
     let hint = err.hint;
     if (err instanceof YargsUsageError) {
-      ({ message, hint } = explainUsageError(message, commandName(argv)));
+      ({ message, hint } = explainUsageError(message, commandName(argv), argv, err.usage));
     }
     const report: ErrorReport = { exitCode: err.exitCode, message: redact(message) };
     if (hint !== undefined) report.hint = redact(hint);
@@ -145,8 +163,8 @@ export function describeError(err: unknown, argv: readonly string[] = [], debug 
   return report;
 }
 
-/** yargs' validation messages, made one line and given a hint that fits. */
-function explainUsageError(msg: string, cmd: string | undefined): { message: string; hint: string } {
+/** yargs' validation messages, made one line, said in airlock's words and given a hint that fits. */
+function explainUsageError(msg: string, cmd: string | undefined, argv: readonly string[], usage: string | undefined): { message: string; hint: string } {
   const message = msg.replace(/:?\s*\n\s*/g, ': ').trim();
   const topHelp = "run 'airlock --help' for the commands";
   if (cmd !== undefined && /^Did you mean /.test(message)) {
@@ -156,7 +174,87 @@ function explainUsageError(msg: string, cmd: string | undefined): { message: str
     return { message: `unknown command '${cmd}'`, hint: topHelp };
   }
   if (cmd === undefined) return { message, hint: topHelp };
-  return { message, hint: `run 'airlock ${cmd} --help' for usage` };
+  return { message: sayUsageProblem(message, argv, usage), hint: `run 'airlock ${cmd} --help' for usage` };
+}
+
+/**
+ * yargs' own wording ("Unknown arguments: bogus-flag, bogusFlag", "Not enough
+ * non-option arguments: got 0, need at least 1") as a user reads it: each
+ * unknown option once, as typed; a missing argument by name, with the usage.
+ */
+function sayUsageProblem(message: string, argv: readonly string[], usage: string | undefined): string {
+  const unknown = /^Unknown arguments?: (.*)$/.exec(message);
+  if (unknown) return unknownArguments(unknown[1]!.split(', '), argv);
+  const missingOptions = /^Missing required arguments?: (.*)$/.exec(message);
+  const positionals = [...(usage ?? '').matchAll(/<([^>.]+)(?:\.\.)?>/g)].map((m) => m[1]!);
+  if (missingOptions) {
+    const names = missingOptions[1]!.split(', ');
+    const missingPositionals = names.filter((n) => positionals.includes(n));
+    if (missingPositionals.length > 0) return missingArguments(missingPositionals, usage!);
+    return `missing required option${names.length === 1 ? '' : 's'} ${names.map((n) => `--${n}`).join(', ')}`;
+  }
+  const tooFew = /^Not enough non-option arguments: got (\d+), need at least (\d+)$/.exec(message);
+  if (tooFew && usage !== undefined && positionals.length > 0) {
+    return missingArguments(positionals.slice(Number(tooFew[1]), Number(tooFew[2])), usage);
+  }
+  return message;
+}
+
+function missingArguments(names: string[], usage: string): string {
+  const what = names.map((n) => (/bundle$/i.test(n) ? `the ${n} path (the bundle file, or the .000 volume of a split bundle)` : `<${n}>`));
+  return `missing ${what.join(' and ')}: ${usage}`;
+}
+
+/**
+ * yargs reports missing required options before unknown ones; a mistyped
+ * option is the likelier cause of both (`pack --bogus-flag`), so it is said first.
+ */
+function unknownOptionsFirst(err: unknown, cli: Argv | undefined, argv: readonly string[]): unknown {
+  if (!(err instanceof YargsUsageError) || cli === undefined || !/^Missing required argument/.test(err.message)) return err;
+  let known: Set<string>;
+  try {
+    const options = (cli as unknown as { getOptions(): { key: Record<string, unknown>; alias: Record<string, string[]> } }).getOptions();
+    known = new Set([...Object.keys(options.key), ...Object.values(options.alias).flat()]);
+  } catch {
+    return err;
+  }
+  const camel = (n: string) => n.replace(/-([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
+  const isKnown = (n: string) => known.has(n) || known.has(camel(n)) || (n.startsWith('no-') && known.has(n.slice(3)));
+  const unknown: string[] = [];
+  for (const a of argv) {
+    if (a === '--') break;
+    if (a.startsWith('--')) {
+      const name = a.slice(2).split('=')[0]!;
+      if (!isKnown(name)) unknown.push(name);
+    } else if (/^-[A-Za-z]+$/.test(a)) {
+      for (const letter of a.slice(1)) if (!isKnown(letter)) unknown.push(letter);
+    }
+  }
+  return unknown.length > 0 ? new YargsUsageError(`Unknown arguments: ${unknown.join(', ')}`, err.usage) : err;
+}
+
+/** Each unknown option once, as the user typed it (yargs also lists its camelCase form). */
+function unknownArguments(names: string[], argv: readonly string[]): string {
+  // What yargs names ("such-flag") -> what was typed ("--no-such-flag").
+  const typed = new Map<string, string>();
+  for (const a of argv) {
+    if (a === '--') break;
+    if (/^-[A-Za-z]+$/.test(a)) for (const letter of a.slice(1)) typed.set(letter, `-${letter}`);
+    else if (a.startsWith('--')) {
+      const name = a.slice(2).replace(/=.*$/, '');
+      typed.set(name.replace(/^no-/, ''), `--${name}`);
+      typed.set(name, `--${name}`);
+    }
+  }
+  const camel = (n: string) => n.replace(/-([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
+  const kept = names.filter((n) => typed.has(n) || !names.some((other) => other !== n && camel(other) === n));
+  const options = [...new Set(kept.filter((n) => typed.has(n)).map((n) => typed.get(n)!))];
+  const extra = kept.filter((n) => !typed.has(n));
+  const parts = [
+    ...(options.length > 0 ? [`unknown option${options.length === 1 ? '' : 's'} ${options.join(', ')}`] : []),
+    ...(extra.length > 0 ? [`unexpected argument${extra.length === 1 ? '' : 's'} ${extra.map((e) => `'${e}'`).join(', ')}`] : []),
+  ];
+  return parts.join('; ');
 }
 
 function stackWithCauses(err: Error): string {
@@ -200,6 +298,7 @@ export async function runCli(argv: readonly string[], build: (y: Argv) => Argv, 
 
   const json = wantsJson(argv);
   let code: number = ExitCode.Ok;
+  let cli: Argv | undefined;
   try {
     const base = yargs([...argv])
       .exitProcess(false)
@@ -209,15 +308,15 @@ export async function runCli(argv: readonly string[], build: (y: Argv) => Argv, 
       .help()
       .alias('help', 'h')
       .wrap(null)
-      .fail((msg: string | null, err: Error | undefined) => {
+      .fail((msg: string | null, err: Error | undefined, usage: unknown) => {
         if (err instanceof AirlockError) throw err;
-        if (err === undefined || err.name === 'YError') throw new YargsUsageError(msg ?? err?.message ?? 'invalid arguments');
+        if (err === undefined || err.name === 'YError') throw new YargsUsageError(msg ?? err?.message ?? 'invalid arguments', usageLineOf(usage));
         throw err;
       });
-    const cli = build(base);
+    cli = build(base);
     await cli.parseAsync();
   } catch (err) {
-    const report = describeError(err, argv);
+    const report = describeError(unknownOptionsFirst(err, cli, argv), argv);
     code = report.exitCode;
     printError(report, json);
   }
@@ -263,8 +362,8 @@ export function packageVersion(from: string | URL = import.meta.url): string {
 export function positiveInteger(name: string): (value: unknown) => number | undefined {
   return (value) => {
     if (value === undefined) return undefined;
-    const n = typeof value === 'number' ? value : Number(value);
-    if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${name} must be a positive integer, not ${JSON.stringify(value)}`);
+    const n = typeof value === 'number' ? value : /^\s*\d+\s*$/.test(String(value)) ? Number(value) : NaN;
+    if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${name} must be a positive integer (e.g. --${name} 4), not ${JSON.stringify(String(value))}`);
     return n;
   };
 }
@@ -291,7 +390,8 @@ export function withJson<T>(y: Argv<T>) {
 /** --jobs N */
 export function withJobs<T>(y: Argv<T>, what: string) {
   return y.option('jobs', {
-    type: 'number',
+    // Read as text, so that a wrong value is shown as typed ("abc", not NaN); positiveInteger makes it a number.
+    type: 'string',
     describe: `How many ${what} run at once (default: 8)`,
     coerce: positiveInteger('jobs'),
   });

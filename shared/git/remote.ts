@@ -45,10 +45,34 @@ export function isSshUrl(url: string): boolean {
  * come from a named environment variable.
  */
 export function openGitRemote(git: GitRemoteOptions, transport: HttpTransport, label = '--git'): GitRemote {
-  if (isSshUrl(git.url)) {
+  const url = checkGitRemote(git, label);
+  if (url === 'ssh') {
     const auth: SshAuth = { keyFile: git.sshKey, knownHosts: git.knownHosts, passphrase: git.sshPassphrase ?? process.env.AIRLOCK_SSH_PASSPHRASE };
     const t = new SshGitTransport(parseSshUrl(git.url), auth, git.url);
     return { url: t.gitUrl, http: t.http, display: git.url, close: () => t.close() };
+  }
+  const credentials = credentialsFromFlags({
+    username: git.username,
+    passwordEnv: git.passwordEnv,
+    flagNames: { username: '--git-username', passwordEnv: '--git-password-env' },
+  });
+  url.username = '';
+  return { url: url.toString(), http: gitHttp(transport, credentials), display: url.toString() };
+}
+
+/**
+ * The remote's options checked without touching the network (so a command
+ * can refuse them before it changes anything): an SSH URL needs --ssh-key;
+ * an HTTP(S) URL must parse and carry no password. 'ssh', or the URL.
+ */
+export function checkGitRemote(git: GitRemoteOptions, label = '--git'): 'ssh' | URL {
+  if (isSshUrl(git.url)) {
+    if (!git.sshKey) {
+      throw new UsageError(`${label} ${git.url} is git over SSH, which needs --ssh-key FILE (a private key the git server accepts for this user)`, {
+        hint: 'add --ssh-key (and --known-hosts if the host is not in ~/.ssh/known_hosts), or use the https:// URL with --git-username / --git-password-env',
+      });
+    }
+    return 'ssh';
   }
   let url: URL;
   try {
@@ -62,13 +86,7 @@ export function openGitRemote(git: GitRemoteOptions, transport: HttpTransport, l
       hint: 'secrets never go on the command line',
     });
   }
-  const credentials = credentialsFromFlags({
-    username: git.username,
-    passwordEnv: git.passwordEnv,
-    flagNames: { username: '--git-username', passwordEnv: '--git-password-env' },
-  });
-  url.username = '';
-  return { url: url.toString(), http: gitHttp(transport, credentials), display: url.toString() };
+  return url;
 }
 
 /** Run one exchange with the remote; isomorphic-git's failures become exit 4 naming the remote and what was done. */

@@ -90,11 +90,21 @@ export function readPrivateKey(pemText: string, password: string, source: string
 }
 
 export function readPublicKey(pemText: string, source: string): KeyObject {
+  if (/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(pemText)) {
+    throw new UsageError(`${source} is a private key; verifying takes the public key`, {
+      hint: 'pass the .pub file made with it (airlock keygen writes airlock.pub next to airlock.key); the private key stays on the connected side',
+    });
+  }
+  if (!/-----BEGIN PUBLIC KEY-----/.test(pemText)) {
+    throw new UsageError(`${source}: not a public key (no "-----BEGIN PUBLIC KEY-----" block)`, {
+      hint: 'pass the airlock.pub that airlock keygen (or cosign generate-key-pair: cosign.pub) wrote',
+    });
+  }
   let key: KeyObject;
   try {
     key = createPublicKey(pemText);
   } catch (err) {
-    throw new UsageError(`${source}: not a PEM public key (${(err as Error).message})`);
+    throw new UsageError(`${source}: a damaged public key: ${(err as Error).message}`);
   }
   if (key.asymmetricKeyType !== 'ec') throw new UsageError(`${source}: airlock verifies ECDSA P-256 keys only`);
   return key;

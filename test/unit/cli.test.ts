@@ -56,9 +56,9 @@ test('--json: the error is one JSON line on stdout', async () => {
 test('usage errors exit 2: unknown command, unknown flag, missing argument, no command', async () => {
   const cases: [string[], RegExp][] = [
     [['frobnicate'], /unknown command 'frobnicate'/],
-    [['pack', '-o', 'b.tar', '--key', 'k', '--no-such-flag'], /Unknown argument/],
-    [['verify', 'b.tar', '--key', 'k', '--password', 'x'], /Unknown argument: password/],
-    [['verify', 'b.tar'], /Missing required argument: key/],
+    [['pack', '-o', 'b.tar', '--key', 'k', '--no-such-flag'], /unknown option --no-such-flag/],
+    [['verify', 'b.tar', '--key', 'k', '--password', 'x'], /unknown option --password\n/],
+    [['verify', 'b.tar'], /missing required option --key\n/],
     [['pack', '-o', 'b.tar', '--key', 'k', '--jobs', '0'], /--jobs must be a positive integer/],
     [['load', 'b.tar', '--key', 'k', '--registry', 'r', '--registry-username', 'u'], /go together/],
     [['promote', '--git', 'https://git.example/a.git', '--to', 'prod', '--env-registry-username', 'u'], /--env-registry-username goes with --env-registry/],

@@ -72,5 +72,5 @@ test('a changed blob, another key or a garbage signature fail with exit 3', () =
 
 test('not a key: clear usage errors', () => {
   assert.throws(() => readPrivateKey('hello', '', 'x.key'), /x.key: not a cosign private key/);
-  assert.throws(() => readPublicKey('hello', 'x.pub'), /x.pub: not a PEM public key/);
+  assert.throws(() => readPublicKey('hello', 'x.pub'), /x.pub: not a public key/);
 });

@@ -1,7 +1,7 @@
 /**
- * The enclave side's commands: verify, inspect, load, promote, download,
- * inventory. The one-file enclave loader is built from this module alone, so
- * it must not import packer/. Each command imports its heavy modules (undici,
+ * The enclave side's commands: verify, inspect, load, promote, approve,
+ * download, split, inventory. The one-file enclave loader is built from this
+ * module alone, so it must not import packer/. Each command imports its heavy modules (undici,
  * isomorphic-git, ssh2, the AWS SDK) when it runs, so `--help` and `--version`
  * start as fast as Node does.
  */
@@ -12,12 +12,13 @@ import { REVIEW_STYLES } from './gitops/reviewStyles.ts';
 import { runTransfer } from '../shared/transfer/report.ts';
 import { Logger } from '../shared/cli/log.ts';
 import { UsageError } from '../shared/cli/errors.ts';
+import { registerSplitCommand } from '../shared/cli/split.ts';
 import { notBuiltYet, withGitAuth, withJobs, withJson, withNetworkOptions, withPlainHttp, withRegistryAuth } from '../shared/cli/main.ts';
 
 const BUNDLE_DESCRIPTION = 'The bundle: a file, s3://bucket/key, or the first volume of a split bundle (BUNDLE.000)';
 
 export function registerLoaderCommands(y: Argv): Argv {
-  return y
+  return registerSplitCommand(y)
     .command(
       'verify <bundle>',
       "Check a bundle's signature, then every entry's size and sha256",

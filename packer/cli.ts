@@ -1,5 +1,6 @@
 /**
- * The connected side's commands: keygen, pack, split, upload.
+ * The connected side's commands: keygen, pack, upload (split is shared/cli/split.ts,
+ * registered by loader/cli.ts: the enclave has it too).
  * (verify and inspect live in loader/cli.ts: the one-file enclave loader is
  * built from loader/cli.ts alone and needs them; the airlock entry point
  * composes both sides.)
@@ -16,15 +17,8 @@ import { sshAuth } from '../shared/transfer/ssh.ts';
 import { runTransfer } from '../shared/transfer/report.ts';
 import { formatPackSummary, pack } from './pack.ts';
 import { Logger } from '../shared/cli/log.ts';
+import { writeSplit } from '../shared/cli/split.ts';
 import { notBuiltYet, positiveInteger, withGitAuth, withJobs, withJson, withNetworkOptions, withPlainHttp } from '../shared/cli/main.ts';
-
-function writeSplit(json: boolean, bundle: string, volumes: number, files: string[]): void {
-  process.stdout.write(
-    json
-      ? JSON.stringify({ event: 'split', bundle, volumes, files }) + '\n'
-      : `split ${bundle} into ${volumes} volume${volumes === 1 ? '' : 's'}:\n${files.map((f) => `  ${f}`).join('\n')}\ncarry all of them; give the first volume (.000) to verify, inspect and load\n`,
-  );
-}
 
 export function registerPackerCommands(y: Argv): Argv {
   return y
@@ -135,33 +129,6 @@ export function registerPackerCommands(y: Argv): Argv {
           await rm(argv.output);
           writeSplit(json, argv.output, parts.volumes.length, files);
         }
-      },
-    )
-    .command(
-      'split <bundle>',
-      'Split a bundle into volumes (BUNDLE.000, BUNDLE.001, ...) plus BUNDLE.parts.json',
-      (b) =>
-        withJson(
-          withNetworkOptions(
-            b
-              .positional('bundle', { type: 'string', demandOption: true, describe: 'The bundle (a file or s3://...)' })
-              .option('volume-size', {
-                type: 'string',
-                demandOption: true,
-                describe: 'Largest volume size (e.g. 4G, 700M, 1048576)',
-              })
-              .option('out-dir', {
-                type: 'string',
-                describe: 'Directory for the volumes (default: next to the bundle)',
-                normalize: true,
-              }),
-          ),
-        ),
-      async (argv) => {
-        const bundle = argv.bundle as string;
-        if (/^[a-z0-9]+:\/\//.test(bundle)) notBuiltYet('split of a remote bundle');
-        const { parts, files } = await splitBundle(bundle, parseVolumeSize(argv['volume-size'] as string), argv['out-dir'] ?? dirname(bundle));
-        writeSplit(Boolean(argv.json), bundle, parts.volumes.length, files);
       },
     )
     .command(

@@ -16,6 +16,7 @@ import { UsageError } from '../shared/cli/errors.ts';
 import { sshAuth } from '../shared/transfer/ssh.ts';
 import { runTransfer } from '../shared/transfer/report.ts';
 import { formatPackSummary, pack } from './pack.ts';
+import { findLoaderFile } from './loader-file.ts';
 import { Logger } from '../shared/cli/log.ts';
 import { writeSplit } from '../shared/cli/split.ts';
 import { notBuiltYet, positiveInteger, withGitAuth, withJobs, withJson, withNetworkOptions, withPlainHttp } from '../shared/cli/main.ts';
@@ -86,6 +87,16 @@ export function registerPackerCommands(y: Argv): Argv {
                       describe: 'The helm binary (3.x or 4.x) that renders the spec\'s charts (default: helm on PATH)',
                       normalize: true,
                     })
+                    .option('include-loader', {
+                      type: 'boolean',
+                      default: false,
+                      describe: 'Carry the one-file enclave loader (airlock-loader.mjs) in the bundle, listed in the signed index',
+                    })
+                    .option('loader-file', {
+                      type: 'string',
+                      describe: 'The loader file --include-loader packs (default: airlock-loader.mjs next to airlock, from npm run build)',
+                      normalize: true,
+                    })
                     .option('since', {
                       type: 'string',
                       describe: 'Leave out blobs the enclave already has: an inventory.json (airlock inventory) or an older bundle',
@@ -102,6 +113,8 @@ export function registerPackerCommands(y: Argv): Argv {
         const volumeSize = argv['volume-size'] === undefined ? undefined : parseVolumeSize(argv['volume-size']);
         if (argv.since !== undefined) notBuiltYet('pack --since');
         const json = Boolean(argv.json);
+        if (argv['loader-file'] !== undefined && !argv['include-loader']) throw new UsageError('--loader-file goes with --include-loader');
+        const loaderFile = argv['include-loader'] ? await findLoaderFile(argv['loader-file']) : undefined;
         const summary = await pack({
           spec: argv.file,
           output: argv.output,
@@ -119,6 +132,7 @@ export function registerPackerCommands(y: Argv): Argv {
             s3Endpoint: argv['s3-endpoint'],
           },
           helm: argv.helm,
+          loaderFile,
           json,
           logger: new Logger({ json }),
         });

@@ -5,6 +5,7 @@ import { RemoteError, UsageError, VerificationError } from '../shared/cli/errors
 import type { Logger } from '../shared/cli/log.ts';
 import { onShutdown } from '../shared/cli/main.ts';
 import { formatBytes, formatRate, Progress, progressListener } from '../shared/cli/progress.ts';
+import { loaderBundleFile } from './loader-file.ts';
 import { BundleWriter, type BundleContent, type BundleFile } from '../shared/bundle/writer.ts';
 import type { BundleImage } from '../shared/bundle/format.ts';
 import { copyGraph, CopySession, planGraph, type GraphPlan } from '../shared/copy.ts';
@@ -55,6 +56,8 @@ export interface PackOptions {
   sources?: Pick<FetchManifestsOptions, 'gitUsername' | 'gitPasswordEnv' | 'sshKey' | 'knownHosts' | 's3Endpoint'>;
   /** --helm: the helm binary that renders charts (default: helm on PATH). */
   helm?: string;
+  /** --include-loader: the one-file enclave loader to carry as the bundle's first entry (packer/loader-file.ts). */
+  loaderFile?: string;
   json?: boolean;
   logger: Logger;
   /** Pack time (tests); default now. */
@@ -77,6 +80,8 @@ export interface PackSummary {
   savedBytes: number;
   bundleBytes: number;
   seconds: number;
+  /** sha256 (hex) of the one-file loader carried as airlock-loader.mjs (--include-loader). */
+  loaderSha256?: string;
 }
 
 interface PlannedImage {
@@ -108,6 +113,7 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
     throw new UsageError(`cannot read the signing key ${options.key}: ${err.message}`);
   });
   const privateKey = readPrivateKey(keyPem, await keyPassword({ confirm: false }), options.key);
+  const loader = options.loaderFile === undefined ? [] : [await loaderBundleFile(options.loaderFile)];
 
   const workDir = await mkdtemp(join(tmpdir(), 'airlock-pack-'));
   const removeWorkDir = onShutdown(() => rm(workDir, { recursive: true, force: true }));
@@ -200,7 +206,7 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
     const planned = await planAll(wanted, clientFor, session, platforms, () => progress.advance(0, 1));
 
     // 3. Lay out, sign and fill the bundle.
-    const { content, referencedBytes } = bundleContent(spec.name, spec.version, options.now ?? new Date(), platforms, planned, files, charts, chartContent);
+    const { content, referencedBytes } = bundleContent(spec.name, spec.version, options.now ?? new Date(), platforms, planned, [...loader, ...files], charts, chartContent);
     const contentBytes = [...content.blobs, ...content.manifests].reduce((a, d) => a + d.size, 0);
     writer = await BundleWriter.create(output, content, (bytes) => signBlob(bytes, privateKey));
     const blobBytes = content.blobs.reduce((a, d) => a + d.size, 0);
@@ -209,7 +215,7 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
       `packing ${planned.length} images (${content.blobs.length} unique blobs, ${formatBytes(blobBytes)}), ${charts.length} chart${charts.length === 1 ? '' : 's'} and ${manifestCount} manifest files into ${options.output}`,
     );
     progress.phase('download', { bytes: blobBytes, items: planned.length + charts.length });
-    for (const f of files) await writer.writeFile(f);
+    for (const f of [...loader, ...files]) await writer.writeFile(f);
     const bundle = writer;
     // The first failure stops the rest: the bundle is dropped anyway.
     await session.all(planned, async (p) => {
@@ -234,6 +240,7 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
       savedBytes: referencedBytes - contentBytes,
       bundleBytes: writer.size,
       seconds: Number(seconds.toFixed(3)),
+      ...(loader[0] && { loaderSha256: loader[0].sha256 }),
     };
     progress.done();
     return summary;
@@ -260,6 +267,7 @@ export function formatPackSummary(s: PackSummary): string {
     `  saved by dedup  ${formatBytes(s.savedBytes)} of ${formatBytes(s.referencedBytes)} referenced`,
     `  bundle          ${formatBytes(s.bundleBytes)}`,
     `  time            ${s.seconds.toFixed(1)} s (${formatRate(s.contentBytes / Math.max(s.seconds, 1e-6))})`,
+    ...(s.loaderSha256 ? [`  loader          airlock-loader.mjs, sha256 ${s.loaderSha256}`] : []),
   ].join('\n');
 }
 

@@ -33,6 +33,13 @@ function node(program: string, args: string[], cwd: string, extraEnv: Record<str
   return run(process.execPath, [program, ...args], { cwd, allowFail: true, timeoutMs: 110_000, env: { ...env, NODE_PATH: undefined, ...extraEnv } });
 }
 
+/** Steps 1 to 3 of the trust bootstrap in docs/enclave.md: the first sh block, up to step 4. */
+function bootstrapSteps(doc: string): string {
+  const block = /## The trust bootstrap[\s\S]*?```sh\n([\s\S]*?)```/.exec(doc)?.[1];
+  assert.ok(block, 'docs/enclave.md has the trust bootstrap');
+  return block.split('# 4.')[0]!;
+}
+
 function deployment(image: string): string {
   return `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector: { matchLabels: { app: web } }\n  template:\n    metadata: { labels: { app: web } }\n    spec:\n      containers:\n        - name: app\n          image: ${image}\n`;
 }
@@ -159,14 +166,21 @@ describe('the one-file enclave loader', () => {
     assert.equal(sha256(carried), index.entries[0]!.sha256, 'the carried loader matches the signed index');
     assert.equal(sha256(carried), sha256(readFileSync(LOADER)), 'and is the one npm run build made');
 
-    // What the README tells the enclave to do before running it: openssl checks the index, then the loader's hash.
+    // The trust bootstrap of docs/enclave.md, its shell lines as they are written there.
     const boot = join(work, 'boot');
     mkdirSync(boot);
-    await run('tar', ['-xf', bundle, '-C', boot, 'airlock.json', 'airlock.json.sig', 'airlock-loader.mjs']);
-    writeFileSync(join(boot, 'airlock.sig.der'), Buffer.from(readFileSync(join(boot, 'airlock.json.sig'), 'utf8'), 'base64'));
-    const openssl = await run('openssl', ['dgst', '-sha256', '-verify', join(work, 'airlock.pub'), '-signature', join(boot, 'airlock.sig.der'), join(boot, 'airlock.json')], { allowFail: true });
-    assert.equal(openssl.code, 0, openssl.stderr);
-    assert.match(openssl.stdout, /Verified OK/);
+    copyFileSync(bundle, join(boot, 'harness-0.44.1.tar'));
+    copyFileSync(join(work, 'airlock.pub'), join(boot, 'airlock.pub'));
+    const script = bootstrapSteps(readFileSync(join(REPO_ROOT, 'docs', 'enclave.md'), 'utf8'));
+    const steps = await run('bash', ['-euo', 'pipefail', '-c', script], { cwd: boot, allowFail: true });
+    assert.equal(steps.code, 0, steps.stderr);
+    assert.match(steps.stdout, /Verified OK/);
+    assert.match(steps.stdout, /airlock-loader\.mjs: OK/);
+    // A loader that is not the one the index lists fails step 3.
+    writeFileSync(join(boot, 'airlock-loader.mjs'), '// not the loader\n', { flag: 'a' });
+    const changed = await run('bash', ['-euo', 'pipefail', '-c', script.replace(/^tar -xf .*$/m, '')], { cwd: boot, allowFail: true });
+    assert.notEqual(changed.code, 0, 'sha256sum -c refuses a changed loader');
+    await run('tar', ['-xf', bundle, '-C', boot, 'airlock-loader.mjs']);
     const fromBundle = await node(join(boot, 'airlock-loader.mjs'), ['verify', bundle, '--key', join(work, 'airlock.pub')], boot);
     assert.equal(fromBundle.code, 0, fromBundle.stderr);
 

@@ -93,7 +93,7 @@ describe('the npm package', () => {
     assert.equal(version.stdout.trim(), (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version);
 
     // The installed airlock finds the loader next to itself for --include-loader.
-    const pack = await run(bin, ['pack', '-f', './airlock.yaml', '-o', 'out/web.tar', '--key', './airlock.key', '--registry-mirror', `docker.io=${source.url}`, '--include-loader'], {
+    const pack = await run(bin, ['pack', '-f', './airlock.yaml', '-o', './web.tar', '--key', './airlock.key', '--registry-mirror', `docker.io=${source.url}`, '--include-loader'], {
       cwd: project,
       allowFail: true,
       env,
@@ -101,7 +101,7 @@ describe('the npm package', () => {
     });
     assert.equal(pack.code, 0, pack.stderr);
     assert.match(pack.stdout, /loader +airlock-loader\.mjs, sha256 [0-9a-f]{64}/);
-    const verified = await run(bin, ['verify', 'out/web.tar', '--key', 'airlock.pub'], { cwd: project, allowFail: true });
+    const verified = await run(bin, ['verify', 'web.tar', '--key', 'airlock.pub'], { cwd: project, allowFail: true });
     assert.equal(verified.code, 0, verified.stderr);
   });
 

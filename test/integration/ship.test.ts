@@ -193,6 +193,7 @@ describe('the one-file enclave loader', () => {
     assert.deepEqual(readdirSync(enclaveDir), ['airlock-loader.mjs']);
     const version = await loader(['--version']);
     assert.equal(version.code, 0, version.stderr);
+    assert.equal(version.stdout.trim(), (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version, 'the version is built in');
     const verified = await loader(['verify', bundle, '--key', join(work, 'airlock.pub')]);
     assert.equal(verified.code, 0, verified.stderr);
     assert.match(verified.stdout, /signature ok/);

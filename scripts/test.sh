@@ -70,7 +70,7 @@ if [ "$mode" = all ] || [ "$mode" = unit ]; then
   run_tests 2 "${unit_tests[@]}"
 fi
 # The integration tests also run the one-file builds (dist/), as users get them.
-if [ "$mode" = all ] || [ "$mode" = integration ] || [ "$mode" = files ]; then
+if [ "$mode" = all ] || [ "$mode" = integration ] || { [ "$mode" = files ] && [[ " ${files[*]} " == *integration/* ]]; }; then
   echo "== build" >&2
   npm run -s build
 fi

@@ -105,6 +105,14 @@ describe('the npm package', () => {
     assert.equal(verified.code, 0, verified.stderr);
   });
 
+  test('npm install -g of the repository itself (after npm ci built dist/) gives a working airlock', async () => {
+    const prefix = join(work, 'global-from-clone');
+    await run('npm', ['install', '-g', '--prefix', prefix, '--offline', '--no-audit', '--no-fund', REPO_ROOT], { timeoutMs: 110_000 });
+    const help = await run(join(prefix, 'bin', 'airlock'), ['--help'], { cwd: work, allowFail: true });
+    assert.equal(help.code, 0, help.stderr);
+    assert.match(help.stdout, /airlock load/);
+  });
+
   test('npm run -s airlock -- resolves relative paths against the folder npm was started in', async () => {
     const project = join(work, 'from-npm-run');
     writeProject(project);

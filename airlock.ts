@@ -6,7 +6,7 @@
 import { hideBin } from 'yargs/helpers';
 import { registerLoaderCommands } from './loader/cli.ts';
 import { registerPackerCommands } from './packer/cli.ts';
-import { packageVersion, runCli } from './shared/cli/main.ts';
+import { EXIT_CODES_EPILOG, packageVersion, runCli } from './shared/cli/main.ts';
 
 await runCli(hideBin(process.argv), (y) =>
   registerLoaderCommands(
@@ -16,5 +16,5 @@ await runCli(hideBin(process.argv), (y) =>
         .usage('airlock <command> [options]\n\nMove a Kubernetes application and its images into an air-gapped enclave.')
         .version(packageVersion(import.meta.url)),
     ),
-  ).epilog('Exit codes: 0 ok, 1 internal error, 2 usage, 3 verification failed, 4 remote failure, 5 policy refused.'),
+  ).epilog(EXIT_CODES_EPILOG),
 );

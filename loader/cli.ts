@@ -1,32 +1,26 @@
 /**
- * The enclave side's commands: verify, inspect, load, promote, download,
- * inventory. The one-file enclave loader is built from this module alone, so
- * it must not import packer/.
+ * The enclave side's commands: verify, inspect, load, promote, approve,
+ * download, split, inventory. The one-file enclave loader is built from this
+ * module alone, so it must not import packer/. Each command imports its heavy modules (undici,
+ * isomorphic-git, ssh2, the AWS SDK) when it runs, so `--help` and `--version`
+ * start as fast as Node does.
  */
 import type { Argv } from 'yargs';
-import { inspectCommand, verifyCommand } from './verify.ts';
-import { formatLoadReport, load } from './load.ts';
 import type { GitOptions } from './gitops/commit.ts';
-import { promote } from './gitops/promote.ts';
-import { approve } from './approve.ts';
-import { formatInventorySummary, takeInventory } from './inventory.ts';
 import { keyPassword } from '../shared/sign/password.ts';
 import { REVIEW_STYLES } from './gitops/reviewStyles.ts';
-import { formatEnvironmentCopy, withEnvRegistry } from './envRegistryCli.ts';
-import { Progress } from '../shared/cli/progress.ts';
-import { HttpTransport } from '../shared/registry/transport.ts';
-import { downloadSftp } from '../shared/transfer/sftp.ts';
-import { downloadS3 } from '../shared/transfer/s3.ts';
-import { sshAuth } from '../shared/transfer/ssh.ts';
 import { runTransfer } from '../shared/transfer/report.ts';
 import { Logger } from '../shared/cli/log.ts';
 import { UsageError } from '../shared/cli/errors.ts';
+import { registerSplitCommand } from '../shared/cli/split.ts';
+import { formatEnvironmentCopy, withEnvRegistry } from './envRegistryCli.ts';
+import { Progress } from '../shared/cli/progress.ts';
 import { positiveInteger, withGitAuth, withJobs, withJson, withNetworkOptions, withPlainHttp, withRegistryAuth } from '../shared/cli/main.ts';
 
 const BUNDLE_DESCRIPTION = 'The bundle: a file, s3://bucket/key, or the first volume of a split bundle (BUNDLE.000)';
 
 export function registerLoaderCommands(y: Argv): Argv {
-  return y
+  return registerSplitCommand(y)
     .command(
       'verify <bundle>',
       "Check a bundle's signature, then every entry's size and sha256",
@@ -39,6 +33,7 @@ export function registerLoaderCommands(y: Argv): Argv {
           ),
         ),
       async (argv) => {
+        const { verifyCommand } = await import('./verify.ts');
         await verifyCommand(argv.bundle as string, argv.key as string, Boolean(argv.json), { endpoint: argv['s3-endpoint'], caFile: argv['ca-file'] });
       },
     )
@@ -50,6 +45,7 @@ export function registerLoaderCommands(y: Argv): Argv {
           withNetworkOptions(b.positional('bundle', { type: 'string', demandOption: true, describe: BUNDLE_DESCRIPTION })),
         ),
       async (argv) => {
+        const { inspectCommand } = await import('./verify.ts');
         await inspectCommand(argv.bundle as string, Boolean(argv.json), { endpoint: argv['s3-endpoint'], caFile: argv['ca-file'] });
       },
     )
@@ -103,6 +99,7 @@ export function registerLoaderCommands(y: Argv): Argv {
       async (argv) => {
         if (argv['skip-images'] && argv.git === undefined) throw new UsageError('--skip-images only makes sense with --git');
         const json = Boolean(argv.json);
+        const { formatLoadReport, load } = await import('./load.ts');
         const report = await load({
           bundle: argv.bundle as string,
           key: argv.key,
@@ -162,6 +159,7 @@ export function registerLoaderCommands(y: Argv): Argv {
           ),
         ),
       async (argv) => {
+        const [{ promote }, { HttpTransport }] = await Promise.all([import('./gitops/promote.ts'), import('../shared/registry/transport.ts')]);
         const transport = new HttpTransport({ caFile: argv['ca-file'] });
         try {
           const r = await promote(
@@ -253,6 +251,7 @@ export function registerLoaderCommands(y: Argv): Argv {
         ),
       async (argv) => {
         const json = Boolean(argv.json);
+        const [{ approve }, { HttpTransport }] = await Promise.all([import('./approve.ts'), import('../shared/registry/transport.ts')]);
         const transport = new HttpTransport({ caFile: argv['ca-file'] });
         try {
           const r = await approve(
@@ -295,9 +294,13 @@ export function registerLoaderCommands(y: Argv): Argv {
       async (argv) => {
         const source = argv.source as string;
         const s3 = { endpoint: argv['s3-endpoint'], caFile: argv['ca-file'] };
-        if (source.startsWith('s3://')) await runTransfer('download', source, Boolean(argv.json), (progress) => downloadS3(source, argv.output, s3, progress));
-        else if (source.startsWith('sftp://')) await runTransfer('download', source, Boolean(argv.json), (progress) => downloadSftp(source, argv.output, sshAuth(argv), progress));
-        else throw new UsageError(`${source}: download takes s3://bucket/key or sftp://user@host/path`);
+        if (source.startsWith('s3://')) {
+          const { downloadS3 } = await import('../shared/transfer/s3.ts');
+          await runTransfer('download', source, Boolean(argv.json), (progress) => downloadS3(source, argv.output, s3, progress));
+        } else if (source.startsWith('sftp://')) {
+          const [{ downloadSftp }, { sshAuth }] = await Promise.all([import('../shared/transfer/sftp.ts'), import('../shared/transfer/ssh.ts')]);
+          await runTransfer('download', source, Boolean(argv.json), (progress) => downloadSftp(source, argv.output, sshAuth(argv), progress));
+        } else throw new UsageError(`${source}: download takes s3://bucket/key or sftp://user@host/path`);
       },
     )
     .command(
@@ -330,6 +333,7 @@ export function registerLoaderCommands(y: Argv): Argv {
         ),
       async (argv) => {
         const json = Boolean(argv.json);
+        const { formatInventorySummary, takeInventory } = await import('./inventory.ts');
         const summary = await takeInventory({
           registry: argv.registry,
           output: argv.output,
@@ -337,6 +341,8 @@ export function registerLoaderCommands(y: Argv): Argv {
           passwordEnv: argv['registry-password-env'],
           plainHttp: argv['plain-http'],
           caFile: argv['ca-file'],
+          clientCert: argv['client-cert'],
+          clientKey: argv['client-key'],
           jobs: argv.jobs,
           pageSize: argv['page-size'],
           fromGit: argv['from-git'] === undefined ? undefined : gitOptions({ ...argv, git: argv['from-git'] }),

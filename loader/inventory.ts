@@ -7,6 +7,7 @@ import type { Descriptor } from '../shared/oci/descriptor.ts';
 import { childrenOf, parseManifest, type ParsedManifest } from '../shared/oci/mediatype.ts';
 import { listAllTags, listRepositories } from '../shared/registry/catalog.ts';
 import { RegistryClient, RegistryHttpError } from '../shared/registry/client.ts';
+import { ClientCertificates } from '../shared/registry/client-certs.ts';
 import { credentialsFor } from '../shared/registry/credentials.ts';
 import { HttpTransport } from '../shared/registry/transport.ts';
 import { readLoadedContent, type GitSource, type LoadedItem } from './gitops/loadedImages.ts';
@@ -35,6 +36,9 @@ export interface InventoryOptions {
   passwordEnv?: string;
   plainHttp?: boolean;
   caFile?: string;
+  /** Client certificate and key for a registry behind mutual TLS (also from certs.d). */
+  clientCert?: string;
+  clientKey?: string;
   jobs?: number;
   /** Entries per page of the catalog and tag listings. */
   pageSize?: number;
@@ -76,6 +80,7 @@ export async function takeInventory(options: InventoryOptions): Promise<Inventor
   });
   const client = new RegistryClient(target.host, transport, {
     plainHttp: options.plainHttp,
+    clientCertificates: new ClientCertificates({ clientCert: options.clientCert, clientKey: options.clientKey }),
     credentials: (h) => credentialsFor(h, { username: options.username, passwordEnv: options.passwordEnv, warn: (m) => logger.warn(m) }),
   });
   const walk = new RegistryWalk(client, pLimit(options.jobs ?? 8), progress, logger);

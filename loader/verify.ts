@@ -5,7 +5,7 @@ import { peekBundleIndex } from '../shared/bundle/reader.ts';
 import { verifyBundleFile } from '../shared/bundle/file-verifier.ts';
 import { openAnyBundle } from '../shared/transfer/open.ts';
 import type { S3Options } from '../shared/transfer/s3.ts';
-import type { BundleIndex } from '../shared/bundle/format.ts';
+import { LOADER_PATH, type BundleIndex } from '../shared/bundle/format.ts';
 import { readPublicKey } from '../shared/sign/keys.ts';
 import { deltaSummary, describeDelta } from '../shared/bundle/delta.ts';
 
@@ -61,6 +61,7 @@ export async function inspectCommand(bundle: string, json: boolean, s3: S3Option
   const blobs = index.entries.filter((e) => e.path.startsWith('oci/blobs/'));
   const manifests = index.entries.filter((e) => e.path.startsWith('manifests/'));
   const inspectDelta = deltaSummary(index);
+  const loader = index.entries.find((e) => e.path === LOADER_PATH);
   if (json) {
     process.stdout.write(printable(JSON.stringify({ verified: false, bundle, bytes: size, ...index, ...(inspectDelta ? { delta: inspectDelta } : {}) })) + '\n');
     return;
@@ -70,6 +71,7 @@ export async function inspectCommand(bundle: string, json: boolean, s3: S3Option
     `platforms: ${index.platforms.join(', ') || 'all'}`,
     ...(inspectDelta ? [describeDelta(inspectDelta, formatBytes)] : []),
     `size: ${formatBytes(size)}; ${blobs.length} blobs (${formatBytes(blobs.reduce((a, e) => a + e.size, 0))}); ${manifests.length} manifest files`,
+    ...(loader ? [`loader: ${LOADER_PATH} (${formatBytes(loader.size)}, sha256 ${loader.sha256}): check it against the verified index before running it`] : []),
     `images (${index.images.length}):`,
     ...index.images.map((i) => `  ${i.ref}  ${i.digest}${i.platforms?.length ? '  ' + i.platforms.join(',') : ''}${i.charts?.length ? `  charts: ${i.charts.join(',')}` : ''}${signatureCounts(i.signatures)}`),
     ...(index.charts.length > 0

@@ -1,5 +1,6 @@
 /**
- * The connected side's commands: keygen, pack, split, upload.
+ * The connected side's commands: keygen, pack, upload (split is shared/cli/split.ts,
+ * registered by loader/cli.ts: the enclave has it too).
  * (verify and inspect live in loader/cli.ts: the one-file enclave loader is
  * built from loader/cli.ts alone and needs them; the airlock entry point
  * composes both sides.)
@@ -15,16 +16,10 @@ import { UsageError } from '../shared/cli/errors.ts';
 import { sshAuth } from '../shared/transfer/ssh.ts';
 import { runTransfer } from '../shared/transfer/report.ts';
 import { formatPackSummary, pack } from './pack.ts';
+import { findLoaderFile } from './loader-file.ts';
 import { Logger } from '../shared/cli/log.ts';
+import { writeSplit } from '../shared/cli/split.ts';
 import { notBuiltYet, positiveInteger, withGitAuth, withJobs, withJson, withNetworkOptions, withPlainHttp } from '../shared/cli/main.ts';
-
-function writeSplit(json: boolean, bundle: string, volumes: number, files: string[]): void {
-  process.stdout.write(
-    json
-      ? JSON.stringify({ event: 'split', bundle, volumes, files }) + '\n'
-      : `split ${bundle} into ${volumes} volume${volumes === 1 ? '' : 's'}:\n${files.map((f) => `  ${f}`).join('\n')}\ncarry all of them; give the first volume (.000) to verify, inspect and load\n`,
-  );
-}
 
 export function registerPackerCommands(y: Argv): Argv {
   return y
@@ -102,6 +97,16 @@ export function registerPackerCommands(y: Argv): Argv {
                       type: 'boolean',
                       describe: "Also pack each image's cosign signatures, attestations and SBOMs (sha256-<hex>.sig/.att/.sbom) and OCI 1.1 referrers, byte for byte",
                     })
+                    .option('include-loader', {
+                      type: 'boolean',
+                      default: false,
+                      describe: 'Carry the one-file enclave loader (airlock-loader.mjs) in the bundle, listed in the signed index',
+                    })
+                    .option('loader-file', {
+                      type: 'string',
+                      describe: 'The loader file --include-loader packs (default: airlock-loader.mjs next to airlock, from npm run build)',
+                      normalize: true,
+                    })
                     .option('since', {
                       type: 'string',
                       describe: 'Make a delta: leave out blobs the enclave already has, per an inventory (airlock inventory), an older bundle, or its airlock.json',
@@ -117,6 +122,8 @@ export function registerPackerCommands(y: Argv): Argv {
       async (argv) => {
         const volumeSize = argv['volume-size'] === undefined ? undefined : parseVolumeSize(argv['volume-size']);
         const json = Boolean(argv.json);
+        if (argv['loader-file'] !== undefined && !argv['include-loader']) throw new UsageError('--loader-file goes with --include-loader');
+        const loaderFile = argv['include-loader'] ? await findLoaderFile(argv['loader-file']) : undefined;
         const summary = await pack({
           spec: argv.file,
           output: argv.output,
@@ -136,6 +143,7 @@ export function registerPackerCommands(y: Argv): Argv {
           helm: argv.helm,
           withSignatures: argv['with-signatures'] === true,
           since: argv.since,
+          loaderFile,
           json,
           logger: new Logger({ json }),
         });
@@ -146,33 +154,6 @@ export function registerPackerCommands(y: Argv): Argv {
           await rm(argv.output);
           writeSplit(json, argv.output, parts.volumes.length, files);
         }
-      },
-    )
-    .command(
-      'split <bundle>',
-      'Split a bundle into volumes (BUNDLE.000, BUNDLE.001, ...) plus BUNDLE.parts.json',
-      (b) =>
-        withJson(
-          withNetworkOptions(
-            b
-              .positional('bundle', { type: 'string', demandOption: true, describe: 'The bundle (a file or s3://...)' })
-              .option('volume-size', {
-                type: 'string',
-                demandOption: true,
-                describe: 'Largest volume size (e.g. 4G, 700M, 1048576)',
-              })
-              .option('out-dir', {
-                type: 'string',
-                describe: 'Directory for the volumes (default: next to the bundle)',
-                normalize: true,
-              }),
-          ),
-        ),
-      async (argv) => {
-        const bundle = argv.bundle as string;
-        if (/^[a-z0-9]+:\/\//.test(bundle)) notBuiltYet('split of a remote bundle');
-        const { parts, files } = await splitBundle(bundle, parseVolumeSize(argv['volume-size'] as string), argv['out-dir'] ?? dirname(bundle));
-        writeSplit(Boolean(argv.json), bundle, parts.volumes.length, files);
       },
     )
     .command(

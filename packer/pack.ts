@@ -5,6 +5,7 @@ import { RemoteError, UsageError, VerificationError } from '../shared/cli/errors
 import type { Logger } from '../shared/cli/log.ts';
 import { onShutdown } from '../shared/cli/main.ts';
 import { formatBytes, formatRate, Progress, progressListener } from '../shared/cli/progress.ts';
+import { loaderBundleFile } from './loader-file.ts';
 import { BundleWriter, type BundleContent, type BundleFile } from '../shared/bundle/writer.ts';
 import type { BundleImage } from '../shared/bundle/format.ts';
 import { copyGraph, CopySession, planGraph, type GraphPlan } from '../shared/copy.ts';
@@ -59,6 +60,8 @@ export interface PackOptions {
   helm?: string;
   /** --since: an inventory, an older bundle or its airlock.json; the bundle is then a delta against it. */
   since?: string;
+  /** --include-loader: the one-file enclave loader to carry as the bundle's first entry (packer/loader-file.ts). */
+  loaderFile?: string;
   json?: boolean;
   /** --with-signatures: also pack each image's cosign signatures, attestations, SBOMs and OCI 1.1 referrers. */
   withSignatures?: boolean;
@@ -87,6 +90,8 @@ export interface PackSummary {
   signatures?: { images: number; manifests: number };
   /** A delta (--since): the blobs left out because the enclave holds them. */
   delta?: { blobsLeftOut: number; bytesLeftOut: number; since?: { name: string; version: string } };
+  /** sha256 (hex) of the one-file loader carried as airlock-loader.mjs (--include-loader). */
+  loaderSha256?: string;
 }
 
 interface PlannedImage {
@@ -119,6 +124,7 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
   });
   const privateKey = readPrivateKey(keyPem, await keyPassword({ confirm: false }), options.key);
   const base: SinceBase | undefined = options.since !== undefined ? await readSinceBase(options.since) : undefined;
+  const loader = options.loaderFile === undefined ? [] : [await loaderBundleFile(options.loaderFile)];
 
   const workDir = await mkdtemp(join(tmpdir(), 'airlock-pack-'));
   const removeWorkDir = onShutdown(() => rm(workDir, { recursive: true, force: true }));
@@ -212,7 +218,7 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
     const signatures = options.withSignatures ? await findSignatures(planned, session, logger) : undefined;
 
     // 3. Lay out, sign and fill the bundle.
-    const full = bundleContent(spec.name, spec.version, options.now ?? new Date(), platforms, planned, files, charts, chartContent, signatures);
+    const full = bundleContent(spec.name, spec.version, options.now ?? new Date(), platforms, planned, [...loader, ...files], charts, chartContent, signatures);
     const { referencedBytes } = full;
     // A delta leaves out the blobs the base holds: they are neither laid out nor downloaded.
     const { content, leftOut } = base ? applySince(full.content, base, blobUsers(planned, charts)) : { content: full.content, leftOut: undefined };
@@ -225,7 +231,7 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
     );
     // Left-out blobs count as done when copyGraph skips them.
     progress.phase('download', { bytes: blobBytes + (leftOut?.bytesLeftOut ?? 0), items: planned.length + charts.length });
-    for (const f of files) await writer.writeFile(f);
+    for (const f of [...loader, ...files]) await writer.writeFile(f);
     const bundle = writer;
     // The first failure stops the rest: the bundle is dropped anyway.
     await session.all(planned, async (p) => {
@@ -253,6 +259,7 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
       seconds: Number(seconds.toFixed(3)),
       ...(signatures ? { signatures: { images: signatures.byImage.size, manifests: [...signatures.byImage.values()].reduce((a, f) => a + f.length, 0) } } : {}),
       ...(leftOut ? { delta: leftOut } : {}),
+      ...(loader[0] && { loaderSha256: loader[0].sha256 }),
     };
     progress.done();
     return summary;
@@ -283,6 +290,7 @@ export function formatPackSummary(s: PackSummary): string {
       : []),
     `  bundle          ${formatBytes(s.bundleBytes)}`,
     `  time            ${s.seconds.toFixed(1)} s (${formatRate(s.contentBytes / Math.max(s.seconds, 1e-6))})`,
+    ...(s.loaderSha256 ? [`  loader          airlock-loader.mjs, sha256 ${s.loaderSha256}`] : []),
   ].join('\n');
 }
 

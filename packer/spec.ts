@@ -85,7 +85,7 @@ export function parseSpec(text: string, file: string): BundleSpec {
     return offset === undefined ? file : `${file}:${lines.linePos(offset).line}`;
   };
   const fail = (node: YamlNode | null | undefined, message: string): never => {
-    throw new UsageError(`${at(node)}: ${message}`, { hint: 'the README lists the airlock.yaml fields (see "Packing and loading" and "Charts")' });
+    throw new UsageError(`${at(node)}: ${message}`, { hint: 'docs/spec.md lists every airlock.yaml field' });
   };
   if (doc.errors.length > 0) throw yamlSyntaxError(file, text, doc.errors[0]!);
   const root = doc.contents;

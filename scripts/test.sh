@@ -69,6 +69,11 @@ if [ "$mode" = all ] || [ "$mode" = unit ]; then
   echo "== unit tests" >&2
   run_tests 2 "${unit_tests[@]}"
 fi
+# The integration tests also run the one-file builds (dist/), as users get them.
+if [ "$mode" = all ] || [ "$mode" = integration ] || { [ "$mode" = files ] && [[ " ${files[*]} " == *integration/* ]]; }; then
+  echo "== build" >&2
+  npm run -s build
+fi
 if [ "$mode" = all ] || [ "$mode" = integration ]; then
   echo "== integration tests" >&2
   run_tests 1 "${integration_tests[@]}"

@@ -67,6 +67,8 @@ export const SIGNATURE_PATH = 'airlock.json.sig';
 /** About 80,000 entries (Harness: 800); a bigger index is refused before it is parsed, which bounds inspect's memory. */
 export const MAX_INDEX_BYTES = 16 * 1024 * 1024;
 export const MAX_SIGNATURE_BYTES = 4096;
+/** The one-file enclave loader (pack --include-loader): when there, the first entry after the signature. */
+export const LOADER_PATH = 'airlock-loader.mjs';
 const ENTRY_ROOTS = ['manifests/', 'charts/', 'oci/'];
 
 /**
@@ -80,6 +82,12 @@ export function checkEntryPath(path: string): string | undefined {
   if (posix.normalize(path) !== path) return 'a path that is not normalized';
   if (!ENTRY_ROOTS.some((r) => path.startsWith(r))) return `a path outside ${ENTRY_ROOTS.join(', ')}`;
   return undefined;
+}
+
+/** An index entry's path at `position` in entries: the loader only first, anything else by checkEntryPath. */
+export function checkIndexEntryPath(path: string, position: number): string | undefined {
+  if (path === LOADER_PATH) return position === 0 ? undefined : `${LOADER_PATH} in a place other than the first entry`;
+  return checkEntryPath(path);
 }
 
 /** Nesting and value count an index may have before it is parsed: bounds JSON.parse's stack and memory on hostile input. */
@@ -135,7 +143,7 @@ export function parseBundleIndex(bytes: Buffer): BundleIndex {
   const seen = new Set<string>();
   index.entries!.forEach((e, i) => {
     if (typeof e !== 'object' || e === null || typeof e.path !== 'string') bad(`entries[${i}] has no path`);
-    const why = checkEntryPath(e.path);
+    const why = checkIndexEntryPath(e.path, i);
     if (why) bad(`entries[${i}] ${JSON.stringify(e.path)} has ${why}`);
     if (seen.has(e.path)) bad(`entries[${i}] ${e.path} is listed twice`);
     seen.add(e.path);

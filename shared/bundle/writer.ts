@@ -11,7 +11,7 @@ import { MediaType } from '../oci/mediatype.ts';
 import type { ContentSink } from '../store/store.ts';
 import { layoutBundle, mtimeOf, padding } from './canonical.ts';
 import { deltaFieldsProblem, type BundleRequirement, type BundleSince } from './delta.ts';
-import { checkEntryPath, type BundleChart, type BundleEntry, type BundleImage, type BundleIndex } from './format.ts';
+import { checkIndexEntryPath, type BundleChart, type BundleEntry, type BundleImage, type BundleIndex } from './format.ts';
 
 /**
  * BundleWriter: lays out the whole bundle tar (DESIGN.md §2) before any blob
@@ -104,8 +104,8 @@ export class BundleWriter implements ContentSink {
       { path: 'oci/index.json', size: ociIndex.length, sha256: sha256Hex(ociIndex) },
     ];
     const seen = new Set<string>();
-    for (const e of entries) {
-      const unsafe = checkEntryPath(e.path);
+    for (const [position, e] of entries.entries()) {
+      const unsafe = checkIndexEntryPath(e.path, position);
       if (unsafe) throw new UsageError(`cannot pack ${JSON.stringify(e.path)}: it has ${unsafe}`);
       if (seen.has(e.path)) throw new UsageError(`cannot pack ${e.path} twice: two sources give the same bundle path`);
       seen.add(e.path);

@@ -336,11 +336,19 @@ export async function runCli(argv: readonly string[], build: (y: Argv) => Argv, 
   return code;
 }
 
+/** The --help epilog of both entry points (airlock and the one-file loader). */
+export const EXIT_CODES_EPILOG = 'Exit codes: 0 ok, 1 internal error, 2 usage, 3 verification failed, 4 remote failure, 5 policy refused.';
+
+/** Set by the one-file build (scripts/build.ts, esbuild `define`): package.json does not ship next to it. */
+declare const AIRLOCK_BUILD_VERSION: string | undefined;
+
 /**
- * The version in airlock's package.json: found by walking up from this module
- * (the repo when run with tsx, dist/ when built). "0.0.0-unknown" if missing.
+ * The version in airlock's package.json: the one the one-file build was made
+ * from, else found by walking up from this module (the repo when run with
+ * tsx). "0.0.0-unknown" if missing.
  */
 export function packageVersion(from: string | URL = import.meta.url): string {
+  if (typeof AIRLOCK_BUILD_VERSION === 'string') return AIRLOCK_BUILD_VERSION;
   let dir = new URL('.', from);
   for (let i = 0; i < 5; i++) {
     try {

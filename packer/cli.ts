@@ -19,7 +19,7 @@ import { formatPackSummary, pack } from './pack.ts';
 import { findLoaderFile } from './loader-file.ts';
 import { Logger } from '../shared/cli/log.ts';
 import { writeSplit } from '../shared/cli/split.ts';
-import { notBuiltYet, positiveInteger, withGitAuth, withJobs, withJson, withNetworkOptions, withPlainHttp } from '../shared/cli/main.ts';
+import { positiveInteger, withGitAuth, withJobs, withJson, withNetworkOptions, withPlainHttp } from '../shared/cli/main.ts';
 
 export function registerPackerCommands(y: Argv): Argv {
   return y

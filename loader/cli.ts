@@ -17,6 +17,7 @@ import { downloadS3 } from '../shared/transfer/s3.ts';
 import { sshAuth } from '../shared/transfer/ssh.ts';
 import { runTransfer } from '../shared/transfer/report.ts';
 import { Logger } from '../shared/cli/log.ts';
+import { printResult } from '../shared/cli/output.ts';
 import { UsageError } from '../shared/cli/errors.ts';
 import { notBuiltYet, withGitAuth, withJobs, withJson, withNetworkOptions, withPlainHttp, withRegistryAuth } from '../shared/cli/main.ts';
 
@@ -111,7 +112,7 @@ export function registerLoaderCommands(y: Argv): Argv {
           json,
           logger: new Logger({ json }),
         });
-        process.stdout.write(json ? JSON.stringify({ event: 'loaded', ...report }) + '\n' : formatLoadReport(report) + '\n');
+        printResult('load', report, json, () => formatLoadReport(report));
       },
     )
     .command(
@@ -181,9 +182,7 @@ export function registerLoaderCommands(y: Argv): Argv {
               agit: `pushed ${r.review?.ref} (${argv.from} merged into ${argv.to}): the server opens "${r.review?.title}" for ${argv.to}`,
             }[r.review?.style ?? 'branch'],
           };
-          process.stdout.write(
-            argv.json ? JSON.stringify({ event: 'promoted', ...r }) + '\n' : `promote ${r.name} ${r.version}: ${what[r.outcome]}${r.commit ? ` (${r.commit.slice(0, 12)})` : ''}\n`,
-          );
+          printResult('promote', r, argv.json, () => `promote ${r.name} ${r.version}: ${what[r.outcome]}${r.commit ? ` (${r.commit.slice(0, 12)})` : ''}`);
         } finally {
           await transport.close();
         }
@@ -238,9 +237,7 @@ export function registerLoaderCommands(y: Argv): Argv {
             },
             transport,
           );
-          process.stdout.write(
-            json ? JSON.stringify({ event: 'approved', ...r }) + '\n' : `approve ${r.name} ${r.version}: ${r.approvals.length} images approved and signed; recorded in ${r.record}${r.commit ? ` (${r.commit.slice(0, 12)})` : ''}\n`,
-          );
+          printResult('approve', r, json, () => `approve ${r.name} ${r.version}: ${r.approvals.length} images approved and signed; recorded in ${r.record}${r.commit ? ` (${r.commit.slice(0, 12)})` : ''}`);
         } finally {
           await transport.close();
         }

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { UsageError } from '../shared/cli/errors.ts';
 import { Progress, formatBytes, formatRate } from '../shared/cli/progress.ts';
+import { jsonLine, printResult } from '../shared/cli/output.ts';
 import { peekBundleIndex } from '../shared/bundle/reader.ts';
 import { verifyBundleFile } from '../shared/bundle/file-verifier.ts';
 import { openAnyBundle } from '../shared/transfer/open.ts';
@@ -32,7 +33,6 @@ export async function verifyCommand(bundle: string, keyPath: string, json: boole
   const seconds = (performance.now() - started) / 1000;
   progress.done({});
   const summary = {
-    event: 'verified',
     bundle,
     name: index.name,
     version: index.version,
@@ -41,10 +41,11 @@ export async function verifyCommand(bundle: string, keyPath: string, json: boole
     bytes: size,
     seconds: Number(seconds.toFixed(3)),
   };
-  process.stdout.write(
-    json
-      ? JSON.stringify(summary) + '\n'
-      : `verified ${bundle}: ${index.name} ${index.version}, signature ok, ${index.entries.length} entries (${index.images.length} images), ${formatBytes(size)} in ${seconds.toFixed(1)} s (${formatRate(size / Math.max(seconds, 1e-6))})\n`,
+  printResult(
+    'verify',
+    summary,
+    json,
+    () => `verified ${bundle}: ${index.name} ${index.version}, signature ok, ${index.entries.length} entries (${index.images.length} images), ${formatBytes(size)} in ${seconds.toFixed(1)} s (${formatRate(size / Math.max(seconds, 1e-6))})`,
   );
   return index;
 }
@@ -57,7 +58,7 @@ export async function inspectCommand(bundle: string, json: boolean, s3: S3Option
   const blobs = index.entries.filter((e) => e.path.startsWith('oci/blobs/'));
   const manifests = index.entries.filter((e) => e.path.startsWith('manifests/'));
   if (json) {
-    process.stdout.write(printable(JSON.stringify({ verified: false, bundle, bytes: size, ...index })) + '\n');
+    process.stdout.write(printable(jsonLine('result', { command: 'inspect', verified: false, bundle, bytes: size, ...index }).trimEnd()) + '\n');
     return;
   }
   const lines = [

@@ -16,14 +16,17 @@ import { sshAuth } from '../shared/transfer/ssh.ts';
 import { runTransfer } from '../shared/transfer/report.ts';
 import { formatPackSummary, pack } from './pack.ts';
 import { Logger } from '../shared/cli/log.ts';
+import { printResult } from '../shared/cli/output.ts';
 import { notBuiltYet, positiveInteger, withGitAuth, withJobs, withJson, withNetworkOptions, withPlainHttp } from '../shared/cli/main.ts';
 
-function writeSplit(json: boolean, bundle: string, volumes: number, files: string[]): void {
-  process.stdout.write(
-    json
-      ? JSON.stringify({ event: 'split', bundle, volumes, files }) + '\n'
-      : `split ${bundle} into ${volumes} volume${volumes === 1 ? '' : 's'}:\n${files.map((f) => `  ${f}`).join('\n')}\ncarry all of them; give the first volume (.000) to verify, inspect and load\n`,
-  );
+interface SplitResult {
+  bundle: string;
+  volumes: number;
+  files: string[];
+}
+
+function splitText({ bundle, volumes, files }: SplitResult): string {
+  return `split ${bundle} into ${volumes} volume${volumes === 1 ? '' : 's'}:\n${files.map((f) => `  ${f}`).join('\n')}\ncarry all of them; give the first volume (.000) to verify, inspect and load`;
 }
 
 export function registerPackerCommands(y: Argv): Argv {
@@ -32,15 +35,17 @@ export function registerPackerCommands(y: Argv): Argv {
       'keygen',
       'Make a signing key pair: airlock.key (cosign format, encrypted with the password in AIRLOCK_PASSWORD or COSIGN_PASSWORD, else asked for) and airlock.pub',
       (b) =>
-        b.option('out-dir', {
-          type: 'string',
-          default: '.',
-          describe: 'Directory to write airlock.key and airlock.pub to',
-          normalize: true,
-        }),
+        withJson(
+          b.option('out-dir', {
+            type: 'string',
+            default: '.',
+            describe: 'Directory to write airlock.key and airlock.pub to',
+            normalize: true,
+          }),
+        ),
       async (argv) => {
         const { privateKeyPath, publicKeyPath } = await keygen(argv['out-dir']);
-        process.stdout.write(`wrote ${privateKeyPath} (private, keep it on the connected side) and ${publicKeyPath}\n`);
+        printResult('keygen', { privateKey: privateKeyPath, publicKey: publicKeyPath }, argv.json, () => `wrote ${privateKeyPath} (private, keep it on the connected side) and ${publicKeyPath}`);
       },
     )
     .command(
@@ -128,13 +133,14 @@ export function registerPackerCommands(y: Argv): Argv {
           json,
           logger: new Logger({ json }),
         });
-        process.stdout.write(json ? JSON.stringify({ event: 'packed', ...summary }) + '\n' : formatPackSummary(summary) + '\n');
+        let split: SplitResult | undefined;
         if (volumeSize !== undefined) {
           // The volumes replace the single file: DESIGN.md §2 makes them byte ranges of it.
           const { parts, files } = await splitBundle(argv.output, volumeSize, dirname(argv.output));
           await rm(argv.output);
-          writeSplit(json, argv.output, parts.volumes.length, files);
+          split = { bundle: argv.output, volumes: parts.volumes.length, files };
         }
+        printResult('pack', { ...summary, ...(split ? { split } : {}) }, json, () => formatPackSummary(summary) + (split ? `\n${splitText(split)}` : ''));
       },
     )
     .command(
@@ -161,7 +167,8 @@ export function registerPackerCommands(y: Argv): Argv {
         const bundle = argv.bundle as string;
         if (/^[a-z0-9]+:\/\//.test(bundle)) notBuiltYet('split of a remote bundle');
         const { parts, files } = await splitBundle(bundle, parseVolumeSize(argv['volume-size'] as string), argv['out-dir'] ?? dirname(bundle));
-        writeSplit(Boolean(argv.json), bundle, parts.volumes.length, files);
+        const split: SplitResult = { bundle, volumes: parts.volumes.length, files };
+        printResult('split', split, Boolean(argv.json), () => splitText(split));
       },
     )
     .command(

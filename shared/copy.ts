@@ -39,6 +39,11 @@ export interface CopySessionOptions {
  */
 export class CopySession {
   readonly limit: LimitFunction;
+  /**
+   * Manifests (small) are read and written in a queue of their own: behind
+   * the blob queue, an image would be done only once every blob of the run is.
+   */
+  readonly manifestLimit: LimitFunction;
   readonly emit: (event: CopyEvent) => void;
   readonly blobAttempts: number;
   /** digest -> the transfer of that blob now running (to any destination). */
@@ -50,6 +55,7 @@ export class CopySession {
 
   constructor(options: CopySessionOptions = {}) {
     this.limit = pLimit(Math.max(1, options.concurrency ?? 8));
+    this.manifestLimit = pLimit(Math.max(1, options.concurrency ?? 8));
     this.emit = options.onEvent ?? (() => undefined);
     this.blobAttempts = options.blobAttempts ?? 3;
   }
@@ -136,7 +142,7 @@ async function copyManifest(
   platforms: Platform[] | undefined,
   isRoot: boolean,
 ): Promise<Descriptor> {
-  const bytes = await session.limit(() => readManifest(src, desc));
+  const bytes = await session.manifestLimit(() => readManifest(src, desc));
   const { descriptor: target, bytes: targetBytes, children } = manifestNode(desc, bytes, isRoot ? platforms : undefined);
 
   if (await dst.exists(target)) {
@@ -144,7 +150,7 @@ async function copyManifest(
     return target;
   }
   await Promise.all(children.map((child) => copyNode(session, src, dst, child, undefined, false)));
-  await session.limit(() => {
+  await session.manifestLimit(() => {
     session.throwIfCancelled();
     return dst.push(target, Readable.from([targetBytes]));
   });

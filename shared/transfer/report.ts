@@ -1,4 +1,5 @@
 import { formatBytes, formatRate, Progress } from '../cli/progress.ts';
+import { printResult } from '../cli/output.ts';
 import type { TransferProgress } from './sftp.ts';
 
 /**
@@ -23,10 +24,11 @@ export async function runTransfer(
     },
   }).finally(() => progress.done());
   const seconds = (performance.now() - started) / 1000;
-  const event = direction === 'upload' ? 'uploaded' : 'downloaded';
-  process.stdout.write(
-    json
-      ? JSON.stringify({ event, remote, files, bytes, seconds: Number(seconds.toFixed(3)) }) + '\n'
-      : `${event} ${formatBytes(bytes)} ${direction === 'upload' ? 'to' : 'from'} ${remote} in ${seconds.toFixed(1)} s (${formatRate(bytes / Math.max(seconds, 1e-6))}):\n${files.map((f) => `  ${f}`).join('\n')}\n`,
+  const done = direction === 'upload' ? 'uploaded' : 'downloaded';
+  printResult(
+    direction,
+    { remote, files, bytes, seconds: Number(seconds.toFixed(3)) },
+    json,
+    () => `${done} ${formatBytes(bytes)} ${direction === 'upload' ? 'to' : 'from'} ${remote} in ${seconds.toFixed(1)} s (${formatRate(bytes / Math.max(seconds, 1e-6))}):\n${files.map((f) => `  ${f}`).join('\n')}`,
   );
 }

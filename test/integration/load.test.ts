@@ -13,6 +13,7 @@ import { startRegistry, type RegistryService } from '../services/registry.ts';
 import { startS3 } from '../services/s3.ts';
 import { runBytes } from '../services/exec.ts';
 import { skopeoFlags } from '../services/skopeo.ts';
+import { resultOf } from '../json-lines.ts';
 
 /**
  * airlock load, through the real CLI, into real registries: every image
@@ -98,8 +99,7 @@ describe('airlock load', () => {
     try {
       const first = await load(target, ['--json']);
       assert.equal(first.code, 0, first.stderr);
-      const report = JSON.parse(first.stdout.trim().split('\n').pop()!) as { event: string; images: { status: string }[]; blobsUploaded: number; blobsMounted: number };
-      assert.equal(report.event, 'loaded');
+      const report = resultOf<{ images: { status: string }[]; blobsUploaded: number; blobsMounted: number }>(first.stdout, 'load');
       assert.deepEqual(report.images.map((i) => i.status), ['pushed', 'pushed', 'pushed', 'pushed']);
       assert.ok(report.blobsMounted >= 2, 'shared base layers are mounted, not uploaded again');
       await assertLoaded(target);
@@ -261,7 +261,7 @@ describe('airlock load', () => {
 
       const again = await load(target, ['--json']);
       assert.equal(again.code, 0, again.stderr);
-      const report = JSON.parse(again.stdout.trim().split('\n').pop()!) as { blobsPresent: number; blobsMounted: number };
+      const report = resultOf<{ blobsPresent: number; blobsMounted: number }>(again.stdout, 'load');
       assert.ok(report.blobsPresent + report.blobsMounted >= uploadedBefore, `blobs finished before the kill are not sent again (${JSON.stringify(report)})`);
       await assertLoaded(target);
     } finally {

@@ -16,6 +16,7 @@ import { generateImages, pushImages } from '../services/fixtures.ts';
 import { startStaticServer, type NginxService } from '../services/nginx.ts';
 import { startRegistry, type RegistryService } from '../services/registry.ts';
 import { helm3, helm4 } from '../services/tools.ts';
+import { resultOf } from '../json-lines.ts';
 
 /**
  * airlock pack with charts, through the real CLI against real servers: an
@@ -103,7 +104,7 @@ describe('airlock pack with charts', () => {
   /** Pack's work folders left in TMPDIR (tsx keeps its own cache there too). */
   const leftovers = () => readdirSync(join(work, 'tmp')).filter((f) => f.startsWith('airlock-'));
   const summaryOf = (r: CliResult) => JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, number | string>;
-  const indexOf = async (bundle: string) => JSON.parse((await airlock(['inspect', bundle, '--json'])).stdout) as BundleIndex;
+  const indexOf = async (bundle: string) => resultOf<BundleIndex>((await airlock(['inspect', bundle, '--json'])).stdout, 'inspect');
 
   before(async () => {
     work = mkdtempSync(join(tmpdir(), 'airlock-pack-charts-'));

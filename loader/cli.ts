@@ -257,8 +257,8 @@ export function registerLoaderCommands(y: Argv): Argv {
       async (argv) => {
         const source = argv.source as string;
         const s3 = { endpoint: argv['s3-endpoint'], caFile: argv['ca-file'] };
-        if (source.startsWith('s3://')) await runTransfer('download', source, Boolean(argv.json), (progress) => downloadS3(source, argv.output, s3, progress));
-        else if (source.startsWith('sftp://')) await runTransfer('download', source, Boolean(argv.json), (progress) => downloadSftp(source, argv.output, sshAuth(argv), progress));
+        if (source.startsWith('s3://')) await runTransfer('download', source, Boolean(argv.json), (progress) => downloadS3(source, argv.output, s3, progress), { caFile: s3.caFile, s3Endpoint: s3.endpoint });
+        else if (source.startsWith('sftp://')) await runTransfer('download', source, Boolean(argv.json), (progress) => downloadSftp(source, argv.output, sshAuth(argv), progress), { ssh: sshAuth(argv) });
         else throw new UsageError(`${source}: download takes s3://bucket/key or sftp://user@host/path`);
       },
     )

@@ -18,6 +18,8 @@ import { HttpTransport } from '../shared/registry/transport.ts';
 import { DeferredManifests } from '../shared/store/deferred.ts';
 import { RemoteStore } from '../shared/store/remote.ts';
 import { keyFingerprint, readPublicKey } from '../shared/sign/keys.ts';
+import { gitEndpoint, preflight as preflightEndpoints } from '../shared/net/preflight.ts';
+import { RetrySummary } from '../shared/net/retry-summary.ts';
 
 /**
  * airlock load (images): verify while loading, straight from the bundle file.
@@ -123,17 +125,27 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
 
   const progress = new Progress({ json: options.json, summaryLine: false });
   logger.attachStatusLine(progress);
+  const retries = new RetrySummary((line) => logger.warn(line));
   const transport = new HttpTransport({
     caFile: options.caFile,
-    onRetry: (r) => logger.warn(`retrying ${r.what} in ${r.delayMs} ms: ${r.reason}`),
+    onRetry: (r) => {
+      logger.debug(`retrying ${r.what} in ${r.delayMs} ms: ${r.reason}`);
+      retries.record(r.endpoint, r.reason);
+    },
     onWarning: (w) => logger.warn(`${w.what}: ${w.warning}`),
   });
-  const client = new RegistryClient(target.host, transport, {
+  const registryOptions = {
     plainHttp: options.plainHttp,
-    credentials: (h) => credentialsFor(h, { username: options.username, passwordEnv: options.passwordEnv, warn: (m) => logger.warn(m) }),
-  });
+    credentials: (h: string) => credentialsFor(h, { username: options.username, passwordEnv: options.passwordEnv, warn: (m) => logger.warn(m) }),
+  };
+  const client = new RegistryClient(target.host, transport, registryOptions);
   let wholeBundle: WholeBundleCheck | undefined;
   try {
+    // The registry and git answer once, before any work: one clear error instead of a page of retries.
+    await preflightEndpoints(
+      [{ kind: 'registry', label: `registry ${target.host}`, registry: target.host, options: registryOptions }, ...(options.git ? [gitEndpoint('--git', options.git)] : [])],
+      { caFile: options.caFile },
+    );
     // 1. Check the bundle (and render the git commit) before anything is sent.
     progress.phase('check');
     const bundle = await checkBundle(bytes, publicKey, target, options);
@@ -158,7 +170,7 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
       await planDryRun(stores, targets, plans, report, options.jobs ?? 8, progress);
     } else {
       // 3. Push every blob; 4. the whole bundle checked out; 5. manifests, then tags.
-      const pushed = await pushBlobs(source, stores, plans, report, options, progress);
+      const pushed = await pushBlobs(source, stores, plans, report, options, progress, retries);
       progress.phase('check');
       await wholeBundle.finish();
       progress.phase('manifests and tags');
@@ -178,6 +190,7 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
     progress.done();
     throw err;
   } finally {
+    retries.close();
     logger.attachStatusLine(undefined);
     await transport.close();
     await bytes.close();
@@ -332,7 +345,7 @@ interface Pushed {
  * hashed while they upload (HEAD first, mounts for shared layers); manifests
  * are held back in each repository's DeferredManifests.
  */
-async function pushBlobs(source: BundleFileSource, stores: TargetStores, plans: Map<Target, GraphPlan>, report: LoadReport, options: LoadOptions, progress: Progress): Promise<Pushed> {
+async function pushBlobs(source: BundleFileSource, stores: TargetStores, plans: Map<Target, GraphPlan>, report: LoadReport, options: LoadOptions, progress: Progress, retries: RetrySummary): Promise<Pushed> {
   // Per repository: a layer two repositories share is uploaded to one and mounted into the other; both count as done.
   const perRepository = new Map<string, number>();
   for (const [t, p] of plans) for (const b of p.blobs) perRepository.set(`${t.repository} ${b.digest}`, b.size);
@@ -350,7 +363,10 @@ async function pushBlobs(source: BundleFileSource, stores: TargetStores, plans: 
         uploaded.set(`${e.destination} ${e.descriptor.digest}`, e.bytes);
       } else if (e.type === 'blob-mount') report.blobsMounted++;
       else if (e.type === 'blob-skip') report.blobsPresent++;
-      else if (e.type === 'retry') options.logger.warn(`retrying ${e.descriptor.digest} to ${e.destination} (attempt ${e.attempt}): ${e.reason}`);
+      else if (e.type === 'retry') {
+        options.logger.debug(`retrying ${e.descriptor.digest} to ${e.destination} (attempt ${e.attempt}): ${e.reason}`);
+        retries.record(stores.client.endpoint.origin.origin, e.reason);
+      }
     },
   });
   const started = performance.now();

@@ -193,9 +193,9 @@ export function registerPackerCommands(y: Argv): Argv {
         const bundle = argv.bundle as string;
         if (destination.startsWith('s3://')) {
           const s3 = { endpoint: argv['s3-endpoint'], caFile: argv['ca-file'], partSize: argv['part-size'] === undefined ? undefined : parseVolumeSize(argv['part-size']), concurrency: argv.jobs };
-          await runTransfer('upload', destination, Boolean(argv.json), (progress) => uploadS3(bundle, destination, s3, progress));
+          await runTransfer('upload', destination, Boolean(argv.json), (progress) => uploadS3(bundle, destination, s3, progress), { caFile: s3.caFile, s3Endpoint: s3.endpoint });
         } else if (destination.startsWith('sftp://')) {
-          await runTransfer('upload', destination, Boolean(argv.json), (progress) => uploadSftp(bundle, destination, sshAuth(argv), progress));
+          await runTransfer('upload', destination, Boolean(argv.json), (progress) => uploadSftp(bundle, destination, sshAuth(argv), progress), { ssh: sshAuth(argv) });
         } else {
           throw new UsageError(`${destination}: upload takes s3://bucket/key or sftp://user@host/path`);
         }

@@ -28,6 +28,9 @@ import { redactUrl } from './sources/http-download.ts';
 import { readSpec } from './spec.ts';
 import { chartBundleContent, chartImageSources, chartsByImage, copyCharts, prepareCharts, type PackedChart } from './charts.ts';
 import { findHelm, HELM_INSTALL_HINT } from './helm/helm.ts';
+import { imageRegistryEndpoints, specEndpoints } from './preflight.ts';
+import { preflight } from '../shared/net/preflight.ts';
+import { RetrySummary } from '../shared/net/retry-summary.ts';
 
 /**
  * airlock pack: spec -> manifests + images -> one signed bundle.
@@ -108,12 +111,19 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
     throw new UsageError(`cannot read the signing key ${options.key}: ${err.message}`);
   });
   const privateKey = readPrivateKey(keyPem, await keyPassword({ confirm: false }), options.key);
+  // Every source answers once before any work: one clear error instead of a page of retries.
+  const registryOptions = { mirrors, plainHttp: options.plainHttp, credentials: (host: string) => credentialsFor(host, { warn: (m) => logger.warn(m) }) };
+  await preflight(specEndpoints(spec, { registry: registryOptions, git: gitAuthOf(options.sources), s3Endpoint: options.sources?.s3Endpoint }), { caFile: options.caFile });
 
   const workDir = await mkdtemp(join(tmpdir(), 'airlock-pack-'));
   const removeWorkDir = onShutdown(() => rm(workDir, { recursive: true, force: true }));
+  const retries = new RetrySummary((line) => logger.warn(line));
   const transport = new HttpTransport({
     caFile: options.caFile,
-    onRetry: (r) => logger.debug(`retrying ${r.what} in ${r.delayMs} ms: ${r.reason}`),
+    onRetry: (r) => {
+      logger.debug(`retrying ${r.what} in ${r.delayMs} ms: ${r.reason}`);
+      retries.record(r.endpoint, r.reason);
+    },
     onWarning: (w) => logger.warn(`${w.what}: ${w.warning}`),
   });
   const progress = new Progress({ json: options.json, summaryLine: false });
@@ -192,7 +202,9 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
       );
     }
 
-    // 2. Resolve and plan every image before downloading any layer.
+    // 2. Resolve and plan every image before downloading any layer (the registries found since the first check answer first).
+    const checked = new Set(spec.images.map((i) => i.reference.registry));
+    await preflight(imageRegistryEndpoints(wanted.map((w) => w.reference).filter((r) => !checked.has(r.registry)), registryOptions), { caFile: options.caFile });
     const session = new CopySession({ concurrency: options.jobs ?? 8, onEvent: progressListener(progress) });
     progress.phase('resolve', { items: wanted.length });
     // Registries with a pull quota (Docker Hub): refuse now, with the numbers, a plan that would exceed it.
@@ -242,12 +254,17 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
     await writer?.abort();
     throw err;
   } finally {
+    retries.close();
     logger.attachStatusLine(undefined);
     abortWriter();
     removeWorkDir();
     await rm(workDir, { recursive: true, force: true });
     await transport.close();
   }
+}
+
+function gitAuthOf(sources: PackOptions['sources']) {
+  return { username: sources?.gitUsername, passwordEnv: sources?.gitPasswordEnv, sshKey: sources?.sshKey, knownHosts: sources?.knownHosts };
 }
 
 export function formatPackSummary(s: PackSummary): string {

@@ -7,6 +7,7 @@ import { childrenOf, isIndex, isManifestOrIndex, parseManifest } from './oci/med
 import { isAttestationManifest, matchesAny } from './oci/platform.ts';
 import { MAX_MANIFEST_BYTES } from './registry/client.ts';
 import { isRetryableNetworkError, sleep } from './registry/retry.ts';
+import { describeNetworkFailure } from './net/errors.ts';
 import type { ContentSink, ContentSource } from './store/store.ts';
 
 /**
@@ -274,7 +275,7 @@ async function copyBlob(session: CopySession, src: ContentSource, dst: ContentSi
       } catch (err) {
         const retryable = !(err instanceof VerificationError) && isRetryableNetworkError(err);
         if (!retryable || attempt >= session.blobAttempts) throw err;
-        session.emit({ type: 'retry', descriptor: desc, destination: dst.name, attempt, reason: (err as Error).message });
+        session.emit({ type: 'retry', descriptor: desc, destination: dst.name, attempt, reason: describeNetworkFailure(err) });
         await sleep(250 * attempt);
       }
     }

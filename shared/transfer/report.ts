@@ -1,5 +1,7 @@
 import { formatBytes, formatRate, Progress } from '../cli/progress.ts';
 import { printResult } from '../cli/output.ts';
+import { preflight, transferEndpoint } from '../net/preflight.ts';
+import type { SshAuth } from './ssh.ts';
 import type { TransferProgress } from './sftp.ts';
 
 /**
@@ -11,7 +13,11 @@ export async function runTransfer(
   remote: string,
   json: boolean,
   transfer: (progress: TransferProgress) => Promise<string[]>,
+  network: { caFile?: string; s3Endpoint?: string; ssh?: SshAuth } = {},
 ): Promise<void> {
+  // The store or host answers once before any byte moves: one clear error if it cannot.
+  const endpoint = transferEndpoint(remote, network);
+  if (endpoint) await preflight([endpoint], { caFile: network.caFile });
   const progress = new Progress({ json, summaryLine: false });
   progress.phase(direction);
   let bytes = 0;

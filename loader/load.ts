@@ -141,15 +141,18 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
   const client = new RegistryClient(target.host, transport, registryOptions);
   let wholeBundle: WholeBundleCheck | undefined;
   try {
-    // The registry and git answer once, before any work: one clear error instead of a page of retries.
-    await preflightEndpoints(
-      [{ kind: 'registry', label: `registry ${target.host}`, registry: target.host, options: registryOptions }, ...(options.git ? [gitEndpoint('--git', options.git)] : [])],
-      { caFile: options.caFile },
-    );
     // 1. Check the bundle (and render the git commit) before anything is sent.
     progress.phase('check');
     const bundle = await checkBundle(bytes, publicKey, target, options);
     const { scan, source, targets } = bundle;
+    // The registry (when there is something for it) and git answer once: one clear error instead of a page of retries.
+    await preflightEndpoints(
+      [
+        ...(targets.length > 0 ? [{ kind: 'registry' as const, label: `registry ${target.host}`, registry: target.host, options: registryOptions }] : []),
+        ...(options.git ? [gitEndpoint('--git', options.git)] : []),
+      ],
+      { caFile: options.caFile },
+    );
     const stores = new TargetStores(client);
 
     // 2. Preflight: where each tag points now; conflicts stop the load here.

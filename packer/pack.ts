@@ -202,9 +202,8 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
       );
     }
 
-    // 2. Resolve and plan every image before downloading any layer (the registries found since the first check answer first).
-    const checked = new Set(spec.images.map((i) => i.reference.registry));
-    await preflight(imageRegistryEndpoints(wanted.map((w) => w.reference).filter((r) => !checked.has(r.registry)), registryOptions), { caFile: options.caFile });
+    // 2. Resolve and plan every image before downloading any layer; each source registry (or its mirror) answers once first.
+    await preflight(imageRegistryEndpoints(wanted.map((w) => w.reference), registryOptions), { caFile: options.caFile });
     const session = new CopySession({ concurrency: options.jobs ?? 8, onEvent: progressListener(progress) });
     progress.phase('resolve', { items: wanted.length });
     // Registries with a pull quota (Docker Hub): refuse now, with the numbers, a plan that would exceed it.

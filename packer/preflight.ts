@@ -5,10 +5,10 @@ import type { BundleSpec } from './spec.ts';
 
 /**
  * What pack talks to, as preflight endpoints (shared/net/preflight.ts): the
- * spec's manifest sources (URLs, git, S3), its chart sources (repositories,
- * oci:// registries, git) and the registries (or their mirrors) of the images
- * it names. Images found later (image lists, discovery) get theirs checked
- * before they are resolved: see imageRegistryEndpoints.
+ * spec's manifest sources (URLs, git, S3) and chart sources (repositories,
+ * oci:// registries, git), checked before anything is fetched; then the
+ * registries (or their mirrors) of every image, once the image list is
+ * complete and checked (imageRegistryEndpoints), before any is resolved.
  */
 export interface PackEndpointOptions {
   registry: Pick<RegistryOptions, 'mirrors' | 'plainHttp' | 'credentials'>;
@@ -34,7 +34,6 @@ export function specEndpoints(spec: BundleSpec, options: PackEndpointOptions): P
       endpoints.push(registryEndpoint(registry, options.registry, `chart registry ${registry} (${chart.where})`));
     } else if (source.kind === 'git') endpoints.push(gitEndpoint(`chart git (${chart.where})`, { url: source.git.url, ...options.git }));
   }
-  endpoints.push(...imageRegistryEndpoints(spec.images.map((i) => i.reference), options.registry));
   return endpoints;
 }
 

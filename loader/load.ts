@@ -13,7 +13,7 @@ import { copyGraph, CopySession, planGraph, type CopyEvent, type GraphPlan } fro
 import { chartTargets, type ChartTarget } from './chart-targets.ts';
 import { imageTargets, type Target } from './targets.ts';
 import { RegistryClient } from '../shared/registry/client.ts';
-import { credentialsFor } from '../shared/registry/credentials.ts';
+import { credentialsFor, onePerHost } from '../shared/registry/credentials.ts';
 import { HttpTransport } from '../shared/registry/transport.ts';
 import { DeferredManifests } from '../shared/store/deferred.ts';
 import { RemoteStore } from '../shared/store/remote.ts';
@@ -136,7 +136,7 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
   });
   const registryOptions = {
     plainHttp: options.plainHttp,
-    credentials: (h: string) => credentialsFor(h, { username: options.username, passwordEnv: options.passwordEnv, warn: (m) => logger.warn(m) }),
+    credentials: onePerHost((h) => credentialsFor(h, { username: options.username, passwordEnv: options.passwordEnv, warn: (m) => logger.warn(m) })),
   };
   const client = new RegistryClient(target.host, transport, registryOptions);
   let wholeBundle: WholeBundleCheck | undefined;

@@ -13,7 +13,7 @@ import { mappingConflicts } from '../shared/oci/mapping.ts';
 import { isIndex, MediaType } from '../shared/oci/mediatype.ts';
 import { formatPlatform, parsePlatform } from '../shared/oci/platform.ts';
 import { RegistryClient } from '../shared/registry/client.ts';
-import { credentialsFor } from '../shared/registry/credentials.ts';
+import { credentialsFor, onePerHost } from '../shared/registry/credentials.ts';
 import { checkPullBudget, RateLimitTracker } from '../shared/registry/ratelimit.ts';
 import { HttpTransport } from '../shared/registry/transport.ts';
 import { PreloadedContent } from '../shared/store/preloaded.ts';
@@ -112,7 +112,7 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
   });
   const privateKey = readPrivateKey(keyPem, await keyPassword({ confirm: false }), options.key);
   // Every source answers once before any work: one clear error instead of a page of retries.
-  const registryOptions = { mirrors, plainHttp: options.plainHttp, credentials: (host: string) => credentialsFor(host, { warn: (m) => logger.warn(m) }) };
+  const registryOptions = { mirrors, plainHttp: options.plainHttp, credentials: onePerHost((host) => credentialsFor(host, { warn: (m) => logger.warn(m) })) };
   await preflight(specEndpoints(spec, { registry: registryOptions, git: gitAuthOf(options.sources), s3Endpoint: options.sources?.s3Endpoint }), { caFile: options.caFile });
 
   const workDir = await mkdtemp(join(tmpdir(), 'airlock-pack-'));
@@ -139,7 +139,7 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
         c = new RegistryClient(registry, transport, {
           mirrors,
           plainHttp: options.plainHttp,
-          credentials: (host) => credentialsFor(host, { warn: (m) => logger.warn(m) }),
+          credentials: registryOptions.credentials,
           rateLimits,
         });
         clients.set(registry, c);

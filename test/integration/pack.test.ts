@@ -182,9 +182,10 @@ describe('airlock pack', () => {
     // --volume-size: the same bundle as volumes plus a parts list, and no single file.
     const volumes = join(work, 'volumes');
     mkdirSync(volumes);
-    const split = await airlock(['pack', '-f', join(work, 'airlock.yaml'), '-o', join(volumes, 'demo.tar'), '--key', join(work, 'airlock.key'), '--volume-size', '1M', ...mirrorFlags], { env });
+    const split = await airlock(['pack', '-f', join(work, 'airlock.yaml'), '-o', join(volumes, 'demo.tar'), '--key', join(work, 'airlock.key'), '--volume-size', '1M', ...mirrorFlags, '--json'], { env });
     assert.equal(split.code, 0, split.stderr);
     const files = readdirSync(volumes).sort();
+    assert.deepEqual(resultOf<{ split: { files: string[] } }>(split.stdout, 'pack').split.files.map((f) => f.split('/').pop()).sort(), files);
     assert.equal(files.includes('demo.tar'), false);
     assert.equal(files.at(-1), 'demo.tar.parts.json');
     assert.ok(files.length >= 3, files.join(' '));

@@ -330,7 +330,7 @@ describe('airlock pack with charts', () => {
       ['bad', ['charts:', `  - { repo: "${web.url}/bad", name: web, version: 1.0.0 }`], 3, /sha256 .* the repository index says/],
       ['evil', ['charts:', `  - { repo: "${web.url}/evil", name: evil, version: 0.1.0 }`], 3, /climbs out/],
       ['nohelm', ['charts:', `  - { repo: "${web.url}/repo", name: web, version: 1.0.0 }`], 2, /the spec has charts: --helm \/nonexistent\/helm: not an executable file/, ['--helm', '/nonexistent/helm']],
-      ['git', ['charts:', '  - { git: { url: "https://127.0.0.1:9/c.git", ref: v1 } }'], 4, /https:\/\/127\.0\.0\.1:9\/c\.git\/info\/refs: cannot reach/],
+      ['git', ['charts:', '  - { git: { url: "https://127.0.0.1:9/c.git", ref: v1 } }'], 4, /chart git \(.*airlock\.yaml:\d+\) https:\/\/127\.0\.0\.1:9\/c\.git: connection refused/],
       ['clash', ['manifests: [{ path: ./deploy/shop }]', 'charts:', `  - { repo: "${web.url}/repo", name: web, version: 1.0.0, releaseName: shop }`], 2, /release name \\?"shop\\?" is also the name of a manifests source/],
     ];
     for (const [name, lines, code, message, extra] of cases) {

@@ -11,6 +11,7 @@ import { keyPassword } from '../shared/sign/password.ts';
 import { REVIEW_STYLES } from './gitops/reviewStyles.ts';
 import { runTransfer } from '../shared/transfer/report.ts';
 import { Logger } from '../shared/cli/log.ts';
+import { printResult } from '../shared/cli/output.ts';
 import { UsageError } from '../shared/cli/errors.ts';
 import { registerSplitCommand } from '../shared/cli/split.ts';
 import { formatEnvironmentCopy, withEnvRegistry } from './envRegistryCli.ts';
@@ -120,7 +121,7 @@ export function registerLoaderCommands(y: Argv): Argv {
           json,
           logger: new Logger({ json }),
         });
-        process.stdout.write(json ? JSON.stringify({ event: 'loaded', ...report }) + '\n' : formatLoadReport(report) + '\n');
+        printResult('load', report, json, () => formatLoadReport(report));
       },
     )
     .command(
@@ -210,11 +211,7 @@ export function registerLoaderCommands(y: Argv): Argv {
               agit: `pushed ${r.review?.ref} (${argv.from} merged into ${argv.to}): the server opens "${r.review?.title}" for ${argv.to}`,
             }[r.review?.style ?? 'branch'],
           };
-          process.stdout.write(
-            argv.json
-              ? JSON.stringify({ event: 'promoted', ...r }) + '\n'
-              : `${r.envRegistry ? formatEnvironmentCopy(r.envRegistry) + '\n' : ''}promote ${r.name} ${r.version}: ${what[r.outcome]}${r.commit ? ` (${r.commit.slice(0, 12)})` : ''}\n`,
-          );
+          printResult('promote', r, argv.json, () => `${r.envRegistry ? formatEnvironmentCopy(r.envRegistry) + '\n' : ''}promote ${r.name} ${r.version}: ${what[r.outcome]}${r.commit ? ` (${r.commit.slice(0, 12)})` : ''}`);
         } finally {
           await transport.close();
         }
@@ -272,9 +269,7 @@ export function registerLoaderCommands(y: Argv): Argv {
             },
             transport,
           );
-          process.stdout.write(
-            json ? JSON.stringify({ event: 'approved', ...r }) + '\n' : `approve ${r.name} ${r.version}: ${r.approvals.length} images approved and signed; recorded in ${r.record}${r.commit ? ` (${r.commit.slice(0, 12)})` : ''}\n`,
-          );
+          printResult('approve', r, json, () => `approve ${r.name} ${r.version}: ${r.approvals.length} images approved and signed; recorded in ${r.record}${r.commit ? ` (${r.commit.slice(0, 12)})` : ''}`);
         } finally {
           await transport.close();
         }
@@ -296,10 +291,10 @@ export function registerLoaderCommands(y: Argv): Argv {
         const s3 = { endpoint: argv['s3-endpoint'], caFile: argv['ca-file'] };
         if (source.startsWith('s3://')) {
           const { downloadS3 } = await import('../shared/transfer/s3.ts');
-          await runTransfer('download', source, Boolean(argv.json), (progress) => downloadS3(source, argv.output, s3, progress));
+          await runTransfer('download', source, Boolean(argv.json), (progress) => downloadS3(source, argv.output, s3, progress), { caFile: s3.caFile, s3Endpoint: s3.endpoint });
         } else if (source.startsWith('sftp://')) {
           const [{ downloadSftp }, { sshAuth }] = await Promise.all([import('../shared/transfer/sftp.ts'), import('../shared/transfer/ssh.ts')]);
-          await runTransfer('download', source, Boolean(argv.json), (progress) => downloadSftp(source, argv.output, sshAuth(argv), progress));
+          await runTransfer('download', source, Boolean(argv.json), (progress) => downloadSftp(source, argv.output, sshAuth(argv), progress), { ssh: sshAuth(argv) });
         } else throw new UsageError(`${source}: download takes s3://bucket/key or sftp://user@host/path`);
       },
     )
@@ -349,7 +344,7 @@ export function registerLoaderCommands(y: Argv): Argv {
           json,
           logger: new Logger({ json }),
         });
-        process.stdout.write(json ? JSON.stringify({ event: 'inventory', ...summary }) + '\n' : formatInventorySummary(summary) + '\n');
+        printResult('inventory', summary, json, () => formatInventorySummary(summary));
       },
     );
 }

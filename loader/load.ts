@@ -16,7 +16,7 @@ import { imageTargets, type Target } from './targets.ts';
 import { loadSignatures, signatureTargets, type LoadedSignatures } from './signatures.ts';
 import { checkPushAccess } from './namespace-preflight.ts';
 import { RegistryClient } from '../shared/registry/client.ts';
-import { credentialsFor } from '../shared/registry/credentials.ts';
+import { credentialsFor, onePerHost } from '../shared/registry/credentials.ts';
 import { ClientCertificates } from '../shared/registry/client-certs.ts';
 import { HttpTransport } from '../shared/registry/transport.ts';
 import { ManifestGate } from '../shared/store/manifest-gate.ts';
@@ -25,6 +25,8 @@ import { RemoteStore } from '../shared/store/remote.ts';
 import { keyFingerprint, readPublicKey } from '../shared/sign/keys.ts';
 import type { ContentSource } from '../shared/store/store.ts';
 import { prepareDeltaLoad, type DeltaLoadReport } from './delta.ts';
+import { gitEndpoint, preflight as preflightEndpoints } from '../shared/net/preflight.ts';
+import { RetrySummary } from '../shared/net/retry-summary.ts';
 
 /**
  * airlock load (images): verify while loading, straight from the bundle file.
@@ -148,22 +150,35 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
   const certificates = new ClientCertificates({ registryHost: target.host, clientCert: options.clientCert, clientKey: options.clientKey });
   const progress = new Progress({ json: options.json, summaryLine: false });
   logger.attachStatusLine(progress);
+  const retries = new RetrySummary((line) => logger.warn(line));
   const transport = new HttpTransport({
     caFile: options.caFile,
-    onRetry: (r) => logger.warn(`retrying ${r.what} in ${r.delayMs} ms: ${r.reason}`),
+    onRetry: (r) => {
+      logger.debug(`retrying ${r.what} in ${r.delayMs} ms: ${r.reason}`);
+      retries.record(r.endpoint, r.reason);
+    },
     onWarning: (w) => logger.warn(`${w.what}: ${w.warning}`),
   });
-  const client = new RegistryClient(target.host, transport, {
+  const registryOptions = {
     plainHttp: options.plainHttp,
     clientCertificates: certificates,
-    credentials: (h) => credentialsFor(h, { username: options.username, passwordEnv: options.passwordEnv, warn: (m) => logger.warn(m) }),
-  });
+    credentials: onePerHost((h) => credentialsFor(h, { username: options.username, passwordEnv: options.passwordEnv, warn: (m) => logger.warn(m) })),
+  };
+  const client = new RegistryClient(target.host, transport, registryOptions);
   let wholeBundle: WholeBundleCheck | undefined;
   try {
     // 1. Check the bundle (and render the git commit) before anything is sent.
     progress.phase('check');
     const bundle = await checkBundle(bytes, publicKey, target, options);
     const { scan, source, targets } = bundle;
+    // The registry (when there is something for it) and git answer once: one clear error instead of a page of retries.
+    await preflightEndpoints(
+      [
+        ...(targets.length > 0 ? [{ kind: 'registry' as const, label: `registry ${target.host}`, registry: target.host, options: registryOptions }] : []),
+        ...(options.git ? [gitEndpoint('--git', options.git)] : []),
+      ],
+      { caFile: options.caFile },
+    );
     const stores = new TargetStores(client);
 
     // 2. Preflight: where each tag points now; conflicts stop the load here.
@@ -199,7 +214,7 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
       }
     } else {
       // 3. Push every image (manifests by digest once their bytes checked out); 4. the whole bundle checked out; then tags.
-      const pushed = await pushImages(delta.source, stores, plans, wholeBundle, report, options, progress);
+      const pushed = await pushImages(delta.source, stores, plans, wholeBundle, report, options, progress, retries);
       progress.phase('check');
       await wholeBundle.finish();
       progress.phase('tags');
@@ -224,6 +239,7 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
     progress.done();
     throw err;
   } finally {
+    retries.close();
     logger.attachStatusLine(undefined);
     await transport.close();
     await bytes.close();
@@ -380,6 +396,7 @@ async function pushImages(
   report: LoadReport,
   options: LoadOptions,
   progress: Progress,
+  retries: RetrySummary,
 ): Promise<Pushed> {
   // Per repository: a layer two repositories share is uploaded to one and mounted into the other; both count as done.
   const perRepository = new Map<string, number>();
@@ -398,7 +415,10 @@ async function pushImages(
         uploaded.set(`${e.destination} ${e.descriptor.digest}`, e.bytes);
       } else if (e.type === 'blob-mount') report.blobsMounted++;
       else if (e.type === 'blob-skip') report.blobsPresent++;
-      else if (e.type === 'retry') options.logger.warn(`retrying ${e.descriptor.digest} to ${e.destination} (attempt ${e.attempt}): ${e.reason}`);
+      else if (e.type === 'retry') {
+        options.logger.debug(`retrying ${e.descriptor.digest} to ${e.destination} (attempt ${e.attempt}): ${e.reason}`);
+        retries.record(stores.client.endpoint.origin.origin, e.reason);
+      }
     },
   });
   const started = performance.now();

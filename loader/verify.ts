@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { UsageError } from '../shared/cli/errors.ts';
 import { Progress, formatBytes, formatRate } from '../shared/cli/progress.ts';
+import { jsonLine, printResult } from '../shared/cli/output.ts';
 import { peekBundleIndex } from '../shared/bundle/reader.ts';
 import { verifyBundleFile } from '../shared/bundle/file-verifier.ts';
 import { openAnyBundle } from '../shared/transfer/open.ts';
@@ -34,7 +35,6 @@ export async function verifyCommand(bundle: string, keyPath: string, json: boole
   progress.done({});
   const delta = deltaSummary(index);
   const summary = {
-    event: 'verified',
     bundle,
     name: index.name,
     version: index.version,
@@ -44,11 +44,13 @@ export async function verifyCommand(bundle: string, keyPath: string, json: boole
     seconds: Number(seconds.toFixed(3)),
     ...(delta ? { delta } : {}),
   };
-  process.stdout.write(
-    json
-      ? JSON.stringify(summary) + '\n'
-      : `verified ${bundle}: ${index.name} ${index.version}, signature ok, ${index.entries.length} entries (${index.images.length} images), ${formatBytes(size)} in ${seconds.toFixed(1)} s (${formatRate(size / Math.max(seconds, 1e-6))})\n` +
-          (delta ? `${describeDelta(delta, formatBytes)}; load checks that before writing anything\n` : ''),
+  printResult(
+    'verify',
+    summary,
+    json,
+    () =>
+      `verified ${bundle}: ${index.name} ${index.version}, signature ok, ${index.entries.length} entries (${index.images.length} images), ${formatBytes(size)} in ${seconds.toFixed(1)} s (${formatRate(size / Math.max(seconds, 1e-6))})` +
+      (delta ? `\n${describeDelta(delta, formatBytes)}; load checks that before writing anything` : ''),
   );
   return index;
 }
@@ -63,7 +65,7 @@ export async function inspectCommand(bundle: string, json: boolean, s3: S3Option
   const inspectDelta = deltaSummary(index);
   const loader = index.entries.find((e) => e.path === LOADER_PATH);
   if (json) {
-    process.stdout.write(printable(JSON.stringify({ verified: false, bundle, bytes: size, ...index, ...(inspectDelta ? { delta: inspectDelta } : {}) })) + '\n');
+    process.stdout.write(printable(jsonLine('result', { command: 'inspect', verified: false, bundle, bytes: size, ...index, ...(inspectDelta ? { delta: inspectDelta } : {}) }).trimEnd()) + '\n');
     return;
   }
   const lines = [

@@ -18,7 +18,8 @@ import { runTransfer } from '../shared/transfer/report.ts';
 import { formatPackSummary, pack } from './pack.ts';
 import { findLoaderFile } from './loader-file.ts';
 import { Logger } from '../shared/cli/log.ts';
-import { writeSplit } from '../shared/cli/split.ts';
+import { splitText, type SplitResult } from '../shared/cli/split.ts';
+import { printResult } from '../shared/cli/output.ts';
 import { positiveInteger, withGitAuth, withJobs, withJson, withNetworkOptions, withPlainHttp } from '../shared/cli/main.ts';
 
 export function registerPackerCommands(y: Argv): Argv {
@@ -27,21 +28,23 @@ export function registerPackerCommands(y: Argv): Argv {
       'keygen',
       'Make a signing key pair: airlock.key (cosign format, encrypted with the password in AIRLOCK_PASSWORD or COSIGN_PASSWORD, else asked for) and airlock.pub',
       (b) =>
-        b
-          .option('out-dir', {
+        withJson(
+          b
+            .option('out-dir', {
             type: 'string',
             default: '.',
             describe: 'Directory to write airlock.key and airlock.pub to',
             normalize: true,
-          })
-          .option('password', {
-            type: 'boolean',
-            default: true,
-            describe: 'Encrypt airlock.key with a password; --no-password makes an unprotected key (an empty password) without asking',
-          }),
+            })
+            .option('password', {
+              type: 'boolean',
+              default: true,
+              describe: 'Encrypt airlock.key with a password; --no-password makes an unprotected key (an empty password) without asking',
+            }),
+        ),
       async (argv) => {
         const { privateKeyPath, publicKeyPath } = await keygen(argv['out-dir'], { noPassword: !argv.password });
-        process.stdout.write(`wrote ${privateKeyPath} (private, keep it on the connected side) and ${publicKeyPath}\n`);
+        printResult('keygen', { privateKey: privateKeyPath, publicKey: publicKeyPath }, argv.json, () => `wrote ${privateKeyPath} (private, keep it on the connected side) and ${publicKeyPath}`);
       },
     )
     .command(
@@ -147,13 +150,14 @@ export function registerPackerCommands(y: Argv): Argv {
           json,
           logger: new Logger({ json }),
         });
-        process.stdout.write(json ? JSON.stringify({ event: 'packed', ...summary }) + '\n' : formatPackSummary(summary) + '\n');
+        let split: SplitResult | undefined;
         if (volumeSize !== undefined) {
           // The volumes replace the single file: DESIGN.md §2 makes them byte ranges of it.
           const { parts, files } = await splitBundle(argv.output, volumeSize, dirname(argv.output));
           await rm(argv.output);
-          writeSplit(json, argv.output, parts.volumes.length, files);
+          split = { bundle: argv.output, volumes: parts.volumes.length, files };
         }
+        printResult('pack', { ...summary, ...(split ? { split } : {}) }, json, () => formatPackSummary(summary) + (split ? `\n${splitText(split)}` : ''));
       },
     )
     .command(
@@ -178,9 +182,9 @@ export function registerPackerCommands(y: Argv): Argv {
         const bundle = argv.bundle as string;
         if (destination.startsWith('s3://')) {
           const s3 = { endpoint: argv['s3-endpoint'], caFile: argv['ca-file'], partSize: argv['part-size'] === undefined ? undefined : parseVolumeSize(argv['part-size']), concurrency: argv.jobs };
-          await runTransfer('upload', destination, Boolean(argv.json), (progress) => uploadS3(bundle, destination, s3, progress));
+          await runTransfer('upload', destination, Boolean(argv.json), (progress) => uploadS3(bundle, destination, s3, progress), { caFile: s3.caFile, s3Endpoint: s3.endpoint });
         } else if (destination.startsWith('sftp://')) {
-          await runTransfer('upload', destination, Boolean(argv.json), (progress) => uploadSftp(bundle, destination, sshAuth(argv), progress));
+          await runTransfer('upload', destination, Boolean(argv.json), (progress) => uploadSftp(bundle, destination, sshAuth(argv), progress), { ssh: sshAuth(argv) });
         } else {
           throw new UsageError(`${destination}: upload takes s3://bucket/key or sftp://user@host/path`);
         }

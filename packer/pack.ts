@@ -14,7 +14,7 @@ import { mappingConflicts } from '../shared/oci/mapping.ts';
 import { isIndex, MediaType } from '../shared/oci/mediatype.ts';
 import { formatPlatform, parsePlatform, requireWantedPlatform } from '../shared/oci/platform.ts';
 import { RegistryClient } from '../shared/registry/client.ts';
-import { credentialsFor } from '../shared/registry/credentials.ts';
+import { credentialsFor, onePerHost } from '../shared/registry/credentials.ts';
 import { checkPullBudget, RateLimitTracker } from '../shared/registry/ratelimit.ts';
 import { HttpTransport } from '../shared/registry/transport.ts';
 import { PreloadedContent } from '../shared/store/preloaded.ts';
@@ -31,6 +31,9 @@ import { chartBundleContent, chartImageSources, chartsByImage, copyCharts, prepa
 import { findHelm, HELM_INSTALL_HINT } from './helm/helm.ts';
 import { copySignatures, discoverSignatures, signatureRefs, type FoundSignatures } from './sources/signatures.ts';
 import { applySince, readSinceBase, type SinceBase } from './since.ts';
+import { imageRegistryEndpoints, specEndpoints } from './preflight.ts';
+import { preflight } from '../shared/net/preflight.ts';
+import { RetrySummary } from '../shared/net/retry-summary.ts';
 
 /**
  * airlock pack: spec -> manifests + images -> one signed bundle.
@@ -125,12 +128,19 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
   const privateKey = readPrivateKey(keyPem, await keyPassword({ confirm: false }), options.key);
   const base: SinceBase | undefined = options.since !== undefined ? await readSinceBase(options.since) : undefined;
   const loader = options.loaderFile === undefined ? [] : [await loaderBundleFile(options.loaderFile)];
+  // Every source answers once before any work: one clear error instead of a page of retries.
+  const registryOptions = { mirrors, plainHttp: options.plainHttp, credentials: onePerHost((host) => credentialsFor(host, { warn: (m) => logger.warn(m) })) };
+  await preflight(specEndpoints(spec, { registry: registryOptions, git: gitAuthOf(options.sources), s3Endpoint: options.sources?.s3Endpoint }), { caFile: options.caFile });
 
   const workDir = await mkdtemp(join(tmpdir(), 'airlock-pack-'));
   const removeWorkDir = onShutdown(() => rm(workDir, { recursive: true, force: true }));
+  const retries = new RetrySummary((line) => logger.warn(line));
   const transport = new HttpTransport({
     caFile: options.caFile,
-    onRetry: (r) => logger.debug(`retrying ${r.what} in ${r.delayMs} ms: ${r.reason}`),
+    onRetry: (r) => {
+      logger.debug(`retrying ${r.what} in ${r.delayMs} ms: ${r.reason}`);
+      retries.record(r.endpoint, r.reason);
+    },
     onWarning: (w) => logger.warn(`${w.what}: ${w.warning}`),
   });
   const progress = new Progress({ json: options.json, summaryLine: false });
@@ -146,7 +156,7 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
         c = new RegistryClient(registry, transport, {
           mirrors,
           plainHttp: options.plainHttp,
-          credentials: (host) => credentialsFor(host, { warn: (m) => logger.warn(m) }),
+          credentials: registryOptions.credentials,
           rateLimits,
         });
         clients.set(registry, c);
@@ -209,7 +219,8 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
       );
     }
 
-    // 2. Resolve and plan every image before downloading any layer.
+    // 2. Resolve and plan every image before downloading any layer; each source registry (or its mirror) answers once first.
+    await preflight(imageRegistryEndpoints(wanted.map((w) => w.reference), registryOptions), { caFile: options.caFile });
     const session = new CopySession({ concurrency: options.jobs ?? 8, onEvent: progressListener(progress) });
     progress.phase('resolve', { items: wanted.length });
     // Registries with a pull quota (Docker Hub): refuse now, with the numbers, a plan that would exceed it.
@@ -268,12 +279,17 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
     await writer?.abort();
     throw err;
   } finally {
+    retries.close();
     logger.attachStatusLine(undefined);
     abortWriter();
     removeWorkDir();
     await rm(workDir, { recursive: true, force: true });
     await transport.close();
   }
+}
+
+function gitAuthOf(sources: PackOptions['sources']) {
+  return { username: sources?.gitUsername, passwordEnv: sources?.gitPasswordEnv, sshKey: sources?.sshKey, knownHosts: sources?.knownHosts };
 }
 
 export function formatPackSummary(s: PackSummary): string {

@@ -7,6 +7,7 @@ import { childrenOf, isIndex, isManifestOrIndex, parseManifest } from './oci/med
 import { formatPlatform, isAttestationManifest, matchesAny, platformNotOffered } from './oci/platform.ts';
 import { MAX_MANIFEST_BYTES } from './registry/client.ts';
 import { isRetryableNetworkError, sleep } from './registry/retry.ts';
+import { describeNetworkFailure } from './net/errors.ts';
 import type { ContentSink, ContentSource } from './store/store.ts';
 
 /**
@@ -39,6 +40,11 @@ export interface CopySessionOptions {
  */
 export class CopySession {
   readonly limit: LimitFunction;
+  /**
+   * Manifests (small) are read and written in a queue of their own: behind
+   * the blob queue, an image would be done only once every blob of the run is.
+   */
+  readonly manifestLimit: LimitFunction;
   readonly emit: (event: CopyEvent) => void;
   readonly blobAttempts: number;
   /** digest -> the transfer of that blob now running (to any destination). */
@@ -50,6 +56,7 @@ export class CopySession {
 
   constructor(options: CopySessionOptions = {}) {
     this.limit = pLimit(Math.max(1, options.concurrency ?? 8));
+    this.manifestLimit = pLimit(Math.max(1, options.concurrency ?? 8));
     this.emit = options.onEvent ?? (() => undefined);
     this.blobAttempts = options.blobAttempts ?? 3;
   }
@@ -136,7 +143,7 @@ async function copyManifest(
   platforms: Platform[] | undefined,
   isRoot: boolean,
 ): Promise<Descriptor> {
-  const bytes = await session.limit(() => readManifest(src, desc));
+  const bytes = await session.manifestLimit(() => readManifest(src, desc));
   const { descriptor: target, bytes: targetBytes, children } = manifestNode(desc, bytes, isRoot ? platforms : undefined);
 
   if (await dst.exists(target)) {
@@ -144,7 +151,7 @@ async function copyManifest(
     return target;
   }
   await Promise.all(children.map((child) => copyNode(session, src, dst, child, undefined, false)));
-  await session.limit(() => {
+  await session.manifestLimit(() => {
     session.throwIfCancelled();
     return dst.push(target, Readable.from([targetBytes]));
   });
@@ -264,7 +271,7 @@ async function copyBlob(session: CopySession, src: ContentSource, dst: ContentSi
       } catch (err) {
         const retryable = !(err instanceof VerificationError) && isRetryableNetworkError(err);
         if (!retryable || attempt >= session.blobAttempts) throw err;
-        session.emit({ type: 'retry', descriptor: desc, destination: dst.name, attempt, reason: (err as Error).message });
+        session.emit({ type: 'retry', descriptor: desc, destination: dst.name, attempt, reason: describeNetworkFailure(err) });
         await sleep(250 * attempt);
       }
     }

@@ -1,9 +1,12 @@
 /**
  * Logging for every command: human lines on stderr, or (--json) one JSON
- * object a line on stdout. Everything written goes through redact(), so a
+ * object a line on stdout ({"ts","event":"log","level","message",...fields}).
+ * Everything written goes through redact(), so a
  * credential that slips into a message or a field never reaches the terminal
  * or a CI log.
  */
+
+import { jsonLine } from './output.ts';
 
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 export type Fields = Record<string, unknown>;
@@ -116,8 +119,7 @@ export class Logger {
   private write(level: Level, message: string, fields?: Fields): void {
     const clean = fields === undefined ? undefined : (redactValue(fields) as Fields);
     if (this.json) {
-      const record = { ts: this.now().toISOString(), level, msg: redact(message), ...clean };
-      this.jsonStream.write(JSON.stringify(record) + '\n');
+      this.jsonStream.write(jsonLine('log', { ...clean, level, message: redact(message) }, this.now()));
       return;
     }
     const prefix = level === 'info' ? '' : `airlock: ${level === 'warn' ? 'warning' : level}: `;

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import yargs, { type Argv } from 'yargs';
 import { AirlockError, ExitCode, UsageError } from './errors.ts';
 import { debugEnabled, redact } from './log.ts';
+import { jsonLine } from './output.ts';
 
 // ---------------------------------------------------------------- shutdown
 
@@ -46,6 +47,24 @@ export async function runShutdownHooks(): Promise<void> {
   }
 }
 
+/** --json of the running command: an interruption is then reported as its one "error" line. */
+let jsonOutput = false;
+
+/** Whether SIGINT or SIGTERM arrived: the command's own failure that follows (a closed file, an aborted request) is not reported. */
+export function isShuttingDown(): boolean {
+  return shuttingDown;
+}
+
+/** One line: "airlock: interrupted" on stderr (clearing ^C and any status line on a terminal), or the JSON error line. */
+function reportInterruption(what: 'interrupted' | 'terminated', code: number): void {
+  if (jsonOutput) {
+    process.stdout.write(jsonLine('error', { exitCode: code, message: what }));
+    return;
+  }
+  const clearLine = (process.stderr as { isTTY?: boolean }).isTTY ? '\r\x1b[K' : '';
+  process.stderr.write(`${clearLine}airlock: ${what}\n`);
+}
+
 export function installSignalHandlers(): void {
   if (signalsInstalled) return;
   signalsInstalled = true;
@@ -54,7 +73,8 @@ export function installSignalHandlers(): void {
       process.exit(code);
     }
     shuttingDown = true;
-    process.stderr.write(`\nairlock: ${signal === 'SIGINT' ? 'interrupted' : 'terminated'}; cleaning up\n`);
+    process.exitCode = code;
+    reportInterruption(signal === 'SIGINT' ? 'interrupted' : 'terminated', code);
     const timer = setTimeout(() => process.exit(code), SHUTDOWN_GRACE_MS);
     timer.unref();
     void runShutdownHooks().finally(() => {
@@ -270,10 +290,10 @@ function stackWithCauses(err: Error): string {
 /** Print an error report: human lines on stderr, or one JSON line on stdout with --json. */
 export function printError(report: ErrorReport, json: boolean): void {
   if (json) {
-    const record: Record<string, unknown> = { level: 'error', exitCode: report.exitCode, message: report.message };
+    const record: Record<string, unknown> = { exitCode: report.exitCode, message: report.message };
     if (report.hint !== undefined) record.hint = report.hint;
     if (report.stack !== undefined) record.stack = report.stack;
-    process.stdout.write(JSON.stringify(record) + '\n');
+    process.stdout.write(jsonLine('error', record));
     return;
   }
   if (report.stack !== undefined) process.stderr.write(report.stack + '\n');
@@ -297,6 +317,7 @@ export async function runCli(argv: readonly string[], build: (y: Argv) => Argv, 
   });
 
   const json = wantsJson(argv);
+  jsonOutput = json;
   let code: number = ExitCode.Ok;
   let cli: Argv | undefined;
   try {
@@ -318,6 +339,8 @@ export async function runCli(argv: readonly string[], build: (y: Argv) => Argv, 
   } catch (err) {
     const report = describeError(unknownOptionsFirst(err, cli, argv), argv);
     code = report.exitCode;
+    // After Ctrl-C the work fails as it is torn down ("file closed"): the signal handler reports and exits.
+    if (shuttingDown) return new Promise<number>(() => undefined);
     printError(report, json);
   }
   process.exitCode = code;

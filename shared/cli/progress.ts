@@ -1,13 +1,22 @@
 /**
- * Progress for long work (pack, load, upload, download).
+ * Progress for long work (pack, load, verify, upload, download).
  *
  * - On a terminal (stream.isTTY, not --json): one status line, redrawn at most
- *   every 100 ms: phase, bytes done/total, rate, ETA, items done/total.
- * - With --json: {"event":"progress",...} lines at most once a second, plus one
- *   at every phase change and a {"event":"done",...} line at the end.
- * - Otherwise (a pipe or a CI log): nothing but the final summary line.
+ *   every 100 ms: phase, bytes done/total, rate, ETA, items done/total, and
+ *   the bytes that needed no transfer (mounted, already present) apart.
+ * - Not a terminal (a pipe, `| tee`, a CI log): the same text as a plain line
+ *   at most every 10 s, so a long run shows life.
+ * - With --json: {"ts","event":"progress",...} lines at most once a second,
+ *   one at every phase change (the state the previous phase ended in) and one
+ *   at the end.
+ *
+ * The byte total is what has to be transferred: a blob that turns out to be
+ * in place (mounted from a sibling repository, or already present) leaves the
+ * total and is counted apart. An ETA shows only once a phase has run 5 s and
+ * done 5% of its bytes; before that a rate says little.
  */
 import type { StatusLine } from './log.ts';
+import { jsonLine } from './output.ts';
 
 export interface ProgressOptions {
   json?: boolean;
@@ -17,7 +26,7 @@ export interface ProgressOptions {
   tty?: boolean;
   /**
    * Print the human "done in ..." line at the end (default true). Commands that
-   * print their own summary turn it off; the JSON "done" event stays.
+   * print their own summary (their result) turn it off.
    */
   summaryLine?: boolean;
   /** Milliseconds clock (tests). Default performance.now-based. */
@@ -35,6 +44,12 @@ export interface Totals {
 
 export const TTY_INTERVAL_MS = 100;
 export const JSON_INTERVAL_MS = 1000;
+/** One plain line this often at most when stderr is not a terminal. */
+export const LOG_INTERVAL_MS = 10_000;
+/** No ETA before a phase has run this long... */
+export const ETA_MIN_ELAPSED_MS = 5000;
+/** ...and done this share of its bytes. */
+export const ETA_MIN_FRACTION = 0.05;
 /** The rate is measured over this much recent history. */
 const RATE_WINDOW_MS = 5000;
 const SAMPLE_EVERY_MS = 100;
@@ -81,15 +96,24 @@ interface Sample {
   bytes: number;
 }
 
+/** Why a blob needed no transfer: mounted from another repository of the registry, or already there. */
+export type InPlace = 'mounted' | 'present';
+
 export interface ProgressSnapshot {
   phase: string;
+  /** Bytes transferred in this phase. */
   bytesDone: number;
+  /** Bytes to transfer in this phase (bytes found in place leave it). */
   bytesTotal: number;
+  /** Bytes that needed no transfer: mounted from a sibling repository. */
+  bytesMounted: number;
+  /** Bytes that needed no transfer: already in the destination. */
+  bytesPresent: number;
   itemsDone: number;
   itemsTotal: number;
   /** Bytes per second over the recent window; 0 when unknown. */
   rate: number;
-  /** Seconds left, when a byte total and a rate are known. */
+  /** Seconds left, once the phase has run long enough and done enough for a fair guess. */
   eta: number | undefined;
   elapsedMs: number;
 }
@@ -110,10 +134,14 @@ export class Progress implements StatusLine {
   private bytesDone = 0;
   private itemsTotal = 0;
   private itemsDone = 0;
-  /** Bytes advanced over every phase (for the summary). */
+  private bytesMounted = 0;
+  private bytesPresent = 0;
+  /** Bytes transferred over every phase (for the summary). */
   private bytesAll = 0;
   private samples: Sample[] = [];
   private lastEmit = Number.NEGATIVE_INFINITY;
+  /** The status text last written (JSON): a phase change or the end does not repeat it. */
+  private lastEmitted: string | undefined;
   private lineShown = false;
   private cancelTrailing: (() => void) | undefined;
   private finished = false;
@@ -139,12 +167,16 @@ export class Progress implements StatusLine {
 
   /** Start a phase ("resolve", "download", "push"...); counters restart from the given totals. */
   phase(name: string, totals: Totals = {}): void {
+    // JSON: the state the previous phase ended in (its last counts), unless that was just written.
+    if (this.json && this.phaseName !== '' && this.lastEmitted !== this.statusText()) this.emit(this.now());
     this.phaseName = name;
     this.phaseStartedAt = this.now();
     this.bytesTotal = totals.bytes ?? 0;
     this.itemsTotal = totals.items ?? 0;
     this.bytesDone = 0;
     this.itemsDone = 0;
+    this.bytesMounted = 0;
+    this.bytesPresent = 0;
     this.samples = [{ t: this.phaseStartedAt, bytes: 0 }];
     this.update(true);
   }
@@ -168,20 +200,39 @@ export class Progress implements StatusLine {
     this.update(false);
   }
 
+  /**
+   * Bytes of the current phase that needed no transfer: they leave the total
+   * (which is what has to move) and are shown apart.
+   */
+  inPlace(bytes: number, how: InPlace): void {
+    if (how === 'mounted') this.bytesMounted += bytes;
+    else this.bytesPresent += bytes;
+    this.bytesTotal = Math.max(this.bytesDone, this.bytesTotal - bytes);
+    this.update(false);
+  }
+
   snapshot(): ProgressSnapshot {
     const t = this.now();
     const rate = this.rate(t);
-    const left = this.bytesTotal - this.bytesDone;
     return {
       phase: this.phaseName,
       bytesDone: this.bytesDone,
       bytesTotal: this.bytesTotal,
+      bytesMounted: this.bytesMounted,
+      bytesPresent: this.bytesPresent,
       itemsDone: this.itemsDone,
       itemsTotal: this.itemsTotal,
       rate,
-      eta: this.bytesTotal > 0 && rate > 0 ? Math.max(0, left) / rate : undefined,
+      eta: this.eta(t, rate),
       elapsedMs: t - this.startedAt,
     };
+  }
+
+  /** Seconds left, or undefined while a guess would be noise (see ETA_MIN_ELAPSED_MS, ETA_MIN_FRACTION). */
+  private eta(t: number, rate: number): number | undefined {
+    if (this.bytesTotal <= 0 || rate <= 0) return undefined;
+    if (t - this.phaseStartedAt < ETA_MIN_ELAPSED_MS || this.bytesDone < this.bytesTotal * ETA_MIN_FRACTION) return undefined;
+    return Math.max(0, this.bytesTotal - this.bytesDone) / rate;
   }
 
   /** The status line as drawn on a terminal (without control characters). */
@@ -197,6 +248,8 @@ export class Progress implements StatusLine {
     if (s.itemsTotal > 0 || s.itemsDone > 0) {
       parts.push(s.itemsTotal > 0 ? `${s.itemsDone}/${s.itemsTotal} items` : `${s.itemsDone} items`);
     }
+    if (s.bytesMounted > 0) parts.push(`mounted ${formatBytes(s.bytesMounted)}`);
+    if (s.bytesPresent > 0) parts.push(`present ${formatBytes(s.bytesPresent)}`);
     return parts.join('  ');
   }
 
@@ -208,15 +261,8 @@ export class Progress implements StatusLine {
     this.cancelTrailing = undefined;
     const elapsedMs = this.now() - this.startedAt;
     if (this.json) {
-      this.stream.write(
-        JSON.stringify({
-          event: 'done',
-          ts: this.wallClock().toISOString(),
-          elapsedMs: Math.round(elapsedMs),
-          bytes: this.bytesAll,
-          ...summaryFields,
-        }) + '\n',
-      );
+      // The last state, once; the command's result (or error) line follows.
+      if (this.phaseName !== '' && this.lastEmitted !== this.statusText()) this.emit(this.now());
       return;
     }
     this.clear();
@@ -258,11 +304,13 @@ export class Progress implements StatusLine {
   }
 
   private update(phaseChange: boolean): void {
-    if (this.finished || (!this.tty && !this.json)) return;
-    const interval = this.json ? JSON_INTERVAL_MS : TTY_INTERVAL_MS;
+    if (this.finished) return;
+    const interval = this.json ? JSON_INTERVAL_MS : this.tty ? TTY_INTERVAL_MS : LOG_INTERVAL_MS;
     const t = this.now();
+    // A plain log gets its first line after an interval, not at every phase.
+    if (!this.json && !this.tty && this.lastEmit === Number.NEGATIVE_INFINITY) this.lastEmit = this.startedAt;
     const since = t - this.lastEmit;
-    if (phaseChange || since >= interval) {
+    if ((phaseChange && (this.json || this.tty)) || since >= interval) {
       this.emit(t);
       return;
     }
@@ -277,24 +325,28 @@ export class Progress implements StatusLine {
 
   private emit(t: number): void {
     this.lastEmit = t;
+    this.lastEmitted = this.statusText();
     this.cancelTrailing?.();
     this.cancelTrailing = undefined;
     if (this.json) {
       const s = this.snapshot();
       const record: Record<string, unknown> = {
-        event: 'progress',
-        ts: this.wallClock().toISOString(),
         phase: s.phase,
         bytesDone: s.bytesDone,
         bytesTotal: s.bytesTotal,
+        bytesMounted: s.bytesMounted,
+        bytesPresent: s.bytesPresent,
         itemsDone: s.itemsDone,
         itemsTotal: s.itemsTotal,
         rate: Math.round(s.rate),
+        elapsedMs: Math.round(s.elapsedMs),
       };
       if (s.eta !== undefined) record.eta = Math.round(s.eta);
-      this.stream.write(JSON.stringify(record) + '\n');
-    } else {
+      this.stream.write(jsonLine('progress', record, this.wallClock()));
+    } else if (this.tty) {
       this.drawLine();
+    } else if (this.phaseName !== '') {
+      this.stream.write(`${this.statusText()}\n`);
     }
   }
 
@@ -315,23 +367,16 @@ export interface ProgressEvent {
 }
 
 /**
- * Maps copy-engine events to a Progress: bytes on blob-done, blob-skip and
- * blob-mount (a skipped or mounted blob counts as done: it is in place),
- * one item on image-done. Pass it as copyGraph's onEvent.
+ * Maps copy-engine events to a Progress: transferred bytes on blob-done; a
+ * mounted (blob-mount) or already present (blob-skip) blob leaves the total
+ * and is counted apart. Items are counted by the caller (one per image or
+ * chart). Pass it as copyGraph's onEvent.
  */
-export function progressListener(progress: Pick<Progress, 'advance'>): (event: ProgressEvent) => void {
+export function progressListener(progress: Pick<Progress, 'advance' | 'inPlace'>): (event: ProgressEvent) => void {
   return (event) => {
-    switch (event.type) {
-      case 'blob-done':
-      case 'blob-skip':
-      case 'blob-mount':
-        progress.advance(event.bytes ?? event.descriptor?.size ?? 0);
-        break;
-      case 'image-done':
-        progress.advance(0, 1);
-        break;
-      default:
-        break;
-    }
+    const bytes = event.bytes ?? event.descriptor?.size ?? 0;
+    if (event.type === 'blob-done') progress.advance(bytes);
+    else if (event.type === 'blob-mount') progress.inPlace(bytes, 'mounted');
+    else if (event.type === 'blob-skip') progress.inPlace(bytes, 'present');
   };
 }

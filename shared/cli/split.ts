@@ -2,19 +2,23 @@
  * `airlock split`: cut a bundle into volumes. Both sides have it (the enclave
  * may need to move a bundle on in smaller pieces), so it lives here and each
  * side's cli registers it: the connected side through `pack --volume-size`
- * (writeSplit), the enclave loader as a command.
+ * (splitText), the enclave loader as a command.
  */
 import type { Argv } from 'yargs';
 import { dirname } from 'node:path';
 import { notBuiltYet, withJson, withNetworkOptions } from './main.ts';
+import { printResult } from './output.ts';
 
-/** What split (and pack --volume-size) print: the volumes, or one JSON line. */
-export function writeSplit(json: boolean, bundle: string, volumes: number, files: string[]): void {
-  process.stdout.write(
-    json
-      ? JSON.stringify({ event: 'split', bundle, volumes, files }) + '\n'
-      : `split ${bundle} into ${volumes} volume${volumes === 1 ? '' : 's'}:\n${files.map((f) => `  ${f}`).join('\n')}\ncarry all of them; give the first volume (.000) to verify, inspect and load\n`,
-  );
+/** What split made (also pack --volume-size's `split` field). */
+export interface SplitResult {
+  bundle: string;
+  volumes: number;
+  files: string[];
+}
+
+/** The volumes, in words. */
+export function splitText({ bundle, volumes, files }: SplitResult): string {
+  return `split ${bundle} into ${volumes} volume${volumes === 1 ? '' : 's'}:\n${files.map((f) => `  ${f}`).join('\n')}\ncarry all of them; give the first volume (.000) to verify, inspect and load`;
 }
 
 export function registerSplitCommand(y: Argv): Argv {
@@ -43,7 +47,8 @@ export function registerSplitCommand(y: Argv): Argv {
       if (/^[a-z0-9]+:\/\//.test(bundle)) notBuiltYet('split of a remote bundle');
       const { parseVolumeSize, splitBundle } = await import('../bundle/volumes.ts');
       const { parts, files } = await splitBundle(bundle, parseVolumeSize(argv['volume-size'] as string), argv['out-dir'] ?? dirname(bundle));
-      writeSplit(Boolean(argv.json), bundle, parts.volumes.length, files);
+      const split: SplitResult = { bundle, volumes: parts.volumes.length, files };
+      printResult('split', split, Boolean(argv.json), () => splitText(split));
     },
   );
 }

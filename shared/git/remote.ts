@@ -6,6 +6,7 @@ import type { HttpTransport } from '../registry/transport.ts';
 import type { SshAuth } from '../transfer/ssh.ts';
 import { gitHttp } from './http.ts';
 import { parseSshUrl, SshGitTransport } from './ssh.ts';
+import { describeNetworkFailure } from '../net/errors.ts';
 
 /**
  * A git remote as isomorphic-git takes it: a URL and an HTTP plugin. HTTPS
@@ -103,6 +104,6 @@ export async function gitRemoteCall<T>(remote: GitRemote, what: string, fn: () =
       });
     }
     if (err instanceof AirlockError) throw err; // ours, already saying what failed (a usage error, a refused host key, a cap)
-    throw new RemoteError(`git ${what} at ${remote.display}: ${(err as Error).message}`, { cause: err });
+    throw new RemoteError(`git ${what} at ${remote.display}: ${describeNetworkFailure(err)}`, { cause: err });
   }
 }

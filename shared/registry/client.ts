@@ -8,6 +8,7 @@ import { RegistryAuth, repositoryScope } from './auth.ts';
 import { listAllTags, parseNextLink } from './catalog.ts';
 import type { Credentials } from './credentials.ts';
 import type { RateLimitTracker } from './ratelimit.ts';
+import { describeNetworkFailure } from '../net/errors.ts';
 import { DEFAULT_RETRY, isRetryableNetworkError, retryDelayMs, sleep, type RetryPolicy } from './retry.ts';
 import { header, HttpTransport, mutualTlsHint, type HttpHeaders, type HttpResponse, type TransportOptions } from './transport.ts';
 import type { ClientCertificates, HostTls } from './client-certs.ts';
@@ -125,6 +126,17 @@ export class RegistryClient {
   /** "host/repo" as shown to users (the registry as referenced, not the mirror). */
   display(repository: string): string {
     return `${this.endpoint.registry}/${repository}`;
+  }
+
+  /**
+   * GET /v2/ with authentication, once: the registry answers, its TLS is
+   * trusted and the credentials are taken (a preflight before the work).
+   * Throws a RemoteError (401: the credentials, 403, or no answer).
+   */
+  async ping(): Promise<void> {
+    const res = await this.send({ method: 'GET', url: new URL('/v2/', this.endpoint.origin), scopes: [], what: `GET ${this.endpoint.origin.origin}/v2/` });
+    if (res.status === 403) throw await this.failure(res, `GET ${this.endpoint.origin.origin}/v2/`);
+    await res.body.dump();
   }
 
   // ---- manifests ----------------------------------------------------------
@@ -353,7 +365,7 @@ export class RegistryClient {
         res.body.destroy();
         if (err instanceof AirlockError || !isRetryableNetworkError(err) || attempt >= this.retry.attempts) {
           if (err instanceof AirlockError) throw err;
-          throw new RemoteError(`${what}: download failed at byte ${offset} of ${desc.size}: ${(err as Error).message}`, {
+          throw new RemoteError(`${what}: download failed at byte ${offset} of ${desc.size}: ${describeNetworkFailure(err)}`, {
             cause: err,
           });
         }

@@ -213,3 +213,16 @@ function fromDockerConfig(registry: string, path: string, warn: (message: string
 
 /** The server URL Docker uses for Docker Hub credentials. */
 const DOCKER_HUB_SERVER = 'https://index.docker.io/v1/';
+
+/**
+ * `credentials` asked once per host: several clients of one run (a preflight,
+ * the work) share the answer, so a credential helper runs (and a warning
+ * shows) once.
+ */
+export function onePerHost(credentials: (host: string) => Credentials | undefined): (host: string) => Credentials | undefined {
+  const known = new Map<string, Credentials | undefined>();
+  return (host) => {
+    if (!known.has(host)) known.set(host, credentials(host));
+    return known.get(host);
+  };
+}

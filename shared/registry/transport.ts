@@ -5,6 +5,7 @@ import { EnvHttpProxyAgent, request } from 'undici';
 import type { Dispatcher } from 'undici';
 import { RemoteError, UsageError } from '../cli/errors.ts';
 import type { HostTls } from './client-certs.ts';
+import { describeNetworkFailure, networkCause } from '../net/errors.ts';
 import {
   DEFAULT_RETRY,
   isRetryableNetworkError,
@@ -28,8 +29,8 @@ export interface TransportOptions {
   /** Give up on a response whose headers or body stall this long (ms). */
   timeoutMs?: number;
   userAgent?: string;
-  /** Told about each retry, for the log. */
-  onRetry?: (info: { what: string; attempt: number; delayMs: number; reason: string }) => void;
+  /** Told about each retry: the endpoint (scheme://host:port) and the reason in words, for a retry summary. */
+  onRetry?: (info: { what: string; endpoint: string; attempt: number; delayMs: number; reason: string }) => void;
   /** Told about `Warning: 299` headers, which registries use to talk to users. */
   onWarning?: (info: { what: string; warning: string }) => void;
   /** Proxy settings; default the environment's (tests). */
@@ -169,7 +170,7 @@ export class HttpTransport {
         res = await this.once(req);
       } catch (err) {
         if (attempt < attempts && isRetryableNetworkError(err)) {
-          await this.backoff(req, attempt, undefined, describeNetworkError(err));
+          await this.backoff(req, attempt, undefined, describeNetworkFailure(err));
           continue;
         }
         throw networkError(req, err, this.proxyFor(req.url));
@@ -240,7 +241,7 @@ export class HttpTransport {
 
   private async backoff(req: HttpRequest, attempt: number, retryAfterMs: number | undefined, reason: string) {
     const delayMs = retryDelayMs(attempt, this.retry, retryAfterMs);
-    this.options.onRetry?.({ what: req.what, attempt, delayMs, reason });
+    this.options.onRetry?.({ what: req.what, endpoint: req.url.origin, attempt, delayMs, reason });
     await sleep(delayMs);
   }
 
@@ -276,19 +277,10 @@ function bypassesProxy(url: URL, noProxy: string | undefined): boolean {
   return false;
 }
 
-function describeNetworkError(err: unknown): string {
-  const parts: string[] = [];
-  for (let e: unknown = err; e instanceof Error; e = e.cause) {
-    const code = (e as NodeJS.ErrnoException).code;
-    parts.push(code ? `${e.message} (${code})` : e.message);
-  }
-  return parts.join(': ') || String(err);
-}
-
 function networkError(req: HttpRequest, err: unknown, proxy?: string): RemoteError {
   if (err instanceof RemoteError) return err;
-  const detail = redactUserinfo(describeNetworkError(err));
-  const tls = /certificate|self[- ]signed|CERT_|SSL|TLS|wrong version number/i.test(detail);
+  const detail = redactUserinfo(describeNetworkFailure(err));
+  const tls = networkCause(err)?.tls ?? /certificate|self[- ]signed|CERT_|SSL|TLS|wrong version number/i.test(detail);
   const viaProxy = proxy ? ` through the proxy ${proxy}` : '';
   // The server ended the handshake over the client's certificate (Go's RequireAndVerifyClientCert, HAProxy, Envoy): TLS alerts 116, 42, 43, 40.
   if (/certificate required|alert number (116|42|43)|alert (bad|unsupported|unknown) certificate|alert handshake failure/i.test(detail)) {

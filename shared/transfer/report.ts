@@ -1,4 +1,7 @@
 import { formatBytes, formatRate, Progress } from '../cli/progress.ts';
+import { printResult } from '../cli/output.ts';
+import { preflight, transferEndpoint } from '../net/preflight.ts';
+import type { SshAuth } from './ssh.ts';
 import type { TransferProgress } from './sftp.ts';
 
 /**
@@ -10,7 +13,11 @@ export async function runTransfer(
   remote: string,
   json: boolean,
   transfer: (progress: TransferProgress) => Promise<string[]>,
+  network: { caFile?: string; s3Endpoint?: string; ssh?: SshAuth } = {},
 ): Promise<void> {
+  // The store or host answers once before any byte moves: one clear error if it cannot.
+  const endpoint = transferEndpoint(remote, network);
+  if (endpoint) await preflight([endpoint], { caFile: network.caFile });
   const progress = new Progress({ json, summaryLine: false });
   progress.phase(direction);
   let bytes = 0;
@@ -23,10 +30,11 @@ export async function runTransfer(
     },
   }).finally(() => progress.done());
   const seconds = (performance.now() - started) / 1000;
-  const event = direction === 'upload' ? 'uploaded' : 'downloaded';
-  process.stdout.write(
-    json
-      ? JSON.stringify({ event, remote, files, bytes, seconds: Number(seconds.toFixed(3)) }) + '\n'
-      : `${event} ${formatBytes(bytes)} ${direction === 'upload' ? 'to' : 'from'} ${remote} in ${seconds.toFixed(1)} s (${formatRate(bytes / Math.max(seconds, 1e-6))}):\n${files.map((f) => `  ${f}`).join('\n')}\n`,
+  const done = direction === 'upload' ? 'uploaded' : 'downloaded';
+  printResult(
+    direction,
+    { remote, files, bytes, seconds: Number(seconds.toFixed(3)) },
+    json,
+    () => `${done} ${formatBytes(bytes)} ${direction === 'upload' ? 'to' : 'from'} ${remote} in ${seconds.toFixed(1)} s (${formatRate(bytes / Math.max(seconds, 1e-6))}):\n${files.map((f) => `  ${f}`).join('\n')}`,
   );
 }

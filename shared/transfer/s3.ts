@@ -22,6 +22,7 @@ import { RemoteError, UsageError, VerificationError } from '../cli/errors.ts';
 import { proxyForUrl, proxyFromEnv, redactUserinfo, trustedCAs, type ProxySettings } from '../registry/transport.ts';
 import type { BundleBytes } from '../bundle/volumes.ts';
 import { bundleFiles, type TransferProgress } from './sftp.ts';
+import { networkCause } from '../net/errors.ts';
 
 /**
  * Bundles to and from S3 and S3-compatible stores (MinIO, Ceph RGW, enclave
@@ -112,6 +113,8 @@ export async function s3Call<T>(what: string, fn: () => Promise<T>): Promise<T> 
     if (err instanceof UsageError || err instanceof VerificationError || err instanceof RemoteError) throw err;
     const e = err as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } };
     const status = e.$metadata?.httpStatusCode;
+    const network = networkCause(err);
+    if (network && status === undefined) throw new RemoteError(`S3 ${what}: ${network.words}`, { hint: network.tls ? undefined : 'check --s3-endpoint and that the store is reachable', cause: err });
     throw new RemoteError(`S3 ${what}: ${e.name ?? 'error'}${status ? ` (HTTP ${status})` : ''}: ${redactUserinfo(e.message ?? String(err))}`, {
       hint:
         status === 403 || e.name === 'InvalidAccessKeyId' || e.name === 'SignatureDoesNotMatch'

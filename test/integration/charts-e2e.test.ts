@@ -18,6 +18,7 @@ import { startGitServer, type GitServer } from '../services/gitServer.ts';
 import { httpRequest } from '../services/http.ts';
 import { startRegistry, type RegistryService } from '../services/registry.ts';
 import { helm4, kubectl } from '../services/tools.ts';
+import { resultOf } from '../json-lines.ts';
 
 /**
  * Charts end to end, the way an operator runs it, through the real CLI only:
@@ -226,7 +227,7 @@ describe('charts end to end: airlock pack, verify, inspect, load --git', () => {
 
     const inspected = await airlock(['inspect', bundle(), '--json']);
     assert.equal(inspected.code, 0, inspected.stderr);
-    index = JSON.parse(inspected.stdout) as BundleIndex;
+    index = resultOf<BundleIndex>(inspected.stdout, 'inspect');
     assert.deepEqual(
       index.charts.map((c) => [c.releaseName, c.name, c.version, c.namespace, c.gitops, [...c.images].sort()]),
       [
@@ -258,7 +259,7 @@ describe('charts end to end: airlock pack, verify, inspect, load --git', () => {
     );
     assert.ok(text.stdout.includes(`  ${UPGRADER_IMAGE}  ${image(UPGRADER_IMAGE).digest}  linux/amd64  charts: delegate\n`), text.stdout);
 
-    const again = JSON.parse((await airlock(['inspect', join(work, 'out', 'b.tar'), '--json'])).stdout) as BundleIndex;
+    const again = resultOf<BundleIndex>((await airlock(['inspect', join(work, 'out', 'b.tar'), '--json'])).stdout, 'inspect');
     assert.deepEqual(
       again.charts.map((c) => [c.releaseName, c.digest]),
       index.charts.map((c) => [c.releaseName, c.digest]),
@@ -270,7 +271,7 @@ describe('charts end to end: airlock pack, verify, inspect, load --git', () => {
     assert.ok(index, 'packed');
     const res = await load(['--json']);
     assert.equal(res.code, 0, res.stderr + res.stdout);
-    const report = JSON.parse(res.stdout.trim().split('\n').pop()!) as { charts: { name: string; target: string; status: string; digest: string }[] };
+    const report = resultOf<{ charts: { name: string; target: string; status: string; digest: string }[] }>(res.stdout, 'load');
     assert.deepEqual(
       report.charts.map((c) => [c.name, c.target, c.status, c.digest]).sort(),
       [

@@ -8,6 +8,7 @@ import { generateKeyPair, keyFingerprint } from '../../shared/sign/keys.ts';
 import { airlock, type CliResult } from '../helpers/cli.ts';
 import { startGitServer, type GitServer } from '../services/gitServer.ts';
 import { startSshd, type SshServer } from '../services/sshd.ts';
+import { resultOf } from '../json-lines.ts';
 
 /**
  * promote --review --review-style gitlab|agit against git-http-backend (HTTPS)
@@ -101,7 +102,7 @@ describe('promote --review with push options', () => {
 
       const agit = await cli(['promote', '--to', 'prod', '--review', '--review-style', 'agit', '--json']);
       assert.equal(agit.code, 0, agit.stderr);
-      const event = JSON.parse(agit.stdout) as { outcome: string; review: { style: string; ref: string; title: string } };
+      const event = resultOf<{ outcome: string; review: { style: string; ref: string; title: string } }>(agit.stdout, 'promote');
       assert.deepEqual([event.outcome, event.review], ['review pushed', { style: 'agit', ref: 'refs/for/prod', title: TITLE }]);
       pushes = await server.pushes(name);
       assert.equal(pushes.length, pushed + 2);
@@ -124,7 +125,7 @@ describe('promote --review with push options', () => {
       // A direct promote: the merge commit's message is the review text, and --json carries it.
       const direct = await cli(['promote', '--to', 'prod', '--json']);
       assert.equal(direct.code, 0, direct.stderr);
-      const merged = JSON.parse(direct.stdout) as { outcome: string; title: string; description: string; changes: { vendorFiles: unknown; from: unknown } };
+      const merged = resultOf<{ outcome: string; title: string; description: string; changes: { vendorFiles: unknown; from: unknown } }>(direct.stdout, 'promote');
       assert.equal(merged.outcome, 'merged');
       assert.deepEqual(merged.changes.vendorFiles, { added: [], changed: ['deploy/settings.yaml'], removed: [] });
       assert.deepEqual(merged.changes.from, { name: 'harness', version: '1.0.0' });

@@ -18,6 +18,7 @@ import { httpRequest } from '../services/http.ts';
 import { startRegistry, type RegistryService } from '../services/registry.ts';
 import { helm3, helm4, kubectl } from '../services/tools.ts';
 import { writeChartBundle, type ChartBundle } from './helpers/chart-bundle.ts';
+import { resultOf } from '../json-lines.ts';
 
 /**
  * load with Helm charts, against a real docker-registry and a real git server
@@ -147,7 +148,7 @@ describe('airlock load with Helm charts', () => {
     await server.createRepo('apps', { files: { 'README.md': 'enclave apps\n' } });
     const res = await load(enclave, [...withGit('apps'), '--json']);
     assert.equal(res.code, 0, res.stderr);
-    const report = JSON.parse(res.stdout.trim().split('\n').pop()!) as { charts: { target: string; status: string; digest: string; releases: string[]; name: string; version: string }[]; images: unknown[] };
+    const report = resultOf<{ charts: { target: string; status: string; digest: string; releases: string[]; name: string; version: string }[]; images: unknown[] }>(res.stdout, 'load');
     assert.deepEqual(
       report.charts.map((c) => [c.name, c.version, c.target, c.status, c.digest, c.releases]),
       [

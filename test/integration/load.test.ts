@@ -14,6 +14,7 @@ import { startS3 } from '../services/s3.ts';
 import { runBytes } from '../services/exec.ts';
 import { skopeoFlags } from '../services/skopeo.ts';
 import { walk } from '../helpers/hostile.ts';
+import { resultOf } from '../json-lines.ts';
 
 /**
  * airlock load, through the real CLI, into real registries: every image
@@ -99,8 +100,7 @@ describe('airlock load', () => {
     try {
       const first = await load(target, ['--json']);
       assert.equal(first.code, 0, first.stderr);
-      const report = JSON.parse(first.stdout.trim().split('\n').pop()!) as { event: string; images: { status: string }[]; blobsUploaded: number; blobsMounted: number };
-      assert.equal(report.event, 'loaded');
+      const report = resultOf<{ images: { status: string }[]; blobsUploaded: number; blobsMounted: number }>(first.stdout, 'load');
       assert.deepEqual(report.images.map((i) => i.status), ['pushed', 'pushed', 'pushed', 'pushed']);
       assert.ok(report.blobsMounted >= 2, 'shared base layers are mounted, not uploaded again');
       await assertLoaded(target);
@@ -273,7 +273,7 @@ describe('airlock load', () => {
 
       const again = await load(target, ['--json']);
       assert.equal(again.code, 0, again.stderr);
-      const report = JSON.parse(again.stdout.trim().split('\n').pop()!) as { blobsPresent: number; blobsMounted: number };
+      const report = resultOf<{ blobsPresent: number; blobsMounted: number }>(again.stdout, 'load');
       assert.ok(report.blobsPresent + report.blobsMounted >= uploadedBefore, `blobs finished before the kill are not sent again (${JSON.stringify(report)})`);
       await assertLoaded(target);
     } finally {

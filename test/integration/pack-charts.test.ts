@@ -16,6 +16,7 @@ import { generateImages, pushImages } from '../services/fixtures.ts';
 import { startStaticServer, type NginxService } from '../services/nginx.ts';
 import { startRegistry, type RegistryService } from '../services/registry.ts';
 import { helm3, helm4 } from '../services/tools.ts';
+import { resultOf } from '../json-lines.ts';
 
 /**
  * airlock pack with charts, through the real CLI against real servers: an
@@ -103,7 +104,7 @@ describe('airlock pack with charts', () => {
   /** Pack's work folders left in TMPDIR (tsx keeps its own cache there too). */
   const leftovers = () => readdirSync(join(work, 'tmp')).filter((f) => f.startsWith('airlock-'));
   const summaryOf = (r: CliResult) => JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, number | string>;
-  const indexOf = async (bundle: string) => JSON.parse((await airlock(['inspect', bundle, '--json'])).stdout) as BundleIndex;
+  const indexOf = async (bundle: string) => resultOf<BundleIndex>((await airlock(['inspect', bundle, '--json'])).stdout, 'inspect');
 
   before(async () => {
     work = mkdtempSync(join(tmpdir(), 'airlock-pack-charts-'));
@@ -329,7 +330,7 @@ describe('airlock pack with charts', () => {
       ['bad', ['charts:', `  - { repo: "${web.url}/bad", name: web, version: 1.0.0 }`], 3, /sha256 .* the repository index says/],
       ['evil', ['charts:', `  - { repo: "${web.url}/evil", name: evil, version: 0.1.0 }`], 3, /climbs out/],
       ['nohelm', ['charts:', `  - { repo: "${web.url}/repo", name: web, version: 1.0.0 }`], 2, /the spec has charts: --helm \/nonexistent\/helm: not an executable file/, ['--helm', '/nonexistent/helm']],
-      ['git', ['charts:', '  - { git: { url: "https://127.0.0.1:9/c.git", ref: v1 } }'], 4, /https:\/\/127\.0\.0\.1:9\/c\.git\/info\/refs: cannot reach/],
+      ['git', ['charts:', '  - { git: { url: "https://127.0.0.1:9/c.git", ref: v1 } }'], 4, /chart git \(.*airlock\.yaml:\d+\) https:\/\/127\.0\.0\.1:9\/c\.git: connection refused/],
       ['clash', ['manifests: [{ path: ./deploy/shop }]', 'charts:', `  - { repo: "${web.url}/repo", name: web, version: 1.0.0, releaseName: shop }`], 2, /release name \\?"shop\\?" is also the name of a manifests source/],
     ];
     for (const [name, lines, code, message, extra] of cases) {

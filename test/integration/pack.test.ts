@@ -16,6 +16,7 @@ import { RegistryClient } from '../../shared/registry/client.ts';
 import { HttpTransport } from '../../shared/registry/transport.ts';
 import { LayoutStore } from '../../shared/store/layout.ts';
 import { RemoteStore } from '../../shared/store/remote.ts';
+import { resultOf } from '../json-lines.ts';
 
 /**
  * airlock pack end to end, through the real CLI, against real registries:
@@ -98,8 +99,7 @@ describe('airlock pack', () => {
     const bundle = join(work, 'demo.tar');
     const res = await airlock(['pack', '-f', join(work, 'airlock.yaml'), '-o', bundle, '--key', join(work, 'airlock.key'), ...mirrorFlags, '--json'], { env });
     assert.equal(res.code, 0, res.stderr + res.stdout);
-    const summary = JSON.parse(res.stdout.trim().split('\n').pop()!) as Record<string, number | string>;
-    assert.equal(summary.event, 'packed');
+    const summary = resultOf<Record<string, number | string>>(res.stdout, 'pack');
     assert.equal(summary.images, 4);
     assert.equal(summary.manifestFiles, 1);
     assert.ok((summary.savedBytes as number) >= 300_000, 'the shared base layer is stored once');
@@ -182,9 +182,10 @@ describe('airlock pack', () => {
     // --volume-size: the same bundle as volumes plus a parts list, and no single file.
     const volumes = join(work, 'volumes');
     mkdirSync(volumes);
-    const split = await airlock(['pack', '-f', join(work, 'airlock.yaml'), '-o', join(volumes, 'demo.tar'), '--key', join(work, 'airlock.key'), '--volume-size', '1M', ...mirrorFlags], { env });
+    const split = await airlock(['pack', '-f', join(work, 'airlock.yaml'), '-o', join(volumes, 'demo.tar'), '--key', join(work, 'airlock.key'), '--volume-size', '1M', ...mirrorFlags, '--json'], { env });
     assert.equal(split.code, 0, split.stderr);
     const files = readdirSync(volumes).sort();
+    assert.deepEqual(resultOf<{ split: { files: string[] } }>(split.stdout, 'pack').split.files.map((f) => f.split('/').pop()).sort(), files);
     assert.equal(files.includes('demo.tar'), false);
     assert.equal(files.at(-1), 'demo.tar.parts.json');
     assert.ok(files.length >= 3, files.join(' '));

@@ -8,6 +8,7 @@ import { generateKeyPair, readPrivateKey } from '../../shared/sign/keys.ts';
 import { airlock, type CliOptions } from '../helpers/cli.ts';
 import { buildBundle } from '../helpers/tar.ts';
 import { startS3, type S3Service } from '../services/s3.ts';
+import { resultOf } from '../json-lines.ts';
 
 /** upload, download, verify and inspect with s3:// against a real S3 protocol server (s3rver, its own process). */
 describe('S3 transfer', () => {
@@ -41,13 +42,15 @@ describe('S3 transfer', () => {
     airlock([...args, '--s3-endpoint', s3.endpoint], { env: { ...s3.env, AWS_ENDPOINT_URL: undefined, AWS_ENDPOINT_URL_S3: undefined, AWS_PROFILE: undefined }, onSpawn });
 
   test('multipart upload, download: byte-identical; verify and inspect read s3:// in place', async () => {
-    const up = await run(['upload', bundle, `s3://${s3.bucket}/drop/`, '--part-size', '5M']);
+    const up = await run(['upload', bundle, `s3://${s3.bucket}/drop/`, '--part-size', '5M', '--json']);
     assert.equal(up.code, 0, up.stderr);
+    assert.equal(resultOf<{ bytes: number }>(up.stdout, 'upload').bytes, tar.length);
     assert.doesNotMatch(up.stderr, /NodeVersionSupportWarning/);
     assert.equal((await s3.storedParts()).length, Math.ceil(tar.length / (5 * 1024 * 1024)));
     const out = mkdtempSync(join(work, 'out-'));
-    const down = await run(['download', `s3://${s3.bucket}/drop/harness.tar`, '-o', join(out, 'copy.tar')]);
+    const down = await run(['download', `s3://${s3.bucket}/drop/harness.tar`, '-o', join(out, 'copy.tar'), '--json']);
     assert.equal(down.code, 0, down.stderr);
+    assert.equal(resultOf<{ bytes: number }>(down.stdout, 'download').bytes, tar.length);
     assert.deepEqual(readdirSync(out), ['copy.tar']);
     assert.deepEqual(readFileSync(join(out, 'copy.tar')), tar);
 

@@ -44,8 +44,10 @@ test('--version prints the package version', async () => {
 test('--json: the error is one JSON line on stdout', async () => {
   const r = await airlock('inventory', '--registry', 'https://r.example', '-o', 'inv.json', '--json');
   assert.equal(r.code, 2);
-  assert.deepEqual(JSON.parse(r.stdout.trim()), {
-    level: 'error',
+  const { ts, ...line } = JSON.parse(r.stdout.trim()) as Record<string, unknown>;
+  assert.match(String(ts), /^\d{4}-\d\d-\d\dT/);
+  assert.deepEqual(line, {
+    event: 'error',
     exitCode: 2,
     message: '--registry https://r.example: give HOST[:PORT][/PREFIX] without a scheme',
     hint: 'HTTPS is the default; add --plain-http for plain HTTP',
@@ -136,7 +138,7 @@ test('errors map to exit codes; internal errors are bugs, stack only with AIRLOC
   r = await cli(['bug', '--json']);
   assert.equal(r.code, 1);
   const line = JSON.parse(r.stdout.trim()) as Record<string, unknown>;
-  assert.equal(line.level, 'error');
+  assert.equal(line.event, 'error');
   assert.equal(line.exitCode, 1);
   assert.match(String(line.hint), /bug in airlock/);
 });
@@ -159,6 +161,6 @@ for (const [signal, code] of [
     });
     child.kill(signal);
     assert.equal(await exited, code);
-    assert.match(stderr, /cleaning up\ncleaned up\n/);
+    assert.equal(stderr, `ready\nairlock: ${signal === 'SIGINT' ? 'interrupted' : 'terminated'}\ncleaned up\n`);
   });
 }

@@ -67,8 +67,8 @@ test('JSON lines go to stdout, redacted', () => {
   log.debug('d');
   const lines = out.text().trim().split('\n').map((l) => JSON.parse(l) as unknown);
   assert.deepEqual(lines, [
-    { ts: '1970-01-01T00:00:00.000Z', level: 'info', msg: 'token', header: 'Authorization: Bearer ***', n: 1 },
-    { ts: '1970-01-01T00:00:00.000Z', level: 'debug', msg: 'd' },
+    { ts: '1970-01-01T00:00:00.000Z', event: 'log', header: 'Authorization: Bearer ***', n: 1, level: 'info', message: 'token' },
+    { ts: '1970-01-01T00:00:00.000Z', event: 'log', level: 'debug', message: 'd' },
   ]);
   assert.equal(err.text(), '');
 });

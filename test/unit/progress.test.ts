@@ -83,13 +83,44 @@ test('formatRate and formatDuration', () => {
 test('status line: bytes, rate, ETA, items', () => {
   const h = harness({ tty: true });
   h.progress.phase('download', { bytes: 1 * GiB, items: 4 });
-  h.tick(2000);
+  h.tick(5000);
   h.progress.advance(256 * MiB, 1);
-  // 256 MiB in 2 s = 128 MiB/s; 768 MiB left = 6 s.
-  assert.equal(h.progress.statusText(), 'download  256.0 MiB / 1.0 GiB  128.0 MiB/s  ETA 6s  1/4 items');
+  // 256 MiB in 5 s = 51.2 MiB/s; 768 MiB left = 15 s.
+  assert.equal(h.progress.statusText(), 'download  256.0 MiB / 1.0 GiB  51.2 MiB/s  ETA 15s  1/4 items');
   const s = h.progress.snapshot();
-  assert.equal(s.rate, 128 * MiB);
-  assert.equal(s.eta, 6);
+  assert.equal(s.rate, 51.2 * MiB);
+  assert.equal(s.eta, 15);
+});
+
+test('no ETA before 5 s of the phase and 5% of its bytes', () => {
+  const h = harness({ tty: true });
+  h.progress.phase('push', { bytes: 100 * GiB });
+  h.tick(2000);
+  h.progress.advance(60 * GiB);
+  assert.equal(h.progress.snapshot().eta, undefined, '60% done, but after 2 s only');
+  assert.match(h.progress.statusText(), /ETA --/);
+
+  h.progress.phase('push', { bytes: 100 * GiB });
+  h.tick(8000);
+  h.progress.advance(GiB);
+  assert.equal(h.progress.snapshot().eta, undefined, '8 s, but 1% done: no "ETA 350h"');
+  h.tick(1000);
+  h.progress.advance(4 * GiB);
+  assert.ok(h.progress.snapshot().eta !== undefined, '9 s and 5% done: an ETA');
+  assert.match(h.progress.statusText(), /ETA \d+m\d\ds/);
+});
+
+test('bytes in place (mounted, present) leave the total and show apart', () => {
+  const h = harness({ tty: true });
+  h.progress.phase('push', { bytes: 500 * MiB, items: 3 });
+  const listen = progressListener(h.progress);
+  const descriptor = { mediaType: 'application/octet-stream', digest: 'sha256:00', size: 100 * MiB };
+  listen({ type: 'blob-done', descriptor, bytes: 100 * MiB });
+  listen({ type: 'blob-mount', descriptor, bytes: 100 * MiB });
+  listen({ type: 'blob-skip', descriptor, bytes: 50 * MiB });
+  const s = h.progress.snapshot();
+  assert.deepEqual([s.bytesDone, s.bytesTotal, s.bytesMounted, s.bytesPresent], [100 * MiB, 350 * MiB, 100 * MiB, 50 * MiB]);
+  assert.equal(h.progress.statusText(), 'push  100.0 MiB / 350.0 MiB  -- B/s  ETA --  0/3 items  mounted 100.0 MiB  present 50.0 MiB');
 });
 
 test('status line without totals, and before any byte moved', () => {
@@ -169,21 +200,28 @@ test('TTY: clear and redraw around a log line', () => {
   assert.equal(h.take(), '\rpush  0/2 items\x1b[K');
 });
 
-test('not a TTY, not JSON: only the summary line', () => {
+test('not a TTY, not JSON: one plain line every 10 s at most, then the summary', () => {
   const h = harness({ tty: false });
-  h.progress.phase('download', { bytes: 10 * MiB, items: 1 });
-  h.tick(500);
-  h.progress.advance(10 * MiB, 1);
-  h.tick(500);
+  h.progress.phase('download', { bytes: 100 * MiB, items: 4 });
+  h.progress.advance(MiB);
+  assert.equal(h.output(), '', 'no line at the start');
+  for (let i = 0; i < 25; i++) {
+    h.tick(1000);
+    h.progress.advance(MiB, i % 10 === 9 ? 1 : 0);
+  }
   h.progress.clear();
   h.progress.redraw();
-  assert.equal(h.output(), '');
-  assert.equal(h.pending(), 0);
+  const lines = h.take().split('\n').filter(Boolean);
+  assert.equal(lines.length, 2, lines.join('\n'));
+  assert.match(lines[0]!, /^download {2}10\.0 MiB \/ 100\.0 MiB {2}\S+ \S+\/s {2}ETA \d+m\d\ds {2}0\/4 items$/);
+  assert.match(lines[1]!, /^download {2}20\.0 MiB \/ 100\.0 MiB .* 1\/4 items$/);
+  assert.ok(!lines.join('').includes('\r') && !lines.join('').includes('\x1b'), 'no terminal control characters');
+  h.tick(2000);
   h.progress.done();
-  assert.equal(h.take(), 'done in 1.0s: 10.0 MiB at 10.0 MiB/s\n');
+  assert.equal(h.take(), 'done in 27.0s: 26.0 MiB at 986.1 KiB/s\n');
 });
 
-test('JSON: one progress line a second at most, plus phase changes and done', () => {
+test('JSON: one progress line a second at most, a line at each phase change and at the end; no "done" event', () => {
   const h = harness({ json: true, tty: true });
   h.progress.phase('download', { bytes: 4 * MiB, items: 2 });
   for (let i = 0; i < 10; i++) {
@@ -191,45 +229,46 @@ test('JSON: one progress line a second at most, plus phase changes and done', ()
     h.progress.advance(MiB / 4);
   }
   h.tick(100);
+  h.progress.advance(0, 2);
   h.progress.phase('push', { items: 2 });
   h.progress.advance(0, 2);
   h.tick(1000);
   h.progress.done({ images: 2 });
   const lines = h.output().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.deepEqual(
-    lines.map((l) => [l.event, l.phase]),
+    lines.map((l) => [l.event, l.phase, l.itemsDone, l.itemsTotal]),
     [
-      ['progress', 'download'],
-      ['progress', 'download'],
-      ['progress', 'push'],
-      ['progress', 'push'],
-      ['done', undefined],
+      ['progress', 'download', 0, 2],
+      ['progress', 'download', 0, 2],
+      ['progress', 'download', 2, 2],
+      ['progress', 'push', 0, 2],
+      ['progress', 'push', 2, 2],
     ],
   );
   assert.deepEqual(lines[0], {
-    event: 'progress',
     ts: '2025-01-01T00:00:00.000Z',
+    event: 'progress',
     phase: 'download',
     bytesDone: 0,
     bytesTotal: 4 * MiB,
+    bytesMounted: 0,
+    bytesPresent: 0,
     itemsDone: 0,
     itemsTotal: 2,
     rate: 0,
+    elapsedMs: 0,
   });
   // The trailing update fires at the 1 s mark, before that tick's advance.
   assert.equal(lines[1]!.ts, '2025-01-01T00:00:01.000Z');
   assert.equal(lines[1]!.bytesDone, 2.25 * MiB);
   assert.equal(lines[1]!.rate, 2.25 * MiB);
-  assert.equal(lines[1]!.eta, 1);
-  assert.equal(lines[3]!.itemsDone, 2, 'trailing update after the throttle');
-  assert.equal(lines[4]!.images, 2);
-  assert.equal(lines[4]!.bytes, 2.5 * MiB);
-  assert.equal(lines[4]!.elapsedMs, 2100);
+  assert.equal(lines[1]!.eta, undefined, 'no ETA after 1 s');
+  assert.ok(lines.every((l) => Object.keys(l)[0] === 'ts' && Object.keys(l)[1] === 'event'));
 });
 
-test('progressListener maps copy events', () => {
-  const calls: [number, number][] = [];
-  const listen = progressListener({ advance: (bytes, items = 0) => calls.push([bytes, items]) });
+test('progressListener maps copy events: transferred bytes advance, mounted and present ones are in place', () => {
+  const calls: unknown[] = [];
+  const listen = progressListener({ advance: (bytes, items = 0) => calls.push(['advance', bytes, items]), inPlace: (bytes, how) => calls.push([how, bytes]) });
   const descriptor = { mediaType: 'application/octet-stream', digest: 'sha256:00', size: 42 };
   listen({ type: 'blob-start', descriptor });
   listen({ type: 'blob-done', descriptor, bytes: 40 });
@@ -237,16 +276,14 @@ test('progressListener maps copy events', () => {
   listen({ type: 'blob-mount', descriptor });
   listen({ type: 'manifest-done', descriptor });
   listen({ type: 'retry', descriptor });
-  listen({ type: 'image-done', descriptor });
   assert.deepEqual(calls, [
-    [40, 0],
-    [42, 0],
-    [42, 0],
-    [0, 1],
+    ['advance', 40, 0],
+    ['present', 42],
+    ['mounted', 42],
   ]);
 });
 
-test('summaryLine: false leaves the summary to the command; JSON keeps its done event', () => {
+test('summaryLine: false leaves the summary to the command', () => {
   const h = harness({ tty: false, summaryLine: false });
   h.progress.phase('push', { bytes: MiB });
   h.progress.advance(MiB);

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { generateKeyPair, readPrivateKey } from '../../shared/sign/keys.ts';
 import { buildBundle } from '../helpers/tar.ts';
 import { airlock as run } from '../helpers/cli.ts';
+import { resultOf } from '../json-lines.ts';
 
 const airlock = (...args: string[]) => run(args);
 
@@ -34,8 +35,7 @@ test('airlock verify and inspect on a bundle file', async (t) => {
 
   const okJson = await airlock('verify', good, '--key', join(dir, 'airlock.pub'), '--json');
   assert.equal(okJson.code, 0, okJson.stderr);
-  const last = JSON.parse(okJson.stdout.trim().split('\n').pop()!) as { event: string; entries: number };
-  assert.equal(last.event, 'verified');
+  const last = resultOf<{ entries: number }>(okJson.stdout, 'verify');
   assert.equal(last.entries, 2);
 
   const tampered = Buffer.from(tar);
@@ -59,5 +59,6 @@ test('airlock verify and inspect on a bundle file', async (t) => {
   assert.match(inspect.stdout, /demo 1\.0\.0 .*not verified/);
   assert.match(inspect.stdout, /docker\.io\/harness\/ng-manager:1\.0 {2}sha256:c{64}/);
   const inspectJson = await airlock('inspect', good, '--json');
-  assert.equal((JSON.parse(inspectJson.stdout) as { verified: boolean; name: string }).name, 'demo');
+  const inspected = resultOf<{ verified: boolean; name: string }>(inspectJson.stdout, 'inspect');
+  assert.deepEqual([inspected.name, inspected.verified], ['demo', false]);
 });

@@ -110,7 +110,8 @@ async function startupGraph(common: BuildOptions, entry: string, startupBudget: 
   );
   const startupBytes = result.outputFiles.find((f) => f.path.endsWith('.mjs'))?.contents.byteLength ?? 0;
   if (startupBytes > startupBudget) {
-    process.stderr.write(`build: warning: ${entry} loads ${startupBytes} bytes at start-up: import heavy modules inside the command handlers\n`);
+    // An error, not a warning: one eager import of the registry or git clients undoes the loader's fast start.
+    throw new Error(`${entry} loads ${startupBytes} bytes at start-up (budget ${startupBudget}): import heavy modules inside the command handlers`);
   }
   return { modules, lazyTargets };
 }

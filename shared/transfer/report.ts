@@ -1,6 +1,5 @@
 import { formatBytes, formatRate, Progress } from '../cli/progress.ts';
 import { printResult } from '../cli/output.ts';
-import { preflight, transferEndpoint } from '../net/preflight.ts';
 import type { SshAuth } from './ssh.ts';
 import type { TransferProgress } from './sftp.ts';
 
@@ -16,6 +15,8 @@ export async function runTransfer(
   network: { caFile?: string; s3Endpoint?: string; ssh?: SshAuth } = {},
 ): Promise<void> {
   // The store or host answers once before any byte moves: one clear error if it cannot.
+  // (Imported here: the preflight reaches the registry, git and SSH clients, which the loader loads only when a command runs.)
+  const { preflight, transferEndpoint } = await import('../net/preflight.ts');
   const endpoint = transferEndpoint(remote, network);
   if (endpoint) await preflight([endpoint], { caFile: network.caFile });
   const progress = new Progress({ json, summaryLine: false });

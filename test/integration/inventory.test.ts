@@ -4,6 +4,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readInventory, type Inventory } from '../../shared/inventory/format.ts';
+import { resultOf } from '../json-lines.ts';
 import { generateKeyPair } from '../../shared/sign/keys.ts';
 import { airlock } from '../helpers/cli.ts';
 import { run } from '../services/exec.ts';
@@ -135,8 +136,7 @@ describe('airlock inventory: the catalog walk', () => {
     const output = join(work, 'all.json');
     const r = await airlock(['inventory', '--registry', registry.host, '--plain-http', '-o', output, '--json']);
     assert.equal(r.code, 0, r.stderr);
-    const result = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.event === 'inventory');
-    assert.ok(result, r.stdout);
+    const result = resultOf(r.stdout, 'inventory');
     assert.equal(result.repositories, 6);
     assert.equal(result.source, 'catalog');
     assert.equal(result.output, output);
@@ -294,8 +294,8 @@ describe('airlock inventory --from-git: after a real load --git into a registry 
     const output = join(work, 'partial.json');
     const r = await inventory(output, ['--from-git', server.url('apps'), '--git-branch', 'dev', '--git-path', 'harness', ...gitFlags(), '--json']);
     assert.equal(r.code, 0, r.stderr);
-    const result = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.event === 'inventory');
-    assert.deepEqual(result?.missing, [`enclave/harness/ng-manager@${manager.digest}`]);
+    const result = resultOf(r.stdout, 'inventory');
+    assert.deepEqual(result.missing, [`enclave/harness/ng-manager@${manager.digest}`]);
     const inv = await readInventory(output);
     const nginx = images.filter((i) => i.repository === 'library/nginx').map((i) => ({ ...i, repository: `enclave/${i.repository}` }));
     assert.deepEqual(actual(inv, nginx), expected(nginx));

@@ -59,7 +59,7 @@ async function commonOptions(): Promise<BuildOptions> {
     target: 'node20.19',
     external: ['cpu-features', '*.node'],
     define: { AIRLOCK_BUILD_VERSION: JSON.stringify(pkg.version) },
-    minify: true,
+    minify: process.env.AIRLOCK_BUILD_MINIFY !== '0',
     legalComments: 'none',
     logLevel: 'warning',
     absWorkingDir: root,

@@ -34,12 +34,15 @@ function moduleStarts(text: string): { line: number; module: string }[] {
   return starts;
 }
 
+/** A profile url as a path (V8 gives `file:///...airlock.mjs%20(commands)` for the chunk). */
+const urlPath = (url: string): string => (url.startsWith('file:') ? fileURLToPath(url) : url);
+
 /** The text behind a profile url: the file, or for `FILE (commands)` the chunk string the one-file build embeds. */
 function sourceText(url: string): string | undefined {
   try {
-    const chunk = url.endsWith(CHUNK_SUFFIX);
-    const path = url.startsWith('file:') ? fileURLToPath(url.replace(CHUNK_SUFFIX, '')) : url.replace(CHUNK_SUFFIX, '');
-    const text = readFileSync(path, 'utf8');
+    const path = urlPath(url);
+    const chunk = path.endsWith(CHUNK_SUFFIX);
+    const text = readFileSync(chunk ? path.slice(0, -CHUNK_SUFFIX.length) : path, 'utf8');
     if (!chunk) return text;
     const literal = /\bconst code = ("(?:[^"\\]|\\.)*");/.exec(text);
     return literal ? (JSON.parse(literal[1]!) as string) : undefined;
@@ -58,7 +61,7 @@ function moduleOf(url: string, line: number, cache: Map<string, { line: number; 
     if (s.line > line) break;
     found = s.module;
   }
-  return found ?? relative(process.cwd(), url.replace(/^file:\/\//, ''));
+  return found ?? relative(process.cwd(), urlPath(url));
 }
 
 export interface ProfileSummary {

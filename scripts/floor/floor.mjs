@@ -16,7 +16,7 @@
  * DIR is an OCI image layout (an extracted bundle's oci/) whose index.json names
  * each image by its full reference (org.opencontainers.image.ref.name, e.g.
  * docker.io/harness/ng-manager:1.0); the repository is that name without its
- * first (registry) component. At most --jobs requests run at once, over
+ * registry (charts/NAME:VERSION stays charts/NAME). At most --jobs requests run at once, over
  * keep-alive connections. Prints one JSON line: mode, seconds, requests, bytes.
  */
 import { createReadStream } from 'node:fs';
@@ -51,7 +51,10 @@ function parseRefName(name) {
   const colon = withoutDigest.lastIndexOf(':');
   const hasTag = colon > withoutDigest.lastIndexOf('/');
   const path = hasTag ? withoutDigest.slice(0, colon) : withoutDigest;
-  return { repository: path.slice(path.indexOf('/') + 1), tag: hasTag ? withoutDigest.slice(colon + 1) : undefined };
+  // The first component is a registry when it looks like a host (docker's rule); `charts/NAME` keeps it.
+  const first = path.split('/')[0];
+  const isHost = path.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost');
+  return { repository: isHost ? path.slice(first.length + 1) : path, tag: hasTag ? withoutDigest.slice(colon + 1) : undefined };
 }
 
 /**

@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runInNewContext } from 'node:vm';
 
 interface ProfileNode {
   id: number;
@@ -44,8 +45,9 @@ function sourceText(url: string): string | undefined {
     const chunk = path.endsWith(CHUNK_SUFFIX);
     const text = readFileSync(chunk ? path.slice(0, -CHUNK_SUFFIX.length) : path, 'utf8');
     if (!chunk) return text;
-    const literal = /\bconst code = ("(?:[^"\\]|\\.)*");/.exec(text);
-    return literal ? (JSON.parse(literal[1]!) as string) : undefined;
+    // esbuild writes it as a single- or double-quoted literal (`code = '...'`); our own build's text, evaluated alone.
+    const literal = /^\s*(?:const |let |var )?code = ('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*");$/m.exec(text);
+    return literal ? String(runInNewContext(literal[1]!)) : undefined;
   } catch {
     return undefined;
   }

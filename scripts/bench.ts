@@ -9,6 +9,10 @@
  * Measured for each workload, each BENCH_RUNS times (medians reported):
  *   airlock pack    the one-file CLI (`node dist/airlock.mjs pack`) from a local
  *                   registry through --registry-mirror into one signed bundle
+ *   floor pull      scripts/floor/floor.mjs (no airlock code): GETs every manifest
+ *                   and blob of the bundle's images from the same registry, --jobs
+ *                   at a time over keep-alive connections, bytes discarded; pack's
+ *                   "x the floor" is airlock pack's median over this one's
  *   skopeo loop     `skopeo copy docker://... oci:DIR:REF` image by image into
  *                   one OCI layout (what users, and Harness's own air-gap
  *                   script, do today)
@@ -19,6 +23,10 @@
  *                   the same load again (everything present)
  *   skopeo load     `skopeo copy oci:DIR:REF docker://...` image by image from
  *                   the extracted bundle into another empty registry
+ *   floor push      the same program: every blob of the extracted bundle once
+ *                   (POST + monolithic PUT), mounted into the other repositories
+ *                   that need it, then every manifest (children first), into a
+ *                   third empty registry; load's "x the floor" is over this one
  *   inventory       airlock inventory of the loaded registry against
  *                   `skopeo inspect --raw` of each tag one at a time
  *                   (scripts/bench-inventory.ts; target >= 5x faster)
@@ -26,10 +34,14 @@
  *                   and to a local S3 protocol server (s3rver)
  * plus the peak RSS of each airlock process (GNU time) and the bundle's size
  * against the unique blob bytes plus manifests.
+ * On the Harness shape, then: the --jobs curve, pack and load at 4/8/16/32
+ * (scripts/bench-jobs.ts), and with BENCH_PROFILE=1 one pack and one load under
+ * `node --cpu-prof`, top functions and modules by self time (scripts/bench-profile.ts).
  *
  * Environment: BENCH_RUNS (default 3), BENCH_JOBS (default 16),
  * BENCH_SCALE (Harness shape, 1 = about 400 MB), BENCH_LARGE_MB (default 1024),
- * BENCH_ONLY (harness | large | delta). The Harness upgrade (full vs delta bundle)
+ * BENCH_ONLY (harness | large | delta), BENCH_JOBS_CURVE (default 4,8,16,32; empty
+ * to skip), BENCH_PROFILE (1 to profile). The Harness upgrade (full vs delta bundle)
  * is measured by bench-delta.ts, after the Harness shape.
  */
 import { formatStartupRatio, startupRatio } from './startup.ts';
@@ -47,6 +59,9 @@ import { startSshd } from '../test/services/sshd.ts';
 import { startS3 } from '../test/services/s3.ts';
 import { benchInventory } from './bench-inventory.ts';
 import { benchDelta } from './bench-delta.ts';
+import { floor } from './bench-floor.ts';
+import { benchJobsCurve } from './bench-jobs.ts';
+import { profilePackAndLoad } from './bench-profile.ts';
 
 const exec = promisify(execFile);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -54,6 +69,8 @@ const JOBS = Number(process.env.BENCH_JOBS ?? 16);
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
 const LARGE_MB = Number(process.env.BENCH_LARGE_MB ?? 1024);
 const ONLY = process.env.BENCH_ONLY;
+const JOBS_CURVE = (process.env.BENCH_JOBS_CURVE ?? '4,8,16,32').split(',').filter(Boolean).map(Number);
+const PROFILE = process.env.BENCH_PROFILE === '1';
 const root = join(import.meta.dirname, '..');
 const work = join(root, '.tmp', 'bench');
 const PASSWORD = 'bench';
@@ -65,6 +82,8 @@ interface Workload {
   refs: ImageReference[];
   specs: ImageSpec[];
   baseLayerSize: number;
+  /** Also measure the --jobs curve (and the profile, with BENCH_PROFILE=1). */
+  jobsCurve?: boolean;
 }
 
 async function timed(fn: () => Promise<unknown>): Promise<number> {
@@ -98,6 +117,7 @@ async function harnessShape(): Promise<Workload> {
     refs,
     // 3 shared base layers (8 MB each) and 2 unique layers of ~0.9 MB per image.
     baseLayerSize: Math.round(8e6 * SCALE),
+    jobsCurve: true,
     specs: refs.map((r) => ({ repository: r.repository, tag: r.tag!, layers: 5, layerSize: Math.round(0.93e6 * SCALE), sharedBaseLayers: 3 })),
   };
 }
@@ -131,7 +151,9 @@ async function measure(w: Workload, registry: RegistryService, dir: string): Pro
   await writeFile(join(dir, 'airlock.yaml'), `name: bench\nversion: "1.0"\nimageLists: [images.txt]\n`);
   const mirrors = [...new Set(w.refs.map((r) => r.registry))].flatMap((r) => ['--registry-mirror', `${r}=${registry.url}`]);
   const bundle = join(dir, 'bundle.tar');
-  const results: Record<string, number[]> = { pack: [], skopeo: [], verify: [], sha256: [], cp: [], load: [], reload: [], skopeoLoad: [] };
+  const packArgs = ['pack', '-f', join(dir, 'airlock.yaml'), '--key', join(work, 'airlock.key'), ...mirrors, '--json'];
+  const loadArgs = ['--key', join(work, 'airlock.pub'), '--plain-http', '--json'];
+  const results: Record<string, number[]> = { pack: [], skopeo: [], verify: [], sha256: [], cp: [], load: [], reload: [], skopeoLoad: [], floorPull: [], floorPush: [] };
   let packRss = 0;
   let verifyRss = 0;
   let loadRss = 0;
@@ -139,7 +161,7 @@ async function measure(w: Workload, registry: RegistryService, dir: string): Pro
   let inventoryRows: string[] = [];
   for (let run = 0; run < RUNS; run++) {
     await rm(bundle, { force: true });
-    const packed = await airlock(['pack', '-f', join(dir, 'airlock.yaml'), '-o', bundle, '--key', join(work, 'airlock.key'), '--jobs', String(JOBS), ...mirrors, '--json']);
+    const packed = await airlock([...packArgs, '-o', bundle, '--jobs', String(JOBS)]);
     results.pack!.push(packed.seconds);
     packRss = Math.max(packRss, packed.rss);
     bundleSize = (await stat(bundle)).size;
@@ -164,6 +186,7 @@ async function measure(w: Workload, registry: RegistryService, dir: string): Pro
     // The enclave side: load into an empty registry, load again, and skopeo from the extracted layout.
     const enclave = await startRegistry();
     const skopeoEnclave = await startRegistry();
+    const floorEnclave = await startRegistry();
     const extracted = join(dir, 'extracted');
     try {
       const loaded = await airlock(['load', bundle, '--key', join(work, 'airlock.pub'), '--registry', enclave.host, '--plain-http', '--jobs', String(JOBS), '--json']);
@@ -173,6 +196,8 @@ async function measure(w: Workload, registry: RegistryService, dir: string): Pro
       if (run === 0) inventoryRows = (await benchInventory({ registry: enclave, refs: w.refs, dir, jobs: JOBS, airlock })).rows;
       await mkdir(extracted, { recursive: true });
       await exec('tar', ['-xf', bundle, '-C', extracted]);
+      results.floorPull!.push((await floor('pull', join(extracted, 'oci'), registry.url, JOBS)).seconds);
+      results.floorPush!.push((await floor('push', join(extracted, 'oci'), floorEnclave.url, JOBS)).seconds);
       results.skopeoLoad!.push(
         await timed(async () => {
           for (const ref of w.refs) {
@@ -183,6 +208,7 @@ async function measure(w: Workload, registry: RegistryService, dir: string): Pro
     } finally {
       await enclave.stop();
       await skopeoEnclave.stop();
+      await floorEnclave.stop();
       await rm(extracted, { recursive: true, force: true });
     }
   }
@@ -193,11 +219,15 @@ async function measure(w: Workload, registry: RegistryService, dir: string): Pro
     say(`| ${name.padEnd(36)} | ${s.toFixed(2).padStart(7)} s | ${(formatBytes(bytes / s) + '/s').padStart(11)} | ${note}`);
   say('| what | median | rate | ratios |');
   say('|---|---|---|---|');
-  row(`airlock pack (CLI, jobs ${JOBS})`, pack, `${(median(results.skopeo!) / pack).toFixed(1)}x faster than the skopeo loop; ${(pack / sha).toFixed(2)}x openssl; peak RSS ${formatBytes(packRss)}`);
+  const floorPull = median(results.floorPull!);
+  const floorPush = median(results.floorPush!);
+  row(`airlock pack (CLI, jobs ${JOBS})`, pack, `${(pack / floorPull).toFixed(2)}x the floor; ${(median(results.skopeo!) / pack).toFixed(1)}x faster than the skopeo loop; ${(pack / sha).toFixed(2)}x openssl; peak RSS ${formatBytes(packRss)}`);
+  row(`floor pull (minimal client, ${JOBS} at once)`, floorPull, 'GET every manifest and blob, bytes discarded');
   row('skopeo copy, image by image', median(results.skopeo!), '');
   row('airlock verify (one-file loader)', median(results.verify!), `${(median(results.verify!) / sha).toFixed(2)}x openssl; peak RSS ${formatBytes(verifyRss)}`);
   const load = median(results.load!);
-  row(`airlock load (CLI, jobs ${JOBS})`, load, `${(median(results.skopeoLoad!) / load).toFixed(1)}x faster than the skopeo loop; peak RSS ${formatBytes(loadRss)}; no temp files`);
+  row(`airlock load (CLI, jobs ${JOBS})`, load, `${(load / floorPush).toFixed(2)}x the floor; ${(median(results.skopeoLoad!) / load).toFixed(1)}x faster than the skopeo loop; peak RSS ${formatBytes(loadRss)}; no temp files`);
+  row(`floor push (minimal client, ${JOBS} at once)`, floorPush, 'every blob once + mounts, then manifests');
   row('skopeo copy oci: -> docker://, by image', median(results.skopeoLoad!), 'from the extracted bundle');
   // A reload reads every byte (load checks what verify checks): its budget is one hash of the bundle plus 5% of the first load.
   const reload = median(results.reload!);
@@ -235,6 +265,8 @@ async function measure(w: Workload, registry: RegistryService, dir: string): Pro
   }
   say(`\nbundle ${formatBytes(bundleSize)} = unique blobs and manifests + ${(((bundleSize - bytes) / bytes) * 100).toFixed(3)}% (tar headers, padding, index, signature, layout files)`);
   say(`runs (s): ${JSON.stringify(Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.map((x) => +x.toFixed(2))])))}`);
+  if (w.jobsCurve && JOBS_CURVE.length > 0) await benchJobsCurve({ levels: JOBS_CURVE, runs: RUNS, dir, packArgs, loadArgs, airlock, say });
+  if (w.jobsCurve && PROFILE) await profilePackAndLoad({ root, dir, packArgs, loadArgs, env: { ...process.env, AIRLOCK_PASSWORD: PASSWORD }, say });
   await rm(bundle, { force: true });
 }
 

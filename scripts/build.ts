@@ -59,7 +59,8 @@ async function commonOptions(): Promise<BuildOptions> {
     target: 'node20.19',
     external: ['cpu-features', '*.node'],
     define: { AIRLOCK_BUILD_VERSION: JSON.stringify(pkg.version) },
-    minify: true,
+    // AIRLOCK_BUILD_MINIFY=0: readable names and module comments, for profiling (BENCH_PROFILE=1 npm run bench).
+    minify: process.env.AIRLOCK_BUILD_MINIFY !== '0',
     legalComments: 'none',
     logLevel: 'warning',
     absWorkingDir: root,

@@ -19,6 +19,7 @@ import { HttpProxyAgent } from 'http-proxy-agent';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import pLimit from 'p-limit';
 import { RemoteError, UsageError, VerificationError } from '../cli/errors.ts';
+import { networkTimeoutMs, stallWords } from '../net/timeout.ts';
 import { proxyForUrl, proxyFromEnv, redactUserinfo, trustedCAs, type ProxySettings } from '../registry/transport.ts';
 import type { BundleBytes } from '../bundle/volumes.ts';
 import { bundleFiles, type TransferProgress } from './sftp.ts';
@@ -69,7 +70,12 @@ export function s3Client(options: S3Options): S3Client {
     forcePathStyle: true,
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
-    requestHandler: new NodeHttpHandler(s3Agents(endpoint, trustedCAs(options.caFile), options.proxy ?? proxyFromEnv())),
+    // --timeout: a connect that does not finish, a socket idle that long (headers or body stalled) is dropped and retried.
+    requestHandler: new NodeHttpHandler({
+      ...s3Agents(endpoint, trustedCAs(options.caFile), options.proxy ?? proxyFromEnv()),
+      connectionTimeout: networkTimeoutMs(),
+      socketTimeout: networkTimeoutMs(),
+    }),
   });
 }
 
@@ -113,7 +119,7 @@ export async function s3Call<T>(what: string, fn: () => Promise<T>): Promise<T> 
     if (err instanceof UsageError || err instanceof VerificationError || err instanceof RemoteError) throw err;
     const e = err as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } };
     const status = e.$metadata?.httpStatusCode;
-    const network = networkCause(err);
+    const network = e.name === 'TimeoutError' ? { words: stallWords(), tls: false } : networkCause(err);
     if (network && status === undefined) throw new RemoteError(`S3 ${what}: ${network.words}`, { hint: network.tls ? undefined : 'check --s3-endpoint and that the store is reachable', cause: err });
     throw new RemoteError(`S3 ${what}: ${e.name ?? 'error'}${status ? ` (HTTP ${status})` : ''}: ${redactUserinfo(e.message ?? String(err))}`, {
       hint:

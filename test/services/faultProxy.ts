@@ -159,9 +159,8 @@ export async function startFaultProxy(target: { host: string; port: number }): P
       } else if (fault?.kind === 'hang-request-after-bytes') {
         resp = { s: 'pass' };
         requestHang = fault.bytes;
-      }
-      else if (fault?.kind === 'stall') resp = { s: 'stall', ms: fault.ms, queue: [] };
-      else if (fault?.kind !== 'hang-request-after-bytes') resp = { s: 'pass' };
+      } else if (fault?.kind === 'stall') resp = { s: 'stall', ms: fault.ms, queue: [] };
+      else resp = { s: 'pass' };
       toUpstream(headBytes);
       if (chunked) req = { s: 'chunk-size' };
       else if (contentLength > 0) req = { s: 'body', remaining: contentLength };

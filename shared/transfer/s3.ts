@@ -20,6 +20,7 @@ import { HttpsProxyAgent } from 'https-proxy-agent';
 import pLimit from 'p-limit';
 import { RemoteError, UsageError, VerificationError } from '../cli/errors.ts';
 import { networkTimeoutMs, stallWords } from '../net/timeout.ts';
+import { dropWhenDiskFull, ensureFreeSpace, folderOf } from '../fs/disk-full.ts';
 import { proxyForUrl, proxyFromEnv, redactUserinfo, trustedCAs, type ProxySettings } from '../registry/transport.ts';
 import type { BundleBytes } from '../bundle/volumes.ts';
 import { bundleFiles, type TransferProgress } from './sftp.ts';
@@ -246,6 +247,7 @@ export async function downloadS3(url: string, output: string, options: S3Options
     const temp = `${output}.partial`;
     const have = await stat(temp).then((s) => s.size, () => 0);
     const offset = have <= size ? have : 0;
+    await ensureFreeSpace(folderOf(output), size - offset, basename(output));
     progress?.advance(offset);
     if (offset < size) {
       const res = await s3Call(`get ${url}`, () => client.send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key, Range: `bytes=${offset}-` })));
@@ -255,7 +257,8 @@ export async function downloadS3(url: string, output: string, options: S3Options
           cb(null, chunk);
         },
       });
-      await pipeline(res.Body as Readable, meter, createWriteStream(temp, { flags: offset > 0 ? 'r+' : 'w', start: offset })).catch((err: Error) => {
+      await pipeline(res.Body as Readable, meter, createWriteStream(temp, { flags: offset > 0 ? 'r+' : 'w', start: offset })).catch(async (err: Error) => {
+        await dropWhenDiskFull(err, temp, size);
         throw new RemoteError(`S3 download of ${url} broke off: ${err.message}`, { hint: 'run the same command again: it resumes' });
       });
     } else if (size === 0) {

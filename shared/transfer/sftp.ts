@@ -4,6 +4,7 @@ import type { Client, SFTPWrapper, Stats } from 'ssh2';
 import { RemoteError, UsageError, VerificationError } from '../cli/errors.ts';
 import { openBundleBytes, partsListName, type PartsList } from '../bundle/volumes.ts';
 import { connectSsh, type SshAuth, type SshTarget } from './ssh.ts';
+import { dropWhenDiskFull, ensureFreeSpace, folderOf } from '../fs/disk-full.ts';
 import { idleTimer, networkTimeoutMs, StallError } from '../net/timeout.ts';
 
 /**
@@ -118,9 +119,11 @@ async function fetchFile(sftp: SFTPWrapper, loc: SftpLocation, remote: string, l
   const temp = `${local}.partial`;
   const have = await stat(temp).then((s) => s.size, () => undefined);
   const offset = have === undefined ? 0 : resumePoint(have, st.size);
+  await ensureFreeSpace(folderOf(local), st.size - Math.min(offset, have ?? 0), basename(local));
   progress?.advance(offset);
   if (offset < st.size || st.size === 0) {
-    await copyFromRemote(sftp, remote, temp, offset, st.size, progress).catch((err: Error) => {
+    await copyFromRemote(sftp, remote, temp, offset, st.size, progress).catch(async (err: Error) => {
+      await dropWhenDiskFull(err, temp, st.size);
       throw new RemoteError(`SFTP download of ${loc.host}:${remote} broke off: ${err.message}`, { hint: 'run the same command again: it resumes' });
     });
   }

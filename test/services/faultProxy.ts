@@ -93,6 +93,8 @@ export async function startFaultProxy(target: { host: string; port: number }): P
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => {
       if (resp.s === 'stall' && resp.queue.length > 0) return; // flushed, then closed, by the timer
+      // A hung connection stays open to the client whatever the server does: only the client gives up.
+      if (resp.s === 'hang' || (requestHang !== undefined && requestHang <= 0)) return;
       client.end();
     });
 

@@ -54,6 +54,12 @@ describe('stalled connections (--timeout)', () => {
   const pack = (registryUrl: string, bundle: string, extra: string[] = []) =>
     airlock(['pack', '-f', join(work, 'airlock.yaml'), '-o', bundle, '--key', join(work, 'airlock.key'), '--registry-mirror', `docker.io=${registryUrl}`, ...extra], { env });
 
+  /** The hex digest of the largest layer: the fault must hit a body longer than the bytes it lets through. */
+  function bigLayer(): string {
+    const blobs = images.flatMap((i) => i.blobs).sort((a, b) => b.size - a.size);
+    return blobs[0]!.digest.slice("sha256:".length);
+  }
+
   function indexOf(bundle: string): BundleIndex {
     const out = mkdtempSync(join(work, 'x-'));
     execFileSync('tar', ['-xf', bundle, '-C', out, 'airlock.json']);
@@ -63,7 +69,7 @@ describe('stalled connections (--timeout)', () => {
   test('a blob GET that hangs mid-body is dropped after --timeout, retried, and the pack completes with the right digests', async () => {
     const proxy = await startFaultProxy({ host: '127.0.0.1', port: source.port });
     try {
-      proxy.addFault({ match: /^GET \/v2\/.*\/blobs\/sha256:/, times: 1, kind: 'hang-after-bytes', bytes: 100_000 });
+      proxy.addFault({ match: new RegExp(`^GET /v2/.*/blobs/sha256:${bigLayer()}`), times: 1, kind: 'hang-after-bytes', bytes: 100_000 });
       const bundle = join(work, 'stalled-get.tar');
       const started = Date.now();
       const res = await pack(proxy.url, bundle, ['--timeout', '2']);
@@ -90,7 +96,7 @@ describe('stalled connections (--timeout)', () => {
     const target = await startRegistry();
     const proxy = await startFaultProxy({ host: '127.0.0.1', port: target.port });
     try {
-      proxy.addFault({ match: /^(PUT|PATCH) \/v2\/.*\/blobs\/uploads\//, times: 1, kind: 'hang-request-after-bytes', bytes: 50_000 });
+      proxy.addFault({ match: new RegExp(`^(PUT|PATCH) /v2/.*/blobs/uploads/.*${bigLayer()}`), times: 1, kind: 'hang-request-after-bytes', bytes: 50_000 });
       const started = Date.now();
       const res = await airlock(['load', bundle, '--key', join(work, 'airlock.pub'), '--registry', `127.0.0.1:${proxy.port}`, '--plain-http', '--timeout', '2']);
       const took = Date.now() - started;

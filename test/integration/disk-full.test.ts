@@ -71,6 +71,7 @@ describe('full disks', () => {
     await pushImages(source.url, images);
     const pair = generateKeyPair(PASSWORD);
     writeFileSync(join(work, 'airlock.key'), pair.privateKeyPem, { mode: 0o600 });
+    writeFileSync(join(work, 'airlock.pub'), pair.publicKeyPem);
     writeFileSync(join(work, 'airlock.yaml'), ['name: disk', 'version: 1.0.0', 'images:', '  - harness/ng-manager:1.0', '  - harness/gateway:2.0', ''].join('\n'));
     bundle = join(work, 'disk.tar');
     const packed = await pack(source.url, bundle);
@@ -158,6 +159,27 @@ describe('full disks', () => {
       assert.ok(statfsSync(dir).bavail > 0);
     } finally {
       await s3?.stop();
+    }
+  });
+
+  test('a registry whose storage fills during a load: exit 4 naming the registry and its answer', async (t) => {
+    const target = await startRegistry();
+    let mounted = false;
+    try {
+      try {
+        execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', target.dataDir], { stdio: 'pipe' });
+        mounted = true;
+      } catch {
+        return t.skip(skipReason);
+      }
+      const full = await airlock(['load', bundle, '--key', join(work, 'airlock.pub'), '--registry', target.host, '--plain-http']);
+      assert.equal(full.code, 4, full.stderr);
+      // docker-registry answers "HTTP 500 UNKNOWN: unknown error" and keeps the cause (no space left) in its log.
+      assert.match(full.stderr, new RegExp(`registry ${target.host.replace(/\./g, '\\.')} answered HTTP 500`));
+    } finally {
+      // Lazily: the registry still holds files there until it stops.
+      if (mounted) execFileSync('umount', ['-l', target.dataDir]);
+      await target.stop();
     }
   });
 });

@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { UsageError, VerificationError } from '../cli/errors.ts';
+import { diskFullOr, ensureFreeSpace } from '../fs/disk-full.ts';
 
 /**
  * A bundle's bytes, in one file or in volumes (DESIGN.md §2): NAME.000,
@@ -231,6 +232,7 @@ export async function splitBundle(
   const written: string[] = [];
   let current: string | undefined;
   const whole = createHash('sha256');
+  await ensureFreeSpace(resolve(outDir), size, `the volumes of ${bundle}`);
   try {
     for (let start = 0, n = 0; start < size; start += volumeSize, n++) {
       const end = Math.min(size, start + volumeSize);
@@ -263,6 +265,6 @@ export async function splitBundle(
     return { parts, files: written };
   } catch (err) {
     await Promise.all([...written, ...(current ? [current] : [])].map((w) => rm(w, { force: true })));
-    throw err;
+    throw await diskFullOr(err, resolve(outDir), size, `the volumes of ${bundle}`);
   }
 }

@@ -10,6 +10,7 @@ import { parseDigest, VerifyingStream } from '../oci/digest.ts';
 import { MediaType } from '../oci/mediatype.ts';
 import type { ContentSink } from '../store/store.ts';
 import { layoutBundle, mtimeOf, padding } from './canonical.ts';
+import { diskFullOr, ensureFreeSpace, folderOf } from '../fs/disk-full.ts';
 import { deltaFieldsProblem, type BundleRequirement, type BundleSince } from './delta.ts';
 import { checkIndexEntryPath, type BundleChart, type BundleEntry, type BundleImage, type BundleIndex } from './format.ts';
 
@@ -138,6 +139,8 @@ export class BundleWriter implements ContentSink {
     }
     const size = layout.size;
 
+    // The layout gives the exact size: refuse now, not after the downloads, when the disk cannot hold it.
+    await ensureFreeSpace(folderOf(output), size, `the bundle ${basename(output)}`);
     const tempPath = join(dirname(output), `.${basename(output)}.${randomBytes(6).toString('hex')}.partial`);
     let fh: FileHandle;
     try {
@@ -159,6 +162,8 @@ export class BundleWriter implements ContentSink {
     } catch (err) {
       await fh.close().catch(() => undefined);
       await rm(tempPath, { force: true });
+      const full = await diskFullOr(err, folderOf(output), size, `the bundle ${basename(output)}`);
+      if (full !== err) throw full;
       throw new UsageError(`cannot write the bundle ${tempPath}: ${(err as Error).message}`, {
         hint: 'check the free space on the output disk',
       });
@@ -181,7 +186,7 @@ export class BundleWriter implements ContentSink {
       body.destroy();
       throw new Error(`internal: ${desc.digest} (${desc.size} bytes) is not in the bundle's layout`);
     }
-    await pipeline(body, new SlotStream(this.fh, slot.offset, desc.size, slot.entry.path, (n) => this.written(n)));
+    await this.writing(pipeline(body, new SlotStream(this.fh, slot.offset, desc.size, slot.entry.path, (n) => this.written(n))));
     slot.filled = true;
   }
 
@@ -196,7 +201,7 @@ export class BundleWriter implements ContentSink {
     const slot = this.slots.get(file.path);
     if (!slot) throw new Error(`internal: ${file.path} is not in the bundle's layout`);
     const verifier = new VerifyingStream({ digest: `sha256:${file.sha256}`, size: file.size }, `${file.file} (changed while packing?)`);
-    await pipeline(createReadStream(file.file), verifier, new SlotStream(this.fh, slot.offset, file.size, file.path, (n) => this.written(n)));
+    await this.writing(pipeline(createReadStream(file.file), verifier, new SlotStream(this.fh, slot.offset, file.size, file.path, (n) => this.written(n))));
     slot.filled = true;
   }
 
@@ -207,7 +212,7 @@ export class BundleWriter implements ContentSink {
       throw new Error(`internal: ${missing.length} bundle entries were never written (first: ${missing[0]!.entry.path})`);
     }
     await this.syncing;
-    await this.fh.datasync();
+    await this.writing(this.fh.datasync());
     await this.fh.close();
     this.closed = true;
     await rename(this.tempPath, this.output);
@@ -230,6 +235,15 @@ export class BundleWriter implements ContentSink {
       .datasync()
       .catch(() => undefined)
       .finally(() => (this.syncing = undefined));
+  }
+
+  /** A write into the bundle; a full disk becomes a DiskFullError with the bundle's size. */
+  private async writing(work: Promise<void>): Promise<void> {
+    try {
+      await work;
+    } catch (err) {
+      throw await diskFullOr(err, folderOf(this.output), this.size, `the bundle ${basename(this.output)}`);
+    }
   }
 
   /** Drop the partial bundle. Safe to call more than once and after commit (then it does nothing). */

@@ -10,6 +10,7 @@ import yargs, { type Argv } from 'yargs';
 import { AirlockError, ExitCode, UsageError } from './errors.ts';
 import { debugEnabled, redact } from './log.ts';
 import { jsonLine } from './output.ts';
+import { DEFAULT_NETWORK_TIMEOUT_SECONDS, setNetworkTimeoutSeconds } from '../net/timeout.ts';
 
 // ---------------------------------------------------------------- shutdown
 
@@ -453,7 +454,14 @@ export function withNetworkOptions<T>(y: Argv<T>) {
       type: 'string',
       describe: 'S3-compatible endpoint URL (path-style addressing; also AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL); credentials come from the standard AWS chain',
       group: 'Network:',
-    });
+    })
+    .option('timeout', {
+      type: 'string',
+      describe: `Drop and retry a connection that makes no progress for this many seconds (connect, TLS, headers, body; registry, git, S3, SFTP) (default: ${DEFAULT_NETWORK_TIMEOUT_SECONDS})`,
+      coerce: positiveInteger('timeout'),
+      group: 'Network:',
+    })
+    .middleware((argv) => setNetworkTimeoutSeconds((argv.timeout as number | undefined) ?? DEFAULT_NETWORK_TIMEOUT_SECONDS));
 }
 
 /** --plain-http for commands that talk to a registry. */

@@ -3,6 +3,7 @@ import type { Client, ClientChannel } from 'ssh2';
 import { connectSsh, type SshAuth } from '../transfer/ssh.ts';
 import { RemoteError, UsageError } from '../cli/errors.ts';
 import { pktLine } from './pkt.ts';
+import { idleTimer, networkTimeoutMs, stallWords } from '../net/timeout.ts';
 
 /**
  * Git over SSH for isomorphic-git, which speaks only HTTP: its smart-HTTP
@@ -61,7 +62,7 @@ export class SshGitTransport {
     const client = await this.connect();
     const command = `${service} '${this.location.path.replace(/'/g, `'\\''`)}'`;
     const channel = await exec(client, command, this.display);
-    const reader = new PktReader(channel);
+    const reader = new PktReader(channel, this.display);
     const advertisement = await reader.untilFlush();
     let body: Buffer;
     if ((req.method ?? 'GET').toUpperCase() === 'GET') {
@@ -113,12 +114,22 @@ class PktReader {
   private waiters: (() => void)[] = [];
   private errText = '';
   exitCode: number | undefined;
+  /** Set when the server sent nothing for --timeout: the channel was closed. */
+  private stalled: RemoteError | undefined;
 
-  constructor(channel: ClientChannel) {
+  constructor(channel: ClientChannel, display: string) {
+    const idle = idleTimer(networkTimeoutMs(), () => {
+      this.stalled = new RemoteError(`git over SSH at ${display}: ${stallWords()}`, { hint: 'run the same command again; raise --timeout if the server is slow' });
+      channel.close();
+      this.ended = true;
+      this.wake();
+    });
     channel.on('data', (c: Buffer) => {
+      idle.touch();
       this.buffered = Buffer.concat([this.buffered, c]);
       this.wake();
     });
+    channel.on('close', () => idle.stop());
     channel.stderr.on('data', (c: Buffer) => (this.errText += c.toString('utf8')));
     channel.on('exit', (code: number | null) => (this.exitCode = code ?? undefined));
     channel.on('close', () => {
@@ -156,6 +167,7 @@ class PktReader {
         if (at + len > this.buffered.length) break;
         at += len;
       }
+      if (this.stalled) throw this.stalled;
       if (this.ended) {
         throw new RemoteError(`git over SSH: the connection closed during the ref advertisement${this.errText ? `: ${this.errText.trim()}` : ''}`, {
           hint: 'check the repository path and that the key may access it',
@@ -168,6 +180,7 @@ class PktReader {
   /** Everything after, until the channel closes. */
   async rest(): Promise<Buffer> {
     while (!this.ended) await this.more();
+    if (this.stalled) throw this.stalled;
     const out = this.buffered;
     this.buffered = Buffer.alloc(0);
     return out;

@@ -6,6 +6,8 @@
  * reaches a message.
  */
 
+import { STALL_CODES, stallWords } from './timeout.ts';
+
 /** What kind of failure: a retry summary groups by it, a preflight error names it. */
 export interface NetworkCause {
   /** Short words: "connection refused". */
@@ -28,9 +30,6 @@ const BY_CODE: Record<string, string> = {
   UND_ERR_SOCKET: 'connection closed by the server',
   UND_ERR_CLOSED: 'connection closed',
   UND_ERR_DESTROYED: 'connection closed',
-  UND_ERR_CONNECT_TIMEOUT: 'connection timed out',
-  UND_ERR_HEADERS_TIMEOUT: 'no answer in time (response headers)',
-  UND_ERR_BODY_TIMEOUT: 'the answer stalled (response body)',
   UND_ERR_ABORTED: 'request aborted',
   UND_ERR_RES_CONTENT_LENGTH_MISMATCH: 'the answer was cut short',
   UND_ERR_REQ_CONTENT_LENGTH_MISMATCH: 'the request body did not match its length',
@@ -83,6 +82,7 @@ export function networkCause(err: unknown): NetworkCause | undefined {
     if (TLS_OTHER[code]) return { words: TLS_OTHER[code], tls: true };
   }
   for (const code of [...codes].reverse()) {
+    if (STALL_CODES.has(code)) return { words: stallWords(), tls: false };
     const words = BY_CODE[code];
     if (words) return { words, tls: code.startsWith('ERR_SSL') };
   }

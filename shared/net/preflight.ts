@@ -7,6 +7,7 @@ import { credentialsFromFlags } from '../registry/credentials.ts';
 import { isSshUrl, type GitRemoteOptions } from '../git/remote.ts';
 import { parseSshUrl } from '../git/ssh.ts';
 import { describeNetworkFailure, networkCause } from './errors.ts';
+import { networkTimeoutMs, stallWords } from './timeout.ts';
 
 /**
  * One check per endpoint before the work starts: each registry, git server,
@@ -50,7 +51,7 @@ export async function preflight(endpoints: readonly PreflightEndpoint[], options
   const unique = new Map<string, PreflightEndpoint>();
   for (const e of endpoints) if (!unique.has(keyOf(e))) unique.set(keyOf(e), e);
   if (unique.size === 0) return;
-  const timeoutMs = options.timeoutMs ?? 20_000;
+  const timeoutMs = options.timeoutMs ?? networkTimeoutMs();
   const transport = new HttpTransport({ caFile: options.caFile, retry: NO_RETRY, timeoutMs });
   try {
     const results = await Promise.all(
@@ -152,7 +153,7 @@ function preflightError(failures: Failure[]): RemoteError {
 async function withTimeout<T>(work: Promise<T>, ms: number, label: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new RemoteError(`no answer in ${Math.round(ms / 1000)} s`, { hint: `check that ${label} is reachable from here` })), ms);
+    timer = setTimeout(() => reject(new RemoteError(stallWords(ms), { hint: `check that ${label} is reachable from here` })), ms);
   });
   try {
     return await Promise.race([work, timeout]);

@@ -39,6 +39,7 @@ const RETRYABLE_CODES = new Set([
   'UND_ERR_CONNECT_TIMEOUT',
   'UND_ERR_HEADERS_TIMEOUT',
   'UND_ERR_BODY_TIMEOUT',
+  'AIRLOCK_STALL',
 ]);
 
 /** A network-level failure worth another try (not TLS or DNS-not-found errors). */

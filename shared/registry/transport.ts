@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
-import type { Readable } from 'node:stream';
+import { pipeline, type Readable } from 'node:stream';
 import { EnvHttpProxyAgent, request } from 'undici';
 import type { Dispatcher } from 'undici';
 import { RemoteError, UsageError } from '../cli/errors.ts';
 import type { HostTls } from './client-certs.ts';
 import { describeNetworkFailure, networkCause } from '../net/errors.ts';
+import { networkTimeoutMs, ProgressWatch, StallError } from '../net/timeout.ts';
 import {
   DEFAULT_RETRY,
   isRetryableNetworkError,
@@ -26,7 +27,11 @@ export interface TransportOptions {
   /** PEM file of extra trusted CAs (the enclave's CA), added to the system ones. */
   caFile?: string;
   retry?: RetryPolicy;
-  /** Give up on a response whose headers or body stall this long (ms). */
+  /**
+   * Drop a connection that makes no progress this long (ms): a connect or TLS
+   * handshake, response headers or body, a request body the server stops
+   * reading. Default: --timeout (net/timeout.ts).
+   */
   timeoutMs?: number;
   userAgent?: string;
   /** Told about each retry: the endpoint (scheme://host:port) and the reason in words, for a retry summary. */
@@ -153,7 +158,7 @@ export class HttpTransport {
   private readonly userAgent: string;
 
   constructor(private readonly options: TransportOptions = {}) {
-    const timeout = options.timeoutMs ?? 120_000;
+    const timeout = this.timeoutMs;
     // One TLS context for every connection: building one from a few hundred
     // CA certificates costs tens of milliseconds of CPU each time. The same
     // context verifies the origin inside a proxy tunnel, and an https proxy.
@@ -215,7 +220,7 @@ export class HttpTransport {
       httpProxy: proxy.httpProxy ?? '',
       httpsProxy: proxy.httpsProxy ?? '',
       noProxy: proxy.noProxy ?? '',
-      connect: { secureContext: origin },
+      connect: { secureContext: origin, timeout },
       requestTls: { secureContext: origin },
       proxyTls: { secureContext: proxyContext },
       // Plain-HTTP origins go to the proxy as absolute-URI requests (as curl
@@ -231,7 +236,7 @@ export class HttpTransport {
   private agentFor(tls: HostTls): EnvHttpProxyAgent {
     let agent = this.tlsAgents.get(tls);
     if (!agent) {
-      const timeout = this.options.timeoutMs ?? 120_000;
+      const timeout = this.timeoutMs;
       const cas = [...trustedCAs(this.options.caFile), ...tls.ca];
       const origin = createSecureContext({ ca: cas, ...(tls.cert !== undefined ? { cert: tls.cert, key: tls.key } : {}) });
       this.tlsAgents.set(tls, (agent = this.makeAgent(origin, timeout, trustedContext(this.options.caFile))));
@@ -244,15 +249,37 @@ export class HttpTransport {
     return proxyForUrl(url, this.proxy);
   }
 
+  private get timeoutMs(): number {
+    return this.options.timeoutMs ?? networkTimeoutMs();
+  }
+
   private async once(req: HttpRequest): Promise<HttpResponse> {
     const headers: HttpHeaders = { 'user-agent': this.userAgent, ...req.headers };
-    const res = await request(req.url, {
-      dispatcher: req.tls ? this.agentFor(req.tls) : this.agent,
-      method: req.method,
-      headers,
-      body: req.body,
-    });
-    return { status: res.statusCode, headers: res.headers, body: res.body, url: req.url };
+    const upload = req.body !== undefined && !Buffer.isBuffer(req.body) ? this.watchedBody(req) : undefined;
+    try {
+      const res = await request(req.url, {
+        dispatcher: req.tls ? this.agentFor(req.tls) : this.agent,
+        method: req.method,
+        headers,
+        body: upload?.body ?? req.body,
+        signal: upload?.signal,
+      });
+      return { status: res.statusCode, headers: res.headers, body: res.body, url: req.url };
+    } finally {
+      upload?.watch.stop();
+    }
+  }
+
+  /**
+   * A streamed request body behind a progress watch: when the server stops
+   * taking bytes for the timeout, the request is aborted with a StallError
+   * (undici's header and body timeouts do not cover a body that cannot be written).
+   */
+  private watchedBody(req: HttpRequest): { body: Readable; signal: AbortSignal; watch: ProgressWatch } {
+    const aborter = new AbortController();
+    const watch = new ProgressWatch(this.timeoutMs, () => aborter.abort(new StallError(`${req.what} to ${req.url.origin}`, this.timeoutMs)));
+    const body = pipeline(req.body as Readable, watch, () => undefined);
+    return { body, signal: aborter.signal, watch };
   }
 
   private async backoff(req: HttpRequest, attempt: number, retryAfterMs: number | undefined, reason: string) {

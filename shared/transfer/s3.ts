@@ -19,6 +19,8 @@ import { HttpProxyAgent } from 'http-proxy-agent';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import pLimit from 'p-limit';
 import { RemoteError, UsageError, VerificationError } from '../cli/errors.ts';
+import { networkTimeoutMs, stallWords } from '../net/timeout.ts';
+import { dropWhenDiskFull, ensureFreeSpace, folderOf } from '../fs/disk-full.ts';
 import { proxyForUrl, proxyFromEnv, redactUserinfo, trustedCAs, type ProxySettings } from '../registry/transport.ts';
 import type { BundleBytes } from '../bundle/volumes.ts';
 import { bundleFiles, type TransferProgress } from './sftp.ts';
@@ -69,7 +71,12 @@ export function s3Client(options: S3Options): S3Client {
     forcePathStyle: true,
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
-    requestHandler: new NodeHttpHandler(s3Agents(endpoint, trustedCAs(options.caFile), options.proxy ?? proxyFromEnv())),
+    // --timeout: a connect that does not finish, a socket idle that long (headers or body stalled) is dropped and retried.
+    requestHandler: new NodeHttpHandler({
+      ...s3Agents(endpoint, trustedCAs(options.caFile), options.proxy ?? proxyFromEnv()),
+      connectionTimeout: networkTimeoutMs(),
+      socketTimeout: networkTimeoutMs(),
+    }),
   });
 }
 
@@ -113,7 +120,7 @@ export async function s3Call<T>(what: string, fn: () => Promise<T>): Promise<T> 
     if (err instanceof UsageError || err instanceof VerificationError || err instanceof RemoteError) throw err;
     const e = err as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } };
     const status = e.$metadata?.httpStatusCode;
-    const network = networkCause(err);
+    const network = e.name === 'TimeoutError' ? { words: stallWords(), tls: false } : networkCause(err);
     if (network && status === undefined) throw new RemoteError(`S3 ${what}: ${network.words}`, { hint: network.tls ? undefined : 'check --s3-endpoint and that the store is reachable', cause: err });
     throw new RemoteError(`S3 ${what}: ${e.name ?? 'error'}${status ? ` (HTTP ${status})` : ''}: ${redactUserinfo(e.message ?? String(err))}`, {
       hint:
@@ -240,6 +247,7 @@ export async function downloadS3(url: string, output: string, options: S3Options
     const temp = `${output}.partial`;
     const have = await stat(temp).then((s) => s.size, () => 0);
     const offset = have <= size ? have : 0;
+    await ensureFreeSpace(folderOf(output), size - offset, basename(output));
     progress?.advance(offset);
     if (offset < size) {
       const res = await s3Call(`get ${url}`, () => client.send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key, Range: `bytes=${offset}-` })));
@@ -249,7 +257,8 @@ export async function downloadS3(url: string, output: string, options: S3Options
           cb(null, chunk);
         },
       });
-      await pipeline(res.Body as Readable, meter, createWriteStream(temp, { flags: offset > 0 ? 'r+' : 'w', start: offset })).catch((err: Error) => {
+      await pipeline(res.Body as Readable, meter, createWriteStream(temp, { flags: offset > 0 ? 'r+' : 'w', start: offset })).catch(async (err: Error) => {
+        await dropWhenDiskFull(err, temp, size);
         throw new RemoteError(`S3 download of ${url} broke off: ${err.message}`, { hint: 'run the same command again: it resumes' });
       });
     } else if (size === 0) {

@@ -4,6 +4,8 @@ import type { Client, SFTPWrapper, Stats } from 'ssh2';
 import { RemoteError, UsageError, VerificationError } from '../cli/errors.ts';
 import { openBundleBytes, partsListName, type PartsList } from '../bundle/volumes.ts';
 import { connectSsh, type SshAuth, type SshTarget } from './ssh.ts';
+import { dropWhenDiskFull, ensureFreeSpace, folderOf } from '../fs/disk-full.ts';
+import { idleTimer, networkTimeoutMs, StallError } from '../net/timeout.ts';
 
 /**
  * Bundles to and from an SFTP drop host (ssh2). Every file is written under
@@ -117,9 +119,11 @@ async function fetchFile(sftp: SFTPWrapper, loc: SftpLocation, remote: string, l
   const temp = `${local}.partial`;
   const have = await stat(temp).then((s) => s.size, () => undefined);
   const offset = have === undefined ? 0 : resumePoint(have, st.size);
+  await ensureFreeSpace(folderOf(local), st.size - Math.min(offset, have ?? 0), basename(local));
   progress?.advance(offset);
   if (offset < st.size || st.size === 0) {
-    await copyFromRemote(sftp, remote, temp, offset, st.size, progress).catch((err: Error) => {
+    await copyFromRemote(sftp, remote, temp, offset, st.size, progress).catch(async (err: Error) => {
+      await dropWhenDiskFull(err, temp, st.size);
       throw new RemoteError(`SFTP download of ${loc.host}:${remote} broke off: ${err.message}`, { hint: 'run the same command again: it resumes' });
     });
   }
@@ -155,7 +159,25 @@ export function resumePoint(have: number, size: number): number {
   return have > size ? 0 : Math.max(0, have - RESUME_WINDOW);
 }
 
-async function pipelined(start: number, end: number, op: (position: number, length: number) => Promise<void>): Promise<void> {
+/**
+ * Runs `op` over [start, end) in CHUNK pieces, IN_FLIGHT at once; fails with
+ * a StallError naming `where` when no piece completes for --timeout.
+ */
+async function pipelined(where: string, start: number, end: number, op: (position: number, length: number) => Promise<void>): Promise<void> {
+  let stalled: (err: Error) => void = () => undefined;
+  const stall = new Promise<never>((_, reject) => (stalled = reject));
+  const idle = idleTimer(networkTimeoutMs(), () => stalled(new StallError(where)));
+  try {
+    await Promise.race([stall, piecewise(start, end, async (position, length) => {
+      await op(position, length);
+      idle.touch();
+    })]);
+  } finally {
+    idle.stop();
+  }
+}
+
+async function piecewise(start: number, end: number, op: (position: number, length: number) => Promise<void>): Promise<void> {
   let next = start;
   const running = new Set<number>();
   let wake: (() => void)[] = [];
@@ -187,7 +209,7 @@ async function copyToRemote(sftp: SFTPWrapper, file: string, remote: string, off
   const local = await open(file, 'r');
   const handle = await call<Buffer>((cb) => sftp.open(remote, offset > 0 ? 'r+' : 'w', cb));
   try {
-    await pipelined(offset, size, async (position, length) => {
+    await pipelined(`SFTP upload to ${remote}`, offset, size, async (position, length) => {
       const buf = Buffer.allocUnsafe(length);
       const { bytesRead } = await local.read(buf, 0, length, position);
       if (bytesRead !== length) throw new Error(`${file} changed while uploading`);
@@ -196,7 +218,7 @@ async function copyToRemote(sftp: SFTPWrapper, file: string, remote: string, off
     });
   } finally {
     await local.close();
-    await call<void>((cb) => sftp.close(handle, cb)).catch(() => undefined);
+    await closeQuietly(sftp, handle);
   }
 }
 
@@ -205,7 +227,7 @@ async function copyFromRemote(sftp: SFTPWrapper, remote: string, file: string, o
   if (offset > 0) await local.truncate(Math.max(offset, 0));
   const handle = await call<Buffer>((cb) => sftp.open(remote, 'r', cb));
   try {
-    await pipelined(offset, size, async (position, length) => {
+    await pipelined(`SFTP download of ${remote}`, offset, size, async (position, length) => {
       const buf = Buffer.allocUnsafe(length);
       for (let got = 0; got < length; ) {
         const n = await new Promise<number>((resolve, reject) =>
@@ -219,8 +241,16 @@ async function copyFromRemote(sftp: SFTPWrapper, remote: string, file: string, o
     });
   } finally {
     await local.close();
-    await call<void>((cb) => sftp.close(handle, cb)).catch(() => undefined);
+    await closeQuietly(sftp, handle);
   }
+}
+
+/** Close a remote handle, not waiting past --timeout for a server that went silent. */
+async function closeQuietly(sftp: SFTPWrapper, handle: Buffer): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const gaveUp = new Promise<void>((resolve) => (timer = setTimeout(resolve, networkTimeoutMs()).unref()));
+  await Promise.race([call<void>((cb) => sftp.close(handle, cb)).catch(() => undefined), gaveUp]);
+  clearTimeout(timer);
 }
 
 function sftpStat(sftp: SFTPWrapper, path: string): Promise<Stats | undefined> {

@@ -4,6 +4,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'ssh2';
 import { RemoteError, UsageError } from '../cli/errors.ts';
+import { networkTimeoutMs, stallWords } from '../net/timeout.ts';
 
 /**
  * SSH connections for git and SFTP: a private key (its passphrase from
@@ -53,6 +54,7 @@ export function connectSsh(target: SshTarget, auth: SshAuth): Promise<Client> {
       if (hostProblem) reject(hostProblem);
       else if (/passphrase|encrypted/i.test(message)) reject(new UsageError(`--ssh-key ${auth.keyFile}: ${message}`, { hint: 'put the passphrase in AIRLOCK_SSH_PASSPHRASE' }));
       else if ((err as { level?: string }).level === 'client-authentication') reject(new RemoteError(`SSH ${user}@${host}:${port} refused the key ${auth.keyFile}`, { hint: 'check that the public key is authorized for this user' }));
+      else if ((err as { level?: string }).level === 'client-timeout') reject(new RemoteError(`SSH to ${host}:${port}: ${stallWords()}`, { hint: `check that ${host}:${port} is reachable`, cause: Object.assign(err, { code: 'AIRLOCK_STALL' }) }));
       else reject(new RemoteError(`SSH to ${host}:${port}: ${message}`, { hint: `check that ${host}:${port} is reachable` }));
     });
     try {
@@ -62,7 +64,11 @@ export function connectSsh(target: SshTarget, auth: SshAuth): Promise<Client> {
         username: user,
         privateKey,
         passphrase: auth.passphrase,
-        readyTimeout: 20_000,
+        // --timeout: the handshake must finish in it, and a silent server is
+        // noticed by keepalives (three unanswered, one every third of it).
+        readyTimeout: networkTimeoutMs(),
+        keepaliveInterval: Math.max(1000, Math.round(networkTimeoutMs() / 3)),
+        keepaliveCountMax: 3,
         hostVerifier: (key: Buffer) => {
           const verdict = checkHostKey(knownHosts, host, port, key);
           if (verdict === 'ok') return true;

@@ -3,7 +3,9 @@ import net from 'node:net';
 export type Fault =
   | { match: RegExp; times: number; kind: 'drop-after-bytes'; bytes: number }
   | { match: RegExp; times: number; kind: 'status'; status: 429 | 503; retryAfterSeconds?: number }
-  | { match: RegExp; times: number; kind: 'stall'; ms: number };
+  | { match: RegExp; times: number; kind: 'stall'; ms: number }
+  | { match: RegExp; times: number; kind: 'hang-after-bytes'; bytes: number }
+  | { match: RegExp; times: number; kind: 'hang-request-after-bytes'; bytes: number };
 
 export interface FaultProxyStats {
   connections: number;
@@ -26,6 +28,10 @@ export interface FaultProxy {
    * - 'status': not forwarded; answered `HTTP/1.1 <status>` with `Retry-After` (when given),
    *   `Content-Length: 0`, `Connection: close`, then the connection is closed.
    * - 'stall': forwarded; the response is held for `ms` from its first byte, then released.
+   * - 'hang-after-bytes': forwarded; once `bytes` bytes of the response body reached the client,
+   *   nothing more is sent and the connection stays open (a server that stops answering).
+   * - 'hang-request-after-bytes': once `bytes` bytes of the request body were forwarded, the proxy
+   *   stops reading from the client and nothing is answered: an upload that cannot be written.
    */
   addFault(f: Fault): void;
   /** Forget faults not yet used up. */
@@ -49,7 +55,8 @@ type ReqState =
 
 type RespState =
   | { s: 'pass' }
-  | { s: 'drop'; bytes: number; headDone: boolean; tail: Buffer; body: number }
+  | { s: 'drop'; bytes: number; headDone: boolean; tail: Buffer; body: number; hang: boolean }
+  | { s: 'hang' }
   | { s: 'stall'; ms: number; timer?: NodeJS.Timeout; queue: Buffer[] };
 
 const REASONS: Record<number, string> = { 429: 'Too Many Requests', 503: 'Service Unavailable' };
@@ -86,6 +93,8 @@ export async function startFaultProxy(target: { host: string; port: number }): P
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => {
       if (resp.s === 'stall' && resp.queue.length > 0) return; // flushed, then closed, by the timer
+      // A hung connection stays open to the client whatever the server does: only the client gives up.
+      if (resp.s === 'hang' || (requestHang !== undefined && requestHang <= 0)) return;
       client.end();
     });
 
@@ -94,8 +103,20 @@ export async function startFaultProxy(target: { host: string; port: number }): P
     let head: Buffer = Buffer.alloc(0);
     let line: Buffer = Buffer.alloc(0); // chunk-size / trailer line being read
 
-    const toUpstream = (b: Buffer) => {
+    // Bytes of request body still forwarded before the client is left hanging (hang-request-after-bytes).
+    let requestHang: number | undefined;
+    const toUpstream = (b: Buffer, isBody = false) => {
       if (b.length === 0) return;
+      if (isBody && requestHang !== undefined) {
+        if (requestHang <= 0) return;
+        b = b.subarray(0, requestHang);
+        requestHang -= b.length;
+        if (requestHang <= 0) {
+          upstream.write(b);
+          client.pause(); // read no more: the client's writes back up
+          return;
+        }
+      }
       if (!upstream.write(b)) {
         client.pause();
         upstream.once('drain', () => client.resume());
@@ -135,8 +156,12 @@ export async function startFaultProxy(target: { host: string; port: number }): P
         setTimeout(() => client.destroy(), 5000).unref();
         return false;
       }
-      if (fault?.kind === 'drop-after-bytes') resp = { s: 'drop', bytes: fault.bytes, headDone: false, tail: Buffer.alloc(0), body: 0 };
-      else if (fault?.kind === 'stall') resp = { s: 'stall', ms: fault.ms, queue: [] };
+      if (fault?.kind === 'drop-after-bytes' || fault?.kind === 'hang-after-bytes') {
+        resp = { s: 'drop', bytes: fault.bytes, headDone: false, tail: Buffer.alloc(0), body: 0, hang: fault.kind === 'hang-after-bytes' };
+      } else if (fault?.kind === 'hang-request-after-bytes') {
+        resp = { s: 'pass' };
+        requestHang = fault.bytes;
+      } else if (fault?.kind === 'stall') resp = { s: 'stall', ms: fault.ms, queue: [] };
       else resp = { s: 'pass' };
       toUpstream(headBytes);
       if (chunked) req = { s: 'chunk-size' };
@@ -181,7 +206,8 @@ export async function startFaultProxy(target: { host: string; port: number }): P
           case 'body':
           case 'chunk-data': {
             const n = Math.min(req.remaining, buf.length);
-            toUpstream(buf.subarray(0, n));
+            toUpstream(buf.subarray(0, n), true);
+            if (requestHang !== undefined && requestHang <= 0) return;
             buf = buf.subarray(n);
             req.remaining -= n;
             if (req.remaining === 0) req = req.s === 'body' ? { s: 'head' } : { s: 'chunk-crlf', remaining: 2 };
@@ -222,6 +248,7 @@ export async function startFaultProxy(target: { host: string; port: number }): P
 
     upstream.on('data', (chunk: Buffer) => {
       const r = resp;
+      if (r.s === 'hang') return;
       if (r.s === 'pass') return toClient(chunk);
       if (r.s === 'stall') {
         r.queue.push(chunk);
@@ -274,6 +301,11 @@ export async function startFaultProxy(target: { host: string; port: number }): P
       }
       const last = buf.subarray(0, allowed);
       r.body += last.length;
+      if (r.hang) {
+        toClient(last);
+        resp = { s: 'hang' };
+        return;
+      }
       upstream.destroy();
       client.end(last, () => client.destroy());
     });

@@ -12,7 +12,7 @@ test('network causes in words; undici and Node codes never show', () => {
   assert.equal(describeNetworkFailure(coded('other side closed', 'UND_ERR_SOCKET')), 'connection closed by the server');
   assert.equal(describeNetworkFailure(coded('The client is destroyed', 'UND_ERR_CLOSED')), 'connection closed');
   assert.equal(describeNetworkFailure(coded('getaddrinfo ENOTFOUND nowhere.invalid', 'ENOTFOUND')), 'host not found (DNS)');
-  assert.equal(describeNetworkFailure(coded('Headers Timeout Error', 'UND_ERR_HEADERS_TIMEOUT')), 'no answer in time (response headers)');
+  assert.equal(describeNetworkFailure(coded('Headers Timeout Error', 'UND_ERR_HEADERS_TIMEOUT')), 'no progress for 60 s (--timeout)');
   const tls = networkCause(coded('unable to verify the first certificate', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE'));
   assert.deepEqual(tls, { words: UNKNOWN_CA_WORDS, tls: true });
   assert.match(describeNetworkFailure(coded('self-signed certificate in certificate chain', 'SELF_SIGNED_CERT_IN_CHAIN')), /pass --ca-file$/);

@@ -7,7 +7,7 @@
 import { existsSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { CLI } from './faults/cli.ts';
+import { airlock, CLI } from './faults/cli.ts';
 import { crafted, flips, truncations } from './faults/hostile.ts';
 import { table, type Tally } from './faults/tally.ts';
 import { packReference, startWorld } from './faults/world.ts';
@@ -16,7 +16,8 @@ import { startRegistry } from '../test/services/registry.ts';
 import { startS3 } from '../test/services/s3.ts';
 import { startSshd } from '../test/services/sshd.ts';
 import { fileSha256 } from './faults/files.ts';
-import { gitLoadKills, killCampaign, loadKills, packKills, referenceLoad, transferKills } from './faults/kills.ts';
+import { gitLoadKills, killCampaign, loadKills, packKills, promoteKills, referenceLoad, transferKills } from './faults/kills.ts';
+import { proxyFaults, registryRestarts } from './faults/registryFaults.ts';
 
 const SEED = Number(process.env.FAULTS_SEED ?? 16);
 const SCALE = Number(process.env.FAULTS_SCALE ?? 0.25);
@@ -52,7 +53,7 @@ async function main(): Promise<void> {
         await target.stop();
       }
     }
-    if (ONLY.has('kills')) {
+    if (ONLY.has('kills') || ONLY.has('registry')) {
       // A medium bundle (a few MB), so a kill can land in the middle of each phase.
       const spec = await world.spec('medium', [
         { repository: 'harness/platform', tag: '1.0', layers: 3, layerSize: 1_000_000, sharedBaseLayers: 1 },
@@ -65,10 +66,18 @@ async function main(): Promise<void> {
       const [target, git, s3, sshd] = await Promise.all([startRegistry(), startGitServer(), startS3(), startSshd()]);
       try {
         const expected = await referenceLoad(world, target, bundle);
-        report(await killCampaign(loadKills(world, target, bundle, expected, scaled(20)), SEED));
-        report(await killCampaign(await gitLoadKills(world, target, git, bundle, expected, scaled(20)), SEED + 1));
-        report(await killCampaign(packKills(world, spec, scaled(20)), SEED + 2));
-        for (const [n, c] of transferKills(world, bundle, sha, s3, sshd, scaled(10)).entries()) report(await killCampaign(c, SEED + 3 + n));
+        if (ONLY.has('kills')) {
+          report(await killCampaign(loadKills(world, target, bundle, expected, scaled(20)), SEED));
+          report(await killCampaign(await gitLoadKills(world, target, git, bundle, expected, scaled(20)), SEED + 1));
+          report(await killCampaign(packKills(world, spec, scaled(20)), SEED + 2));
+          report(await killCampaign(await promoteKills(world, target, git, bundle, scaled(10)), SEED + 3));
+          for (const [n, c] of transferKills(world, bundle, sha, s3, sshd, scaled(10)).entries()) report(await killCampaign(c, SEED + 4 + n));
+        }
+        if (ONLY.has('registry')) {
+          const measured = await airlock(['load', bundle, '--key', world.pub, '--registry', `${target.host}/measure`, '--plain-http', '--jobs', '2']);
+          report(await registryRestarts(world, target, bundle, expected, measured.ms, scaled(10), SEED + 8));
+          for (const t of await proxyFaults(world, target, bundle, expected, scaled(5))) report(t);
+        }
       } finally {
         await Promise.all([target.stop(), git.stop(), s3.stop(), sshd.stop()]);
       }

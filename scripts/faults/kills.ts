@@ -182,3 +182,40 @@ export async function branchTree(git: GitServer, repo: string, branch: string): 
   }
 }
 
+
+/**
+ * promote dev -> prod in a fresh repository per trial (dev written by a load first): `prod` is
+ * absent (its old state) or at a commit with the reference tree, and `dev` does not move.
+ */
+export async function promoteKills(world: World, target: RegistryService, git: GitServer, bundle: string, trials: number): Promise<KillCase> {
+  const repo = (i: number) => `kill-promote-${i === -2 ? 'ref' : i < 0 ? 'm' : i}`;
+  const gitArgs = (i: number) => ['--ca-file', git.caFile, '--git', git.url(repo(i)), '--git-username', git.username, '--git-password-env', 'GIT_PW'];
+  const env = { GIT_PW: git.password, GIT_SSL_CAINFO: git.caFile };
+  const devs = new Map<number, string | undefined>();
+  const prepare = async (i: number) => {
+    await git.createRepo(repo(i), { branch: 'main', files: { 'README.md': 'enclave apps\n' } });
+    const loaded = await airlock(['load', bundle, '--key', world.pub, '--registry', `${target.host}/kill-git`, '--plain-http', '--skip-images', ...gitArgs(i)], { env });
+    if (loaded.code !== 0) throw new Error(`promote: the load before it failed: ${said(loaded)}`);
+    devs.set(i, await branchTree(git, repo(i), 'dev'));
+    return ['promote', '--to', 'prod', ...gitArgs(i)];
+  };
+  const reference = await airlock(await prepare(-2), { env });
+  if (reference.code !== 0) throw new Error(`reference promote failed: ${said(reference)}`);
+  const tree = await branchTree(git, repo(-2), 'prod');
+  const problems = async (i: number, mustExist: boolean) => {
+    const out: string[] = [];
+    if ((await branchTree(git, repo(i), 'dev')) !== devs.get(i)) out.push('dev moved');
+    const got = await branchTree(git, repo(i), 'prod');
+    if (got === undefined) return mustExist ? [...out, 'prod is missing after the rerun'] : out;
+    if (got !== tree) out.push(`prod is at a commit whose tree ${got.slice(0, 12)} is neither the old state nor the complete promotion (${tree?.slice(0, 12)})`);
+    return out;
+  };
+  return {
+    scenario: 'SIGKILL during promote',
+    trials,
+    env,
+    prepare,
+    afterKill: (i) => problems(i, false),
+    afterRerun: (i) => problems(i, true),
+  };
+}

@@ -6,7 +6,8 @@
  * scripts/bench.ts calls benchInventory() on the registry its load filled.
  * Run alone (`npx tsx scripts/bench-inventory.ts`), it fills a registry with
  * the Harness shape itself (BENCH_SCALE sizes the layers, as in bench.ts)
- * and builds and runs the CLI as bench.ts does (the one-file dist/airlock.mjs).
+ * and builds and runs the CLI as bench.ts does (inventory is an enclave command:
+ * the one-file dist/airlock-loader.mjs).
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -104,7 +105,7 @@ async function main(): Promise<void> {
     await exec('npm', ['run', '-s', 'build'], { cwd: root });
     const airlock = async (args: string[]) => {
       const t = performance.now();
-      const { stdout } = await exec(process.execPath, [join(root, 'dist', 'airlock.mjs'), ...args], { cwd: root, maxBuffer: 1 << 26 });
+      const { stdout } = await exec(process.execPath, [join(root, 'dist', 'airlock-loader.mjs'), ...args], { cwd: root, maxBuffer: 1 << 26 });
       return { seconds: (performance.now() - t) / 1000, stdout };
     };
     const result = await benchInventory({ registry, refs, dir, jobs, airlock });

@@ -93,7 +93,7 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
 }
 
 /** The commands the enclave runs: measured with the one-file loader it runs them with. */
-const ENCLAVE_COMMANDS = new Set(['verify', 'load', 'download']);
+const ENCLAVE_COMMANDS = new Set(['verify', 'load', 'download', 'inventory']);
 
 /** Run the one-file build (dist/, what `npm install -g` and the enclave get) under GNU time; returns seconds and peak RSS in bytes. */
 async function airlock(args: string[]): Promise<{ seconds: number; rss: number; stdout: string }> {

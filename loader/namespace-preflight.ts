@@ -11,8 +11,9 @@ import type { PushRefusal, RegistryClient } from '../shared/registry/client.ts';
  * push, but only inside an organization that exists, and only when the token
  * was asked for push. GitLab takes group/project plus at most two more
  * levels. Each repository is probed with an upload opened under push scope
- * and cancelled at once (RegistryClient.probePush); the refusals are then
- * explained together: which namespace to create, or --map-depth when only
+ * (RegistryClient.probePush): cancelled at once, or with keepSessions left
+ * open for the repository's first blob, so that the probe costs the load no
+ * request of its own. The refusals are then explained together: which namespace to create, or --map-depth when only
  * the deeper paths were refused.
  */
 export interface PushProbe {
@@ -30,6 +31,8 @@ export interface PushAccessOptions {
   mapDepth?: number;
   /** Told after each repository probed (progress). */
   onProbed?: () => void;
+  /** Leave each accepted probe's upload session open for the repository's first upload (the caller then ends with client.cancelKeptUploads()). */
+  keepSessions?: boolean;
 }
 
 /** Probe every repository (each once); throw a RemoteError explaining the refusals, if any. */
@@ -39,7 +42,7 @@ export async function checkPushAccess(client: RegistryClient, repositories: read
   const probes = await Promise.all(
     unique.map((repository) =>
       limit(async (): Promise<PushProbe> => {
-        const refusal = await client.probePush(repository);
+        const refusal = await client.probePush(repository, { keep: options.keepSessions === true });
         options.onProbed?.();
         return { repository, refusal };
       }),

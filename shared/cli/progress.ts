@@ -143,6 +143,8 @@ export class Progress implements StatusLine {
   /** The status text last written (JSON): a phase change or the end does not repeat it. */
   private lastEmitted: string | undefined;
   private lineShown = false;
+  /** Milliseconds spent in each phase so far (a phase entered twice adds up). */
+  private readonly phaseMs = new Map<string, number>();
   private cancelTrailing: (() => void) | undefined;
   private finished = false;
 
@@ -169,6 +171,7 @@ export class Progress implements StatusLine {
   phase(name: string, totals: Totals = {}): void {
     // JSON: the state the previous phase ended in (its last counts), unless that was just written.
     if (this.json && this.phaseName !== '' && this.lastEmitted !== this.statusText()) this.emit(this.now());
+    this.closePhase();
     this.phaseName = name;
     this.phaseStartedAt = this.now();
     this.bytesTotal = totals.bytes ?? 0;
@@ -179,6 +182,17 @@ export class Progress implements StatusLine {
     this.bytesPresent = 0;
     this.samples = [{ t: this.phaseStartedAt, bytes: 0 }];
     this.update(true);
+  }
+
+  /** Seconds spent in each phase, in the order first entered (the current one up to now); for a result's `phases`. */
+  phaseSeconds(): Record<string, number> {
+    const ms = new Map(this.phaseMs);
+    if (this.phaseName !== '' && !this.finished) ms.set(this.phaseName, (ms.get(this.phaseName) ?? 0) + (this.now() - this.phaseStartedAt));
+    return Object.fromEntries([...ms].map(([name, t]) => [name, Number((t / 1000).toFixed(3))]));
+  }
+
+  private closePhase(): void {
+    if (this.phaseName !== '') this.phaseMs.set(this.phaseName, (this.phaseMs.get(this.phaseName) ?? 0) + (this.now() - this.phaseStartedAt));
   }
 
   /** More work discovered in the current phase. */
@@ -256,6 +270,7 @@ export class Progress implements StatusLine {
   /** The work is over: clear the status line and print one summary (a JSON line with --json). */
   done(summaryFields: Record<string, unknown> = {}): void {
     if (this.finished) return;
+    this.closePhase();
     this.finished = true;
     this.cancelTrailing?.();
     this.cancelTrailing = undefined;

@@ -51,6 +51,15 @@ export interface RegistryOptions extends TransportOptions {
   rateLimits?: RateLimitTracker;
   /** Client certificates and per-host CAs (--client-cert, certs.d) for registries behind mutual TLS. */
   clientCertificates?: ClientCertificates;
+  /**
+   * Look manifests up with GET instead of HEAD (resolve). undici closes the
+   * connection after every HEAD (nodejs/undici#258) unless the server answers
+   * `Connection: keep-alive`, which Go's HTTP/1.1 server (distribution,
+   * Harbor) never does: each HEAD costs a new TCP and TLS connection. A
+   * manifest is a few kB, so for the enclave's own registry (no pull quota
+   * counting GETs) a GET on a kept-alive connection is the cheaper look.
+   */
+  lookupsByGet?: boolean;
 }
 
 export const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
@@ -61,6 +70,12 @@ const MAX_REDIRECTS = 5;
 const MAX_MOUNT_SOURCES = 3;
 /** A registry that answered this many mounts with an upload session, and none with a mount, never mounts. */
 const MOUNTS_BEFORE_GIVING_UP = 2;
+/**
+ * How long an upload session opened by probePush({ keep: true }) is taken for
+ * a repository's first upload. Registries keep sessions for hours or days
+ * (distribution purges them after a week); a young one is safe to use.
+ */
+const KEPT_UPLOAD_MAX_AGE_MS = 120_000;
 
 type Scopes = string[];
 
@@ -101,10 +116,13 @@ export class RegistryClient {
   private readonly monolithicMax: number;
   private readonly chunkBytes: number | undefined;
   private readonly rateLimits: RateLimitTracker | undefined;
+  private readonly lookupsByGet: boolean;
   /** Repositories of this registry known to hold a blob: candidates for a mount. */
   private readonly blobHomes = new Map<string, Set<string>>();
   /** Mounts answered 201 and 202 so far; a registry that only ever opens an upload is not asked again. */
   private readonly mounts = { linked: 0, refused: 0 };
+  /** Upload sessions a push probe left open, per repository: the repository's next upload starts there. */
+  private readonly keptUploads = new Map<string, { location: URL; openedAt: number }>();
   /** Anonymous authentication for the other hosts redirects lead to (registry.k8s.io -> Artifact Registry). */
   private readonly redirectAuth = new Map<string, RegistryAuth>();
   private readonly certs: ClientCertificates | undefined;
@@ -121,6 +139,7 @@ export class RegistryClient {
     this.monolithicMax = options.monolithicMaxBytes ?? DEFAULT_MONOLITHIC_MAX;
     this.chunkBytes = options.chunkBytes;
     this.rateLimits = options.rateLimits;
+    this.lookupsByGet = options.lookupsByGet === true;
   }
 
   /** "host/repo" as shown to users (the registry as referenced, not the mirror). */
@@ -144,7 +163,8 @@ export class RegistryClient {
   /**
    * The descriptor a tag or digest points to, or undefined when the registry
    * has none. A HEAD (Docker Hub does not count it as a pull); a GET only when
-   * the registry leaves the digest out of HEAD, unless `headOnly`.
+   * the registry leaves the digest out of HEAD, unless `headOnly` (or first,
+   * with the client's `lookupsByGet`).
    * A digest the registry answers 412 for (Harbor's pull policies) is there:
    * its descriptor has the digest and what the headers say of the rest.
    * With `refusedAsAbsent`, a refused read (401, 403) is undefined too: a
@@ -152,6 +172,14 @@ export class RegistryClient {
    * push probe then explains.
    */
   async resolve(repository: string, reference: string, options: { headOnly?: boolean; refusedAsAbsent?: boolean } = {}): Promise<Descriptor | undefined> {
+    if (this.lookupsByGet) {
+      try {
+        return (await this.getManifest(repository, reference, { refusedAsAbsent: options.refusedAsAbsent }))?.descriptor;
+      } catch (err) {
+        // Unreachable is unreachable; any other answer (Harbor's 412, a manifest this client cannot parse) is for the HEAD below to judge.
+        if (err instanceof RemoteError && !(err instanceof RegistryHttpError)) throw err;
+      }
+    }
     const what = `resolve ${this.display(repository)}${refSuffix(reference)}`;
     const res = await this.sendFollowing({
       method: 'HEAD',
@@ -195,7 +223,7 @@ export class RegistryClient {
    * Fetch a manifest or index. Its digest is computed over the exact bytes and
    * checked against the reference (when by digest) and Docker-Content-Digest.
    */
-  async getManifest(repository: string, reference: string): Promise<{ descriptor: Descriptor; bytes: Buffer } | undefined> {
+  async getManifest(repository: string, reference: string, options: { refusedAsAbsent?: boolean } = {}): Promise<{ descriptor: Descriptor; bytes: Buffer } | undefined> {
     const what = `get manifest ${this.display(repository)}${refSuffix(reference)}`;
     const res = await this.sendFollowing({
       method: 'GET',
@@ -203,8 +231,9 @@ export class RegistryClient {
       headers: { accept: MANIFEST_ACCEPT },
       scopes: [repositoryScope(this.repo(repository), ['pull'])],
       what,
+      keepRefusal: options.refusedAsAbsent,
     });
-    if (res.status === 404) {
+    if (res.status === 404 || (options.refusedAsAbsent && (res.status === 401 || res.status === 403))) {
       await res.body.dump();
       return undefined;
     }
@@ -499,10 +528,12 @@ export class RegistryClient {
    * Whether the registry takes a push to `repository`: opens an upload, asking
    * for push scope (Quay creates a repository only when push is requested;
    * Harbor and GitLab grant it only where the project exists and the path is
-   * one they accept), and cancels it at once. Nothing is stored. Returns the
-   * refusal, or undefined when the push would be taken.
+   * one they accept). Nothing is stored. Returns the refusal, or undefined
+   * when the push would be taken. The session is cancelled at once, or with
+   * `keep` left open for the repository's first upload (one request fewer per
+   * repository and no DELETE); cancelKeptUploads() closes what no upload took.
    */
-  async probePush(repository: string): Promise<PushRefusal | undefined> {
+  async probePush(repository: string, options: { keep?: boolean } = {}): Promise<PushRefusal | undefined> {
     const res = await this.send({
       method: 'POST',
       url: this.url(repository, 'blobs/uploads/'),
@@ -514,13 +545,35 @@ export class RegistryClient {
     if (res.status === 202) {
       await res.body.dump();
       const location = header(res, 'location');
-      if (location) await this.cancelUpload(repository, new URL(location, res.url));
+      if (!location) return undefined;
+      const url = new URL(location, res.url);
+      if (options.keep && !this.keptUploads.has(repository)) this.keptUploads.set(repository, { location: url, openedAt: performance.now() });
+      else await this.cancelUpload(repository, url);
       return undefined;
     }
     return { status: res.status, detail: describeRegistryErrors(await readText(res, 4096)) };
   }
 
+  /** Cancel the upload sessions probePush kept that no upload took (a load that ends, or fails). */
+  async cancelKeptUploads(): Promise<void> {
+    const kept = [...this.keptUploads];
+    this.keptUploads.clear();
+    await Promise.all(kept.map(([repository, k]) => this.cancelUpload(repository, k.location)));
+  }
+
+  /** The session a probe kept for this repository, while young enough (an older one is cancelled). */
+  private takeKeptUpload(repository: string): URL | undefined {
+    const kept = this.keptUploads.get(repository);
+    if (!kept) return undefined;
+    this.keptUploads.delete(repository);
+    if (performance.now() - kept.openedAt <= KEPT_UPLOAD_MAX_AGE_MS) return kept.location;
+    void this.cancelUpload(repository, kept.location);
+    return undefined;
+  }
+
   private async startUpload(repository: string, scopes: Scopes, what: string): Promise<URL> {
+    const kept = this.takeKeptUpload(repository);
+    if (kept) return kept;
     const res = await this.send({
       method: 'POST',
       url: this.url(repository, 'blobs/uploads/'),

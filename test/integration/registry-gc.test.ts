@@ -20,8 +20,9 @@ import { startRegistry, type RegistryService } from '../services/registry.ts';
  * with "delete untagged artifacts", removes manifests no tag points to and
  * then their blobs (goharbor docs, "Garbage Collection"). So load pushes each
  * image's manifests by digest as soon as its blobs are in (referenced, so no
- * expiry takes them), tags last, and before tagging checks that every
- * manifest is still there, pushing again what vanished.
+ * expiry takes them), and tags last. A tag is a PUT of the manifest, which
+ * the registry refuses when blobs it references are gone
+ * (MANIFEST_BLOB_UNKNOWN): load then pushes again what vanished and tags again.
  */
 const PASSWORD = 'gc test';
 
@@ -94,9 +95,9 @@ describe('long loads and garbage collection', () => {
       let pushed = false;
       front.add({ name: 'the manifest goes out by digest', method: 'PUT', path: new RegExp(`/v2/harness/gateway/manifests/${gateway.digest}$`), times: 1, rewrite: () => ((pushed = true), {}) });
       front.add({
-        name: 'Harbor GC: an untagged artifact and its blobs deleted before the next look at it',
-        method: 'HEAD',
-        path: new RegExp(`/v2/harness/gateway/manifests/${gateway.digest}$`),
+        name: 'Harbor GC: an untagged artifact and its blobs deleted before its tag',
+        method: 'PUT',
+        path: new RegExp(`/v2/harness/gateway/manifests/${gateway.tag}$`),
         when: () => pushed,
         times: 1,
         before: async () => {
@@ -116,8 +117,14 @@ describe('long loads and garbage collection', () => {
       const tagPuts = puts.filter((e) => /\/manifests\/(?!sha256:)/.test(e.url));
       const digestPuts = puts.filter((e) => /\/manifests\/sha256:/.test(e.url));
       const blobCommits = puts.filter((e) => /\/blobs\/uploads\//.test(e.url));
-      assert.equal(tagPuts.length, 3);
-      assert.ok(Math.min(...tagPuts.map((e) => e.i)) > Math.max(...digestPuts.map((e) => e.i), ...blobCommits.map((e) => e.i)), 'tags last');
+      // The registry refused gateway's first tag (its blobs were gone): no tag ever pointed at an incomplete image.
+      const tagsSet = tagPuts.filter((e) => e.status === 201);
+      assert.deepEqual(tagPuts.filter((e) => e.status !== 201).map((e) => [e.url, e.status]), [[`/v2/harness/gateway/manifests/${gateway.tag}`, 400]]);
+      assert.equal(tagsSet.length, 3);
+      const refusedTag = tagPuts.find((e) => e.status !== 201)!;
+      assert.ok(Math.min(...tagPuts.map((e) => e.i)) > Math.max(...digestPuts.filter((e) => e.i < refusedTag.i).map((e) => e.i), ...blobCommits.filter((e) => e.i < refusedTag.i).map((e) => e.i)), 'tags last');
+      const gatewayTag = tagsSet.find((e) => e.url.includes('/harness/gateway/'))!;
+      assert.ok(gatewayTag.i > Math.max(...puts.filter((e) => e.url.includes('/harness/gateway/') && e !== gatewayTag).map((e) => e.i)), 'the gateway tag after its content went again');
       assert.equal(digestPuts.filter((e) => e.url.endsWith(gateway.digest)).length, 2, 'pushed, then pushed again');
       // Early: the small image's manifest went out while the large one's layers were still uploading.
       const firstGateway = digestPuts.find((e) => e.url.endsWith(gateway.digest))!;

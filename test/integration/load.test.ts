@@ -100,19 +100,31 @@ describe('airlock load', () => {
     try {
       const first = await load(target, ['--json']);
       assert.equal(first.code, 0, first.stderr);
-      const report = resultOf<{ images: { status: string }[]; blobsUploaded: number; blobsMounted: number }>(first.stdout, 'load');
+      const report = resultOf<{ images: { status: string }[]; blobsUploaded: number; blobsMounted: number; phases: Record<string, number> }>(first.stdout, 'load');
       assert.deepEqual(report.images.map((i) => i.status), ['pushed', 'pushed', 'pushed', 'pushed']);
       assert.ok(report.blobsMounted >= 2, 'shared base layers are mounted, not uploaded again');
+      assert.deepEqual(Object.keys(report.phases), ['check', 'preflight', 'plan', 'push', 'tags']);
+      // Each repository's push probe (an upload opened under push scope) is the upload of its first blob: no request of its own.
+      const uploadsOpened = await target.requests(/^POST \/v2\/.*\/blobs\/uploads\/ /);
+      assert.equal(uploadsOpened.length, report.blobsUploaded, 'one upload opened per blob uploaded, the probes included');
+      assert.deepEqual(await target.requests(/^DELETE /), [], 'no probe session cancelled: each one carried a blob');
       await assertLoaded(target);
       // The pause index was packed whole (no platform in the spec): both platforms are there.
       const pause = images.find((i) => i.repository === 'pause')!;
       assert.equal(index.images.find((i) => i.ref.endsWith('pause:3.9'))!.digest, pause.digest);
 
       const writesBefore = (await target.requests(/^(PUT|POST|PATCH|DELETE) /)).length;
-      const second = await load(target);
+      const requestsBefore = (await target.requests()).length;
+      const second = await load(target, ['--json']);
       assert.equal(second.code, 0, second.stderr);
-      assert.match(second.stdout, /4 images: 4 already present; 0 blobs uploaded/);
+      const again = resultOf<{ images: { status: string }[]; blobsUploaded: number; phases: Record<string, number> }>(second.stdout, 'load');
+      assert.deepEqual(again.images.map((i) => i.status), ['present', 'present', 'present', 'present']);
+      assert.equal(again.blobsUploaded, 0);
       assert.equal((await target.requests(/^(PUT|POST|PATCH|DELETE) /)).length, writesBefore, 'the second load writes nothing');
+      // A reload looks once at each tag (a GET, on a kept-alive connection), after the registry's preflight, and at nothing else.
+      const reloadRequests = (await target.requests()).slice(requestsBefore);
+      assert.deepEqual(reloadRequests.filter((r) => !r.startsWith('GET /v2/ ')).map((r) => r.replace(/\/v2\/.*\/manifests\/[^ ]+/, '/v2/R/manifests/TAG')), Array(4).fill('GET /v2/R/manifests/TAG HTTP/1.1'));
+      assert.equal(again.phases.push, undefined, 'no push phase');
       assert.equal((await target.requests(/ \/v2\/.*\/blobs\//)).filter((r) => !r.startsWith('HEAD')).length > 0, true);
     } finally {
       await target.stop();

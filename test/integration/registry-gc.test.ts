@@ -136,6 +136,34 @@ describe('long loads and garbage collection', () => {
     }
   });
 
+  test('GC removes a platform manifest of an index before its tag: the registry refuses the index, the child goes again, then the tag', async () => {
+    const target = await startRegistry();
+    const front = await startQuirkProxy({ host: '127.0.0.1', port: target.port });
+    try {
+      const pause = images[2]!;
+      const child = pause.children![0]!;
+      front.add({
+        name: 'GC: one platform manifest of the untagged index deleted before the tag',
+        method: 'PUT',
+        path: new RegExp(`/v2/library/pause/manifests/${pause.tag}$`),
+        times: 1,
+        before: async () => {
+          const res = await fetch(`${target.url}/v2/library/pause/manifests/${child.digest}`, { method: 'DELETE' });
+          assert.equal(res.status, 202);
+        },
+      });
+      const res = await airlock(['load', bundle, '--key', join(work, 'airlock.pub'), '--registry', front.host, '--plain-http']);
+      assert.equal(res.code, 0, res.stderr);
+      assert.match(res.stderr, new RegExp(`1 manifest vanished from the registry during the load .* went again: ${front.host}/library/pause@${child.digest}`));
+      const pauseTags = front.log.filter((e) => e.method === 'PUT' && e.url === `/v2/library/pause/manifests/${pause.tag}`);
+      assert.deepEqual(pauseTags.map((e) => e.status), [400, 201], 'refused while the child was gone, taken once it was back');
+      for (const img of images) await assertComplete(target, img.repository, img.tag, img.digest);
+    } finally {
+      await front.stop();
+      await target.stop();
+    }
+  });
+
   test('a corrupted later entry fails the load with no tag set (manifests by digest only)', async () => {
     const target = await startRegistry();
     try {

@@ -97,6 +97,8 @@ describe('enclave names registries refuse', () => {
       // The probe asked for push scope (Quay creates repositories only then), and stored nothing.
       assert.ok(target.tokenRequests.some((r) => r.scopes.includes('repository:harness/gateway:pull,push')));
       assert.deepEqual(await target.requests(/^(PUT|PATCH) /), [], 'no blob, manifest or tag written');
+      // The accepted repository's probe session, kept for its first blob, is cancelled when the load stops.
+      assert.equal((await target.requests(/^DELETE \/v2\/library\/nginx\/blobs\/uploads\//)).length, 1, 'the kept upload session cancelled');
       assert.equal(await digestIn(target, 'library/nginx', '1.25'), undefined);
 
       projects.add('harness');

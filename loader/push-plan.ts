@@ -34,6 +34,7 @@ export interface PushPlan {
  * - push access to each repository to push to (namespace-preflight.ts; exit
  *   4), each probe's upload session kept for the repository's first blob.
  * A planning failure is reported before a refusal, as when they ran in turn.
+ * For a delta bundle the probes follow the check of what it relies on.
  */
 export async function planPush(input: PushPlanInput): Promise<PushPlan> {
   const repositories = [...new Set(input.missing.map((t) => t.repository))];
@@ -52,16 +53,19 @@ export async function planPush(input: PushPlanInput): Promise<PushPlan> {
     const delta = await prepareDeltaLoad(input.index, input.source, plans, { client: input.client, prefix: input.prefix, registry: input.registry, jobs: input.jobs });
     return { plans, delta };
   })();
-  const access = probing
-    ? checkPushAccess(input.client, repositories, {
-        jobs: input.jobs,
-        prefix: input.prefix,
-        mapDepth: input.mapDepth,
-        keepSessions: true,
-        onProbed: () => input.progress.advance(0, 1),
-      })
-    : Promise.resolve();
+  const probe = () =>
+    checkPushAccess(input.client, repositories, {
+      jobs: input.jobs,
+      prefix: input.prefix,
+      mapDepth: input.mapDepth,
+      keepSessions: true,
+      onProbed: () => input.progress.advance(0, 1),
+    });
+  // A delta bundle's missing blobs (exit 5) are found before the registry sees so much as an upload session.
+  const delta = input.index.requires !== undefined;
+  const access = probing && !delta ? probe() : Promise.resolve();
   const [planned, probed] = await Promise.allSettled([planning, access]);
+  if (planned.status === 'fulfilled' && probing && delta) await probe();
   if (planned.status === 'rejected') throw planned.reason;
   if (probed.status === 'rejected') throw probed.reason;
   return planned.value;

@@ -20,8 +20,10 @@ export interface LoadContextOptions {
   passwordEnv?: string;
   plainHttp?: boolean;
   caFile?: string;
+  /** --client-cert / --client-key, and certs.d: for a registry behind mutual TLS. */
   clientCert?: string;
   clientKey?: string;
+  /** --s3-endpoint, for s3:// bundles. */
   s3Endpoint?: string;
   json?: boolean;
   logger: Logger;

@@ -2,7 +2,6 @@ import type { KeyObject } from 'node:crypto';
 import { UsageError } from '../shared/cli/errors.ts';
 import { commitBundle, prepareBundleCommit, type GitOptions } from './gitops/commit.ts';
 import { planBundleCommit } from './gitops/plan.ts';
-import type { Logger } from '../shared/cli/log.ts';
 import { scanBundleFile, type BundleFileScan } from '../shared/bundle/file.ts';
 import type { BundleBytes } from '../shared/bundle/volumes.ts';
 import { WholeBundleCheck } from '../shared/bundle/check.ts';
@@ -14,7 +13,7 @@ import { loadSignatures, signatureTargets, type SignatureTarget } from './signat
 import { recheckThenTag } from './tags-last.ts';
 import { keyFingerprint } from '../shared/sign/keys.ts';
 import { gitEndpoint, preflight as preflightEndpoints } from '../shared/net/preflight.ts';
-import { openLoadContext, type LoadContext } from './load-context.ts';
+import { openLoadContext, type LoadContext, type LoadContextOptions } from './load-context.ts';
 import { emptyReport, type LoadReport } from './load-report.ts';
 import { preflightTags } from './tag-preflight.ts';
 import { planPush, type PushPlan } from './push-plan.ts';
@@ -50,22 +49,12 @@ export { formatLoadReport, type ImageStatus, type LoadedChart, type LoadedImage,
  * registry, so it hashes only what it reads to write git: the signed index,
  * the layout, one HEAD per tag, the manifests/ files of the commit.
  */
-export interface LoadOptions {
-  bundle: string;
-  key: string;
+/** The bundle, key, registry access and output options (LoadContextOptions), and what to load how. */
+export interface LoadOptions extends LoadContextOptions {
   /** HOST[:PORT][/PREFIX] */
   registry: string;
   /** --map-depth: at most this many path segments under the prefix (the rest joined with "-"). */
   mapDepth?: number;
-  username?: string;
-  passwordEnv?: string;
-  plainHttp?: boolean;
-  caFile?: string;
-  /** --client-cert / --client-key, and certs.d: for a registry behind mutual TLS. */
-  clientCert?: string;
-  clientKey?: string;
-  /** --s3-endpoint, for s3:// bundles. */
-  s3Endpoint?: string;
   overwriteTags?: boolean;
   jobs?: number;
   dryRun?: boolean;
@@ -73,8 +62,6 @@ export interface LoadOptions {
   skipImages?: boolean;
   /** Commit the manifests to git (DESIGN.md §6). */
   git?: GitOptions;
-  json?: boolean;
-  logger: Logger;
 }
 
 export function parseRegistryTarget(value: string, flag = '--registry'): { host: string; prefix: string } {

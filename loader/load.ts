@@ -16,9 +16,7 @@ import { imageTargets, type Target } from './targets.ts';
 import { loadSignatures, signatureTargets, type LoadedSignatures } from './signatures.ts';
 import { checkPushAccess } from './namespace-preflight.ts';
 import { RegistryClient } from '../shared/registry/client.ts';
-import { credentialsFor, onePerHost } from '../shared/registry/credentials.ts';
-import { ClientCertificates } from '../shared/registry/client-certs.ts';
-import { HttpTransport } from '../shared/registry/transport.ts';
+import { registryOptions, summarizedTransport, type RegistryAccess } from '../shared/registry/access.ts';
 import { ManifestGate } from '../shared/store/manifest-gate.ts';
 import { recheckThenTag } from './tags-last.ts';
 import { RemoteStore } from '../shared/store/remote.ts';
@@ -26,7 +24,7 @@ import { keyFingerprint, readPublicKey } from '../shared/sign/keys.ts';
 import type { ContentSource } from '../shared/store/store.ts';
 import { prepareDeltaLoad, type DeltaLoadReport } from './delta.ts';
 import { gitEndpoint, preflight as preflightEndpoints } from '../shared/net/preflight.ts';
-import { RetrySummary } from '../shared/net/retry-summary.ts';
+import type { RetrySummary } from '../shared/net/retry-summary.ts';
 
 /**
  * airlock load (images): verify while loading, straight from the bundle file.
@@ -59,13 +57,9 @@ export interface LoadOptions {
   registry: string;
   /** --map-depth: at most this many path segments under the prefix (the rest joined with "-"). */
   mapDepth?: number;
-  username?: string;
-  passwordEnv?: string;
-  plainHttp?: boolean;
+  /** Credentials, plain HTTP, client certificate (and certs.d). */
+  access: RegistryAccess;
   caFile?: string;
-  /** --client-cert / --client-key, and certs.d: for a registry behind mutual TLS. */
-  clientCert?: string;
-  clientKey?: string;
   /** --s3-endpoint, for s3:// bundles. */
   s3Endpoint?: string;
   overwriteTags?: boolean;
@@ -147,24 +141,12 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
   const publicKey = readPublicKey(keyPem, options.key);
   const bytes = await openAnyBundle(options.bundle, { s3: { endpoint: options.s3Endpoint, caFile: options.caFile } });
 
-  const certificates = new ClientCertificates({ registryHost: target.host, clientCert: options.clientCert, clientKey: options.clientKey });
+  const registry = registryOptions(target.host, options.access, logger);
   const progress = new Progress({ json: options.json, summaryLine: false });
   logger.attachStatusLine(progress);
-  const retries = new RetrySummary((line) => logger.warn(line));
-  const transport = new HttpTransport({
-    caFile: options.caFile,
-    onRetry: (r) => {
-      logger.debug(`retrying ${r.what} in ${r.delayMs} ms: ${r.reason}`);
-      retries.record(r.endpoint, r.reason);
-    },
-    onWarning: (w) => logger.warn(`${w.what}: ${w.warning}`),
-  });
-  const registryOptions = {
-    plainHttp: options.plainHttp,
-    clientCertificates: certificates,
-    credentials: onePerHost((h) => credentialsFor(h, { username: options.username, passwordEnv: options.passwordEnv, warn: (m) => logger.warn(m) })),
-  };
-  const client = new RegistryClient(target.host, transport, registryOptions);
+  const net = summarizedTransport(options.caFile, logger);
+  const { transport, retries } = net;
+  const client = new RegistryClient(target.host, transport, registry);
   let wholeBundle: WholeBundleCheck | undefined;
   try {
     // 1. Check the bundle (and render the git commit) before anything is sent.
@@ -174,7 +156,7 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
     // The registry (when there is something for it) and git answer once: one clear error instead of a page of retries.
     await preflightEndpoints(
       [
-        ...(targets.length > 0 ? [{ kind: 'registry' as const, label: `registry ${target.host}`, registry: target.host, options: registryOptions }] : []),
+        ...(targets.length > 0 ? [{ kind: 'registry' as const, label: `registry ${target.host}`, registry: target.host, options: registry }] : []),
         ...(options.git ? [gitEndpoint('--git', options.git)] : []),
       ],
       { caFile: options.caFile },
@@ -239,9 +221,8 @@ export async function load(options: LoadOptions): Promise<LoadReport> {
     progress.done();
     throw err;
   } finally {
-    retries.close();
     logger.attachStatusLine(undefined);
-    await transport.close();
+    await net.close();
     await bytes.close();
   }
 }
@@ -266,7 +247,7 @@ async function checkBundle(bytes: BundleBytes, publicKey: KeyObject, target: { h
         scan,
         source,
         registry: { host, prefix, ...(options.mapDepth !== undefined ? { mapDepth: options.mapDepth } : {}) },
-        plainHttp: options.plainHttp,
+        plainHttp: options.access.plainHttp,
         report: {
           bundle: scan.index.name,
           version: scan.index.version,

@@ -9,14 +9,13 @@ import { HttpTransport } from '../../shared/registry/transport.ts';
 import { airlock, type CliResult } from '../helpers/cli.ts';
 import { createTestCA, type TestCA } from '../services/ca.ts';
 import { generateImages, pushImages, type SyntheticImage } from '../services/fixtures.ts';
-import { startNginx, type NginxService } from '../services/nginx.ts';
+import { startMutualTlsFront, type NginxService } from '../services/nginx.ts';
 import { startRegistry, type RegistryService } from '../services/registry.ts';
 
 /**
  * An enclave registry behind mutual TLS: a real nginx with
- * `ssl_verify_client on` (nginx's ngx_http_ssl_module: a request without a
- * client certificate gets "400 No required SSL certificate was sent") in
- * front of a real Docker distribution. airlock presents a certificate given
+ * `ssl_verify_client on` in front of a real Docker distribution
+ * (startMutualTlsFront). airlock presents a certificate given
  * with --client-cert / --client-key, or found where Docker looks
  * (certs.d/HOST:PORT/client.cert and client.key; AIRLOCK_CERTS_D moves it).
  */
@@ -41,22 +40,7 @@ describe('registries behind mutual TLS', () => {
     ca = await createTestCA(join(work, 'pki'));
     client = await ca.issue('enclave-loader', [], { client: true });
     mkdirSync(join(work, 'www'));
-    front = await startNginx({
-      root: join(work, 'www'),
-      tls: ca,
-      locations: [
-        `    ssl_client_certificate ${ca.caCert};`,
-        '    ssl_verify_client on;',
-        '    client_max_body_size 0;',
-        '    location /v2/ {',
-        `      proxy_pass http://127.0.0.1:${enclave.port};`,
-        '      proxy_set_header Host $http_host;',
-        '      proxy_set_header X-Forwarded-Proto https;',
-        '      proxy_request_buffering off;',
-        '      proxy_buffering off;',
-        '    }',
-      ],
-    });
+    front = await startMutualTlsFront({ root: join(work, 'www'), ca, upstreamPort: enclave.port });
     const pair = generateKeyPair(PASSWORD);
     writeFileSync(join(work, 'airlock.key'), pair.privateKeyPem, { mode: 0o600 });
     writeFileSync(join(work, 'airlock.pub'), pair.publicKeyPem);

@@ -20,10 +20,10 @@ export interface WorldSpec {
   password: string;
   /** The images generated and pushed to the source registry. */
   images: GenerateOptions;
-  /** The spec: airlock.yaml, written as given (its manifests path is ./deploy). */
+  /** The spec: airlock.yaml, written as given (manifests are in ./deploy). */
   spec: string;
-  /** Files of deploy/: name -> content. */
-  manifests: Record<string, string>;
+  /** Files of deploy/: name -> content (none: no deploy/ folder). */
+  manifests?: Record<string, string>;
   /** The bundle file's name in the work folder. Default bundle.tar. */
   bundleName?: string;
   /** Pack the bundle now (default true). */
@@ -62,8 +62,10 @@ export async function packedWorld(spec: WorldSpec): Promise<PackedWorld> {
   const pair = generateKeyPair(spec.password);
   writeFileSync(key, pair.privateKeyPem, { mode: 0o600 });
   writeFileSync(pub, pair.publicKeyPem);
-  mkdirSync(join(work, 'deploy'));
-  for (const [name, content] of Object.entries(spec.manifests)) writeFileSync(join(work, 'deploy', name), content);
+  if (spec.manifests) {
+    mkdirSync(join(work, 'deploy'));
+    for (const [name, content] of Object.entries(spec.manifests)) writeFileSync(join(work, 'deploy', name), content);
+  }
   const specFile = join(work, 'airlock.yaml');
   writeFileSync(specFile, spec.spec);
 

@@ -4,9 +4,7 @@ import { join } from 'node:path';
 import pLimit from 'p-limit';
 import { PolicyError, UsageError } from '../shared/cli/errors.ts';
 import type { Logger } from '../shared/cli/log.ts';
-import { RegistryClient } from '../shared/registry/client.ts';
-import { credentialsFor } from '../shared/registry/credentials.ts';
-import { ClientCertificates } from '../shared/registry/client-certs.ts';
+import { registryClient, type RegistryAccess } from '../shared/registry/access.ts';
 import type { HttpTransport } from '../shared/registry/transport.ts';
 import { signImage } from '../shared/sign/cosignImage.ts';
 import { keyFingerprint, readPrivateKey } from '../shared/sign/keys.ts';
@@ -31,12 +29,8 @@ export interface ApproveOptions {
   key: string;
   password: string;
   git: { url: string; branch: string; path?: string; username?: string; passwordEnv?: string; author?: string; sshKey?: string; knownHosts?: string };
-  username?: string;
-  passwordEnv?: string;
-  plainHttp?: boolean;
-  /** --client-cert / --client-key (a registry behind mutual TLS). */
-  clientCert?: string;
-  clientKey?: string;
+  /** Credentials, plain HTTP, client certificate. */
+  access: RegistryAccess;
   scanCommand?: string;
   images?: string[];
   jobs?: number;
@@ -89,11 +83,7 @@ export async function approve(options: ApproveOptions, transport: HttpTransport)
     }
 
     // 2. Scan and sign, a few at a time.
-    const client = new RegistryClient(host, transport, {
-      plainHttp: options.plainHttp,
-      clientCertificates: new ClientCertificates({ registryHost: host, clientCert: options.clientCert, clientKey: options.clientKey }),
-      credentials: (h) => credentialsFor(h, { username: options.username, passwordEnv: options.passwordEnv, warn: (m) => options.logger.warn(m) }),
-    });
+    const client = registryClient(host, transport, options.access, options.logger);
     const limit = pLimit(Math.max(1, options.jobs ?? 2));
     // Every image is there before anything is signed.
     const absent = (await Promise.all(chosen.map((p) => limit(async () => ((await client.resolve(p.newName.slice(host.length + 1), p.digest)) ? undefined : p))))).filter((p) => p !== undefined);

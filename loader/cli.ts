@@ -14,9 +14,9 @@ import { Logger } from '../shared/cli/log.ts';
 import { printResult } from '../shared/cli/output.ts';
 import { UsageError } from '../shared/cli/errors.ts';
 import { registerSplitCommand } from '../shared/cli/split.ts';
-import { formatEnvironmentCopy, withEnvRegistry } from './envRegistryCli.ts';
+import { ENV_REGISTRY_FLAGS, formatEnvironmentCopy, withEnvRegistry } from './envRegistryCli.ts';
 import { Progress } from '../shared/cli/progress.ts';
-import { positiveInteger, withGitAuth, withJobs, withJson, withNetworkOptions, withPlainHttp, withRegistryAuth } from '../shared/cli/main.ts';
+import { positiveInteger, registryAccess, withGitAuth, withJobs, withJson, withNetworkOptions, withPlainHttp, withRegistryAuth } from '../shared/cli/main.ts';
 
 const BUNDLE_DESCRIPTION = 'The bundle: a file, s3://bucket/key, or the first volume of a split bundle (BUNDLE.000)';
 
@@ -106,12 +106,8 @@ export function registerLoaderCommands(y: Argv): Argv {
           key: argv.key,
           registry: argv.registry,
           mapDepth: argv['map-depth'],
-          username: argv['registry-username'],
-          passwordEnv: argv['registry-password-env'],
-          plainHttp: argv['plain-http'],
+          access: registryAccess(argv),
           caFile: argv['ca-file'],
-          clientCert: argv['client-cert'],
-          clientKey: argv['client-key'],
           s3Endpoint: argv['s3-endpoint'],
           overwriteTags: argv['overwrite-tags'],
           jobs: argv.jobs,
@@ -160,8 +156,9 @@ export function registerLoaderCommands(y: Argv): Argv {
           ),
         ),
       async (argv) => {
-        const [{ promote }, { HttpTransport }] = await Promise.all([import('./gitops/promote.ts'), import('../shared/registry/transport.ts')]);
-        const transport = new HttpTransport({ caFile: argv['ca-file'] });
+        const logger = new Logger({ json: argv.json });
+        const [{ promote }, { summarizedTransport }] = await Promise.all([import('./gitops/promote.ts'), import('../shared/registry/access.ts')]);
+        const net = summarizedTransport(argv['ca-file'], logger);
         try {
           const r = await promote(
             {
@@ -177,27 +174,13 @@ export function registerLoaderCommands(y: Argv): Argv {
               passwordEnv: argv['git-password-env'],
               author: argv['git-author'],
               requireApproval: argv['require-approval'],
-              registry: {
-                username: argv['registry-username'],
-                passwordEnv: argv['registry-password-env'],
-                plainHttp: argv['plain-http'],
-                clientCert: argv['client-cert'],
-                clientKey: argv['client-key'],
-              },
-              ...(argv['env-registry'] === undefined
-                ? {}
-                : {
-                    envRegistry: {
-                      registry: argv['env-registry'],
-                      username: argv['env-registry-username'],
-                      passwordEnv: argv['env-registry-password-env'],
-                      plainHttp: argv['env-registry-plain-http'],
-                    },
-                  }),
+              registry: registryAccess(argv),
+              ...(argv['env-registry'] === undefined ? {} : { envRegistry: { registry: argv['env-registry'], access: registryAccess(argv, ENV_REGISTRY_FLAGS) } }),
+              log: logger,
               jobs: argv.jobs,
               progress: new Progress({ json: argv.json, summaryLine: false }),
             },
-            transport,
+            net.transport,
           );
           const what: Record<typeof r.outcome, string> = {
             created: `created ${r.branch} from ${argv.from} with a starter overlay ${r.path}/overlays/${argv.to}/`,
@@ -213,7 +196,7 @@ export function registerLoaderCommands(y: Argv): Argv {
           };
           printResult('promote', r, argv.json, () => `${r.envRegistry ? formatEnvironmentCopy(r.envRegistry) + '\n' : ''}promote ${r.name} ${r.version}: ${what[r.outcome]}${r.commit ? ` (${r.commit.slice(0, 12)})` : ''}`);
         } finally {
-          await transport.close();
+          await net.close();
         }
       },
     )
@@ -248,30 +231,27 @@ export function registerLoaderCommands(y: Argv): Argv {
         ),
       async (argv) => {
         const json = Boolean(argv.json);
-        const [{ approve }, { HttpTransport }] = await Promise.all([import('./approve.ts'), import('../shared/registry/transport.ts')]);
-        const transport = new HttpTransport({ caFile: argv['ca-file'] });
+        const logger = new Logger({ json });
+        const [{ approve }, { summarizedTransport }] = await Promise.all([import('./approve.ts'), import('../shared/registry/access.ts')]);
+        const net = summarizedTransport(argv['ca-file'], logger);
         try {
           const r = await approve(
             {
               registry: argv.registry,
               key: argv.key,
               password: await keyPassword({ confirm: false }),
-              username: argv['registry-username'],
-              passwordEnv: argv['registry-password-env'],
-              plainHttp: argv['plain-http'],
-              clientCert: argv['client-cert'],
-              clientKey: argv['client-key'],
+              access: registryAccess(argv),
               scanCommand: argv['scan-command'],
               images: argv.image,
               jobs: argv.jobs,
               git: gitOptions(argv),
-              logger: new Logger({ json }),
+              logger,
             },
-            transport,
+            net.transport,
           );
           printResult('approve', r, json, () => `approve ${r.name} ${r.version}: ${r.approvals.length} images approved and signed; recorded in ${r.record}${r.commit ? ` (${r.commit.slice(0, 12)})` : ''}`);
         } finally {
-          await transport.close();
+          await net.close();
         }
       },
     )
@@ -332,12 +312,8 @@ export function registerLoaderCommands(y: Argv): Argv {
         const summary = await takeInventory({
           registry: argv.registry,
           output: argv.output,
-          username: argv['registry-username'],
-          passwordEnv: argv['registry-password-env'],
-          plainHttp: argv['plain-http'],
+          access: registryAccess(argv),
           caFile: argv['ca-file'],
-          clientCert: argv['client-cert'],
-          clientKey: argv['client-key'],
           jobs: argv.jobs,
           pageSize: argv['page-size'],
           fromGit: argv['from-git'] === undefined ? undefined : gitOptions({ ...argv, git: argv['from-git'] }),

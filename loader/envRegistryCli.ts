@@ -2,6 +2,16 @@ import type { Argv } from 'yargs';
 import { UsageError } from '../shared/cli/errors.ts';
 import { formatBytes } from '../shared/cli/progress.ts';
 import type { EnvironmentCopyReport } from './gitops/envRegistry.ts';
+import type { RegistryFlags } from '../shared/registry/access.ts';
+
+/** The flags of the environment registry, as registryAccess reads them. */
+export const ENV_REGISTRY_FLAGS: RegistryFlags = {
+  username: 'env-registry-username',
+  passwordEnv: 'env-registry-password-env',
+  plainHttp: 'env-registry-plain-http',
+  clientCert: 'env-registry-client-cert',
+  clientKey: 'env-registry-client-key',
+};
 
 /** promote's --env-registry flags: the environment's own registry, its credentials and transport. */
 export function withEnvRegistry<T>(y: Argv<T>) {
@@ -23,14 +33,28 @@ export function withEnvRegistry<T>(y: Argv<T>) {
       group: 'Environment registry:',
     })
     .option('env-registry-plain-http', { type: 'boolean', default: false, describe: 'Talk plain HTTP (no TLS) to the environment registry', group: 'Environment registry:' })
+    .option('env-registry-client-cert', {
+      type: 'string',
+      describe: 'Client certificate (PEM) for an environment registry behind mutual TLS, with --env-registry-client-key (default: certs.d/HOST[:PORT]/*.cert, as Docker reads it)',
+      normalize: true,
+      group: 'Environment registry:',
+    })
+    .option('env-registry-client-key', { type: 'string', describe: 'Private key (PEM) of --env-registry-client-cert', normalize: true, group: 'Environment registry:' })
     .check((argv) => {
-      const given = ['env-registry-username', 'env-registry-password-env', 'env-registry-plain-http'].filter((f) => argv[f] !== undefined && argv[f] !== false);
+      const given = ['env-registry-username', 'env-registry-password-env', 'env-registry-plain-http', 'env-registry-client-cert', 'env-registry-client-key'].filter(
+        (f) => argv[f] !== undefined && argv[f] !== false,
+      );
       if (given.length > 0 && argv['env-registry'] === undefined) {
         throw new UsageError(`--${given[0]} goes with --env-registry`, { hint: "add --env-registry HOST[:PORT][/PREFIX], the environment's own registry" });
       }
       if ((argv['env-registry-username'] === undefined) !== (argv['env-registry-password-env'] === undefined)) {
         throw new UsageError('--env-registry-username and --env-registry-password-env go together: give both or neither', {
           hint: '--env-registry-password-env names an environment variable holding the password, e.g. --env-registry-password-env PROD_REGISTRY_PASSWORD',
+        });
+      }
+      if ((argv['env-registry-client-cert'] === undefined) !== (argv['env-registry-client-key'] === undefined)) {
+        throw new UsageError('--env-registry-client-cert and --env-registry-client-key go together: give both or neither', {
+          hint: 'give the certificate and its private key, both PEM files',
         });
       }
       return true;

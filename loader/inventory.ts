@@ -6,10 +6,8 @@ import { INVENTORY_FORMAT_VERSION, writeInventory, type Inventory, type Inventor
 import type { Descriptor } from '../shared/oci/descriptor.ts';
 import { childrenOf, parseManifest, type ParsedManifest } from '../shared/oci/mediatype.ts';
 import { listAllTags, listRepositories } from '../shared/registry/catalog.ts';
+import { registryClient, summarizedTransport, type RegistryAccess } from '../shared/registry/access.ts';
 import { RegistryClient, RegistryHttpError } from '../shared/registry/client.ts';
-import { ClientCertificates } from '../shared/registry/client-certs.ts';
-import { credentialsFor } from '../shared/registry/credentials.ts';
-import { HttpTransport } from '../shared/registry/transport.ts';
 import { readLoadedContent, type GitSource, type LoadedItem } from './gitops/loadedImages.ts';
 import { parseRegistryTarget } from './load.ts';
 
@@ -32,13 +30,9 @@ export interface InventoryOptions {
   /** HOST[:PORT][/PREFIX] */
   registry: string;
   output: string;
-  username?: string;
-  passwordEnv?: string;
-  plainHttp?: boolean;
+  /** Credentials, plain HTTP, client certificate. */
+  access: RegistryAccess;
   caFile?: string;
-  /** Client certificate and key for a registry behind mutual TLS (also from certs.d). */
-  clientCert?: string;
-  clientKey?: string;
   jobs?: number;
   /** Entries per page of the catalog and tag listings. */
   pageSize?: number;
@@ -73,16 +67,9 @@ export async function takeInventory(options: InventoryOptions): Promise<Inventor
   const target = parseRegistryTarget(options.registry);
   const progress = new Progress({ json: options.json, summaryLine: false });
   logger.attachStatusLine(progress);
-  const transport = new HttpTransport({
-    caFile: options.caFile,
-    onRetry: (r) => logger.warn(`retrying ${r.what} in ${r.delayMs} ms: ${r.reason}`),
-    onWarning: (w) => logger.warn(`${w.what}: ${w.warning}`),
-  });
-  const client = new RegistryClient(target.host, transport, {
-    plainHttp: options.plainHttp,
-    clientCertificates: new ClientCertificates({ clientCert: options.clientCert, clientKey: options.clientKey }),
-    credentials: (h) => credentialsFor(h, { username: options.username, passwordEnv: options.passwordEnv, warn: (m) => logger.warn(m) }),
-  });
+  const net = summarizedTransport(options.caFile, logger);
+  const { transport } = net;
+  const client = registryClient(target.host, transport, options.access, logger);
   const walk = new RegistryWalk(client, pLimit(options.jobs ?? 8), progress, logger);
   try {
     let bundle: InventorySummary['bundle'];
@@ -122,7 +109,7 @@ export async function takeInventory(options: InventoryOptions): Promise<Inventor
     throw err;
   } finally {
     logger.attachStatusLine(undefined);
-    await transport.close();
+    await net.close();
   }
 }
 

@@ -186,7 +186,7 @@ async function checkBundle(bytes: BundleBytes, publicKey: KeyObject, target: { h
         scan,
         source,
         registry: { host, prefix, ...(options.mapDepth !== undefined ? { mapDepth: options.mapDepth } : {}) },
-        plainHttp: options.plainHttp,
+        plainHttp: options.access.plainHttp,
         report: {
           bundle: scan.index.name,
           version: scan.index.version,

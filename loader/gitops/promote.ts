@@ -9,9 +9,8 @@ import { authorOf, openRemote } from './commit.ts';
 import { pushWithOptions } from './pushOptions.ts';
 import { pinnedImages } from './pinned.ts';
 import { requireApproval } from './requireApproval.ts';
-import { RegistryClient } from '../../shared/registry/client.ts';
-import { credentialsFor } from '../../shared/registry/credentials.ts';
-import { ClientCertificates } from '../../shared/registry/client-certs.ts';
+import type { RegistryClient } from '../../shared/registry/client.ts';
+import { registryClient, registryClients, type AccessLog, type RegistryAccess } from '../../shared/registry/access.ts';
 import { readPublicKey } from '../../shared/sign/keys.ts';
 import { fetchTip, initRepository, push, putEntry, type GitRemote } from './repo.ts';
 import { reviewPush, type ReviewStyle } from './reviewStyles.ts';
@@ -46,16 +45,17 @@ export interface PromoteOptions {
   author?: string;
   /** --require-approval: the approver's public key (PEM file); every image dev pins must carry its signature. */
   requireApproval?: string;
-  /** How to reach the registry the images are pinned to (for --require-approval). */
-  /** Client certificate and key for mutual TLS with those registries. */
-  registry?: { username?: string; passwordEnv?: string; plainHttp?: boolean; clientCert?: string; clientKey?: string; warn?: (m: string) => void };
+  /** How to reach the registry the images are pinned to (--require-approval, and the source of --env-registry's copy). */
+  registry?: RegistryAccess;
   /**
    * --env-registry HOST[:PORT][/PREFIX]: the environment pulls from its own
    * registry. What it will receive is copied there first (from the registry
    * dev pins, with `registry`'s credentials), and PATH/overlays/ENV/airlock/
    * maps the names (envComponent.ts).
    */
-  envRegistry?: { registry: string; username?: string; passwordEnv?: string; plainHttp?: boolean };
+  envRegistry?: { registry: string; access: RegistryAccess };
+  /** Where warnings go (credential helpers, the copy). */
+  log?: Pick<AccessLog, 'warn'>;
   /** Registry transfers at once (--jobs). */
   jobs?: number;
   /** Progress of the copy into the environment registry. */
@@ -97,7 +97,7 @@ export async function promote(options: PromoteOptions, transport: HttpTransport)
       )
     : undefined;
   const envTarget = options.envRegistry ? parseRegistryTarget(options.envRegistry.registry, '--env-registry') : undefined;
-  const sourceClient = registryClients(options, transport);
+  const sourceClient = registryClients(transport, options.registry ?? {}, options.log ?? SILENT);
   const remote = openRemote(options, transport);
   const author = authorOf(options.author);
   const gitdir = await mkdtemp(join(tmpdir(), 'airlock-promote-'));
@@ -249,24 +249,8 @@ async function addStarterOverlay(gitdir: string, fromTip: string, path: string, 
   return putEntry(gitdir, tree, [...path.split('/').filter(Boolean), 'overlays', ...env.split('/'), 'kustomization.yaml'], { mode: '100644', oid: blob, type: 'blob' });
 }
 
-/** One RegistryClient per host of the registry dev pins (--require-approval, and the copy's source), with --registry-* credentials. */
-function registryClients(options: PromoteOptions, transport: HttpTransport): (host: string) => RegistryClient {
-  const r = options.registry ?? {};
-  const clients = new Map<string, RegistryClient>();
-  const certificates = new ClientCertificates({ clientCert: r.clientCert, clientKey: r.clientKey });
-  return (host) => {
-    let c = clients.get(host);
-    if (!c) {
-      c = new RegistryClient(host, transport, {
-        plainHttp: r.plainHttp,
-        clientCertificates: certificates,
-        credentials: (h) => credentialsFor(h, { username: r.username, passwordEnv: r.passwordEnv, warn: r.warn ?? (() => undefined) }),
-      });
-      clients.set(host, c);
-    }
-    return c;
-  };
-}
+/** Warnings nobody asked for go nowhere. */
+const SILENT = { warn: () => undefined };
 
 /**
  * --env-registry, before anything is committed: an existing environment's
@@ -284,24 +268,16 @@ async function copyEnvironment(
   const e = options.envRegistry;
   if (at.toTip) await checkOverlayUsesComponent(at.gitdir, at.toTip, at.path, options.to, e.registry);
   const plan = await planEnvironment(at.gitdir, at.fromTip, at.path, options.from, target);
-  const targetClient = new RegistryClient(target.host, transport, {
-    plainHttp: e.plainHttp,
-    credentials: (h) =>
-      credentialsFor(h, {
-        username: e.username,
-        passwordEnv: e.passwordEnv,
-        flagNames: { username: '--env-registry-username', passwordEnv: '--env-registry-password-env' },
-        warn: options.registry?.warn ?? (() => undefined),
-      }),
-  });
+  const log = options.log ?? SILENT;
+  const targetClient = registryClient(target.host, transport, e.access, log);
   const progress = options.progress ?? new Progress({ summaryLine: false });
   let report: EnvironmentCopyReport;
   try {
-    report = await copyToEnvironment(plan, { source: sourceClient, target: targetClient }, { jobs: options.jobs, progress, warn: options.registry?.warn ?? (() => undefined) });
+    report = await copyToEnvironment(plan, { source: sourceClient, target: targetClient }, { jobs: options.jobs, progress, warn: (m) => log.warn(m) });
   } finally {
     progress.done();
   }
-  return { report, component: renderComponent(plan, options.to, at, e.plainHttp ?? false) };
+  return { report, component: renderComponent(plan, options.to, at, e.access.plainHttp ?? false) };
 }
 
 /**

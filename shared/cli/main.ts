@@ -11,6 +11,7 @@ import { AirlockError, ExitCode, UsageError } from './errors.ts';
 import { debugEnabled, redact } from './log.ts';
 import { jsonLine } from './output.ts';
 import { DEFAULT_NETWORK_TIMEOUT_SECONDS, setNetworkTimeoutSeconds } from '../net/timeout.ts';
+import type { RegistryAccess, RegistryFlags } from '../registry/access.ts';
 
 // ---------------------------------------------------------------- shutdown
 
@@ -490,6 +491,22 @@ export function withRegistryAuth<T>(y: Argv<T>) {
     })
     .option('client-key', { type: 'string', describe: 'Private key (PEM) of --client-cert', normalize: true, group: 'Registry:' })
     .check((argv) => bothOrNeither(argv, 'registry-username', 'registry-password-env') && bothOrNeither(argv, 'client-cert', 'client-key'));
+}
+
+/** The flags of the registry a command names (withRegistryAuth, withPlainHttp). */
+export const REGISTRY_FLAGS: RegistryFlags = { username: 'registry-username', passwordEnv: 'registry-password-env', plainHttp: 'plain-http', clientCert: 'client-cert', clientKey: 'client-key' };
+
+/** The RegistryAccess the flags give (withRegistryAuth and withPlainHttp's, or another registry's: `flags`). */
+export function registryAccess(argv: Readonly<Record<string, unknown>>, flags: RegistryFlags = REGISTRY_FLAGS): RegistryAccess {
+  const text = (name: string) => (typeof argv[name] === 'string' ? argv[name] : undefined);
+  return {
+    username: text(flags.username),
+    passwordEnv: text(flags.passwordEnv),
+    plainHttp: argv[flags.plainHttp] === true,
+    clientCert: text(flags.clientCert),
+    clientKey: text(flags.clientKey),
+    flags,
+  };
 }
 
 /** --git-username / --git-password-env for git over HTTPS (SSH uses --ssh-key). */

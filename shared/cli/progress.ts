@@ -17,6 +17,7 @@
  */
 import type { StatusLine } from './log.ts';
 import { jsonLine } from './output.ts';
+import { backgroundTimeout, type Cancel, type Schedule } from '../schedule.ts';
 
 export interface ProgressOptions {
   json?: boolean;
@@ -33,8 +34,8 @@ export interface ProgressOptions {
   now?: () => number;
   /** Wall clock for "ts" in JSON (tests). */
   wallClock?: () => Date;
-  /** Schedules the trailing redraw of a throttled update; returns a cancel function (tests). */
-  schedule?: (fn: () => void, ms: number) => () => void;
+  /** Schedules the trailing redraw of a throttled update (tests). */
+  schedule?: Schedule;
 }
 
 export interface Totals {
@@ -125,7 +126,7 @@ export class Progress implements StatusLine {
   private readonly stream: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   private readonly now: () => number;
   private readonly wallClock: () => Date;
-  private readonly schedule: (fn: () => void, ms: number) => () => void;
+  private readonly schedule: Schedule;
 
   private readonly startedAt: number;
   private phaseName = '';
@@ -145,7 +146,7 @@ export class Progress implements StatusLine {
   private lineShown = false;
   /** Milliseconds spent in each phase so far (a phase entered twice adds up). */
   private readonly phaseMs = new Map<string, number>();
-  private cancelTrailing: (() => void) | undefined;
+  private cancelTrailing: Cancel | undefined;
   private finished = false;
 
   constructor(options: ProgressOptions = {}) {
@@ -156,13 +157,7 @@ export class Progress implements StatusLine {
     const start = performance.now();
     this.now = options.now ?? (() => performance.now() - start);
     this.wallClock = options.wallClock ?? (() => new Date());
-    this.schedule =
-      options.schedule ??
-      ((fn, ms) => {
-        const t = setTimeout(fn, ms);
-        t.unref();
-        return () => clearTimeout(t);
-      });
+    this.schedule = options.schedule ?? backgroundTimeout;
     this.startedAt = this.now();
     this.phaseStartedAt = this.startedAt;
   }

@@ -5,22 +5,23 @@
  *
  *   airlock: warning: http://127.0.0.1:5000: connection reset by the server: retried 7 times
  */
+import { backgroundTimeout, type Cancel, type Schedule } from '../schedule.ts';
 
 export const RETRY_SUMMARY_INTERVAL_MS = 5000;
 
 export interface RetrySummaryOptions {
   /** How often counts are written while retries go on. Default 5 s. */
   intervalMs?: number;
-  /** Schedules the next summary; returns a cancel function (tests). */
-  schedule?: (fn: () => void, ms: number) => () => void;
+  /** Schedules the next summary (tests). */
+  schedule?: Schedule;
 }
 
 export class RetrySummary {
   /** "endpoint\0cause" -> retries since the last line. */
   private readonly counts = new Map<string, number>();
   private readonly intervalMs: number;
-  private readonly schedule: (fn: () => void, ms: number) => () => void;
-  private cancelTimer: (() => void) | undefined;
+  private readonly schedule: Schedule;
+  private cancelTimer: Cancel | undefined;
   private total = 0;
 
   /** `report` writes one line (a warning of the logger). */
@@ -29,13 +30,7 @@ export class RetrySummary {
     options: RetrySummaryOptions = {},
   ) {
     this.intervalMs = options.intervalMs ?? RETRY_SUMMARY_INTERVAL_MS;
-    this.schedule =
-      options.schedule ??
-      ((fn, ms) => {
-        const t = setTimeout(fn, ms);
-        t.unref();
-        return () => clearTimeout(t);
-      });
+    this.schedule = options.schedule ?? backgroundTimeout;
   }
 
   /** One retry of a request to `endpoint` (scheme://host:port or a host) for `cause` (words, see net/errors.ts). */

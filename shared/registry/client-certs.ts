@@ -31,6 +31,8 @@ export interface ClientCertOptions {
   registryHost?: string;
   clientCert?: string;
   clientKey?: string;
+  /** The flags named in messages (default --client-cert / --client-key). */
+  flagNames?: { cert: string; key: string };
   /** The certs.d directory; default AIRLOCK_CERTS_D, else /etc/docker/certs.d. */
   certsDir?: string;
 }
@@ -44,16 +46,18 @@ export function certsDir(env: NodeJS.ProcessEnv = process.env): string {
 /** What each host gets, read once per host. */
 export class ClientCertificates {
   private readonly flags: { cert: string; key: string } | undefined;
+  private readonly flagNames: { cert: string; key: string };
   private readonly dir: string;
   private readonly cache = new Map<string, HostTls | undefined>();
 
   constructor(private readonly options: ClientCertOptions = {}) {
+    const names = (this.flagNames = options.flagNames ?? { cert: '--client-cert', key: '--client-key' });
     if ((options.clientCert === undefined) !== (options.clientKey === undefined)) {
-      throw new UsageError('--client-cert and --client-key go together', { hint: 'give the certificate and its private key, both PEM files' });
+      throw new UsageError(`${names.cert} and ${names.key} go together`, { hint: 'give the certificate and its private key, both PEM files' });
     }
     this.flags =
       options.clientCert !== undefined && options.clientKey !== undefined
-        ? { cert: readPem(options.clientCert, '--client-cert', 'CERTIFICATE'), key: readPem(options.clientKey, '--client-key', 'PRIVATE KEY') }
+        ? { cert: readPem(options.clientCert, names.cert, 'CERTIFICATE'), key: readPem(options.clientKey, names.key, 'PRIVATE KEY') }
         : undefined;
     this.dir = options.certsDir ?? certsDir();
   }
@@ -73,7 +77,7 @@ export class ClientCertificates {
   private lookup(host: string, isRegistry: boolean): HostTls | undefined {
     const fromDir = readCertsD(join(this.dir, host));
     if (this.flags && isRegistry && (this.options.registryHost === undefined || withoutDefaultPort(this.options.registryHost) === withoutDefaultPort(host))) {
-      return { ca: fromDir?.ca ?? [], cert: this.flags.cert, key: this.flags.key, source: '--client-cert' };
+      return { ca: fromDir?.ca ?? [], cert: this.flags.cert, key: this.flags.key, source: this.flagNames.cert };
     }
     return fromDir;
   }

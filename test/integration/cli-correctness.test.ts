@@ -1,12 +1,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, statSync, truncateSync, writeFileSync, writeSync, closeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, copyFileSync, existsSync, openSync, readSync, statSync, truncateSync, writeFileSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateKeyPair } from '../../shared/sign/keys.ts';
 import { airlock } from '../helpers/cli.ts';
+import { packedWorld, type PackedWorld } from '../helpers/packed-world.ts';
 import { run } from '../services/exec.ts';
-import { generateImages, pushImages } from '../services/fixtures.ts';
 import { startGitServer, type GitServer } from '../services/gitServer.ts';
 import { startRegistry, type RegistryService } from '../services/registry.ts';
 
@@ -17,53 +15,44 @@ import { startRegistry, type RegistryService } from '../services/registry.ts';
  * disagrees with its index without reading any blob, and load --dry-run --git
  * checks the repository and says what it would commit, pushing nothing.
  */
-const PASSWORD = 'correct horse';
-const env = { AIRLOCK_PASSWORD: PASSWORD, COSIGN_PASSWORD: undefined };
-
 describe('cli correctness', () => {
-  let source: RegistryService;
+  let world: PackedWorld;
   let enclave: RegistryService;
   let server: GitServer;
   let work: string;
   let bundle: string;
-  let mirrors: string[];
 
   before(async () => {
-    work = mkdtempSync(join(tmpdir(), 'airlock-correctness-'));
-    source = await startRegistry();
+    world = await packedWorld({
+      name: 'correctness',
+      password: 'correct horse',
+      images: {
+        seed: 15,
+        baseLayerSize: 50_000,
+        images: [
+          // No platforms: one linux/amd64 manifest, no index.
+          { repository: 'harness/amd-only', tag: '1.0', layers: 2, layerSize: 100_000, sharedBaseLayers: 1 },
+          { repository: 'library/both', tag: '1.0', layers: 1, layerSize: 20_000, platforms: ['linux/amd64', 'linux/arm64'] },
+        ],
+      },
+      manifests: { 'app.yaml': 'apiVersion: v1\nkind: Pod\nmetadata: { name: web }\nspec:\n  containers:\n    - { name: web, image: "docker.io/harness/amd-only:1.0" }\n' },
+      spec: ['name: demo', 'version: 1.0.0', 'images:', '  - docker.io/harness/amd-only:1.0', '  - docker.io/library/both:1.0', 'manifests:', '  - path: ./deploy', ''].join('\n'),
+      bundleName: 'demo.tar',
+      // The tests pack it (--platform).
+      pack: false,
+    });
+    ({ work, bundle } = world);
     enclave = await startRegistry();
     server = await startGitServer();
-    const images = await generateImages({
-      seed: 15,
-      baseLayerSize: 50_000,
-      images: [
-        // No platforms: one linux/amd64 manifest, no index.
-        { repository: 'harness/amd-only', tag: '1.0', layers: 2, layerSize: 100_000, sharedBaseLayers: 1 },
-        { repository: 'library/both', tag: '1.0', layers: 1, layerSize: 20_000, platforms: ['linux/amd64', 'linux/arm64'] },
-      ],
-    });
-    await pushImages(source.url, images);
-    mirrors = ['--registry-mirror', `docker.io=${source.url}`];
-    const pair = generateKeyPair(PASSWORD);
-    writeFileSync(join(work, 'airlock.key'), pair.privateKeyPem, { mode: 0o600 });
-    writeFileSync(join(work, 'airlock.pub'), pair.publicKeyPem);
-    mkdirSync(join(work, 'deploy'));
-    writeFileSync(join(work, 'deploy', 'app.yaml'), 'apiVersion: v1\nkind: Pod\nmetadata: { name: web }\nspec:\n  containers:\n    - { name: web, image: "docker.io/harness/amd-only:1.0" }\n');
-    writeFileSync(
-      join(work, 'airlock.yaml'),
-      ['name: demo', 'version: 1.0.0', 'images:', '  - docker.io/harness/amd-only:1.0', '  - docker.io/library/both:1.0', 'manifests:', '  - path: ./deploy', ''].join('\n'),
-    );
-    bundle = join(work, 'demo.tar');
   });
 
   after(async () => {
-    await source?.stop();
+    await world?.stop();
     await enclave?.stop();
     await server?.stop();
-    rmSync(work, { recursive: true, force: true });
   });
 
-  const pack = (out: string, extra: string[]) => airlock(['pack', '-f', join(work, 'airlock.yaml'), '-o', out, '--key', join(work, 'airlock.key'), ...mirrors, ...extra], { env });
+  const pack = (out: string, extra: string[]) => world.pack(out, extra);
 
   test('--platform linux/arm64 with an amd64-only image: exit 4 naming the image and its platform, no bundle', async () => {
     const out = join(work, 'arm.tar');
@@ -133,7 +122,7 @@ describe('cli correctness', () => {
   describe('load --dry-run --git', () => {
     const load = (extra: string[], password = server.password) =>
       airlock(
-        ['load', bundle, '--key', join(work, 'airlock.pub'), '--registry', enclave.host, '--plain-http', '--ca-file', server.caFile, '--git', server.url('apps'), '--git-username', server.username, '--git-password-env', 'GIT_PW', ...extra],
+        ['load', bundle, '--key', world.pub, '--registry', enclave.host, '--plain-http', '--ca-file', server.caFile, '--git', server.url('apps'), '--git-username', server.username, '--git-password-env', 'GIT_PW', ...extra],
         { env: { GIT_PW: password } },
       );
 

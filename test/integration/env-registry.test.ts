@@ -9,6 +9,8 @@ import { airlock, type CliResult } from '../helpers/cli.ts';
 import { run } from '../services/exec.ts';
 import { generateImages, pushImages } from '../services/fixtures.ts';
 import { startGitServer, type GitServer } from '../services/gitServer.ts';
+import { createTestCA } from '../services/ca.ts';
+import { startMutualTlsFront } from '../services/nginx.ts';
 import { startRegistry, type RegistryService } from '../services/registry.ts';
 import { skopeoFlags } from '../services/skopeo.ts';
 import { kubectl } from '../services/tools.ts';
@@ -221,6 +223,42 @@ describe('promote --env-registry', () => {
     assert.equal(res.code, 4, res.stderr);
     assert.ok(!res.stderr.includes('not the password'), 'no secret printed');
     assert.equal((await server.git('apps', ['rev-parse', 'prod'])).trim(), tip, 'nothing committed');
+  });
+
+  test('an environment registry behind mutual TLS: refused without a client certificate (exit 4, nothing committed), copied with --env-registry-client-cert / --env-registry-client-key', async () => {
+    const pki = await createTestCA(join(work, 'mtls-pki'));
+    const certificate = await pki.issue('promote', [], { client: true });
+    const behind = await startRegistry();
+    mkdirSync(join(work, 'mtls-www'));
+    const front = await startMutualTlsFront({ root: join(work, 'mtls-www'), ca: pki, upstreamPort: behind.port });
+    const cas = join(work, 'mtls-ca.pem');
+    writeFileSync(cas, readFileSync(caFile, 'utf8') + readFileSync(pki.caCert, 'utf8'));
+    const toFront = (extra: string[]) =>
+      airlock(
+        ['promote', '--to', 'secured', '--plain-http', '--git', server.url('apps'), '--ca-file', cas, '--git-username', server.username, '--git-password-env', 'GIT_PW', '--env-registry', front.host, ...extra],
+        { env: { ...env(), AIRLOCK_CERTS_D: join(work, 'no-certs.d') } },
+      );
+    try {
+      const refused = await toFront([]);
+      assert.equal(refused.code, 4, refused.stderr);
+      assert.match(refused.stderr, /client certificate/);
+      assert.equal((await server.git('apps', ['branch', '--list', 'secured'])).trim(), '', 'nothing committed');
+
+      const half = await toFront(['--env-registry-client-cert', certificate.cert]);
+      assert.equal(half.code, 2, half.stderr);
+      assert.match(half.stderr, /--env-registry-client-cert and --env-registry-client-key go together/);
+
+      const copied = await toFront(['--env-registry-client-cert', certificate.cert, '--env-registry-client-key', certificate.key, '--json']);
+      assert.equal(copied.code, 0, copied.stderr);
+      const result = JSON.parse(copied.stdout.trim().split('\n').at(-1)!) as { outcome: string; envRegistry: Record<string, number> };
+      assert.equal(result.outcome, 'created');
+      assert.equal(result.envRegistry.copied, 2);
+      const tags = await fetch(`${behind.url}/v2/library/nginx/tags/list`).then((r) => r.json() as Promise<{ tags: string[] }>);
+      assert.ok(tags.tags.length > 0, 'nginx is in the registry behind the front');
+    } finally {
+      await front.stop();
+      await behind.stop();
+    }
   });
 });
 

@@ -1,29 +1,25 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateKeyPair } from '../../shared/sign/keys.ts';
 import { RegistryClient } from '../../shared/registry/client.ts';
 import { HttpTransport } from '../../shared/registry/transport.ts';
 import { airlock, type CliResult } from '../helpers/cli.ts';
+import { packedWorld, type PackedWorld } from '../helpers/packed-world.ts';
 import { createTestCA, type TestCA } from '../services/ca.ts';
-import { generateImages, pushImages, type SyntheticImage } from '../services/fixtures.ts';
-import { startNginx, type NginxService } from '../services/nginx.ts';
+import type { SyntheticImage } from '../services/fixtures.ts';
+import { startMutualTlsFront, type NginxService } from '../services/nginx.ts';
 import { startRegistry, type RegistryService } from '../services/registry.ts';
 
 /**
  * An enclave registry behind mutual TLS: a real nginx with
- * `ssl_verify_client on` (nginx's ngx_http_ssl_module: a request without a
- * client certificate gets "400 No required SSL certificate was sent") in
- * front of a real Docker distribution. airlock presents a certificate given
+ * `ssl_verify_client on` in front of a real Docker distribution
+ * (startMutualTlsFront). airlock presents a certificate given
  * with --client-cert / --client-key, or found where Docker looks
  * (certs.d/HOST:PORT/client.cert and client.key; AIRLOCK_CERTS_D moves it).
  */
-const PASSWORD = 'mtls test';
-
 describe('registries behind mutual TLS', () => {
-  let source: RegistryService;
+  let world: PackedWorld;
   let enclave: RegistryService;
   let front: NginxService;
   let ca: TestCA;
@@ -33,50 +29,29 @@ describe('registries behind mutual TLS', () => {
   let images: SyntheticImage[];
 
   before(async () => {
-    work = mkdtempSync(join(tmpdir(), 'airlock-mtls-'));
-    source = await startRegistry();
+    world = await packedWorld({
+      name: 'mtls',
+      password: 'mtls test',
+      images: { seed: 5, images: [{ repository: 'harness/gateway', tag: '2.0', layers: 2, layerSize: 20_000 }] },
+      spec: 'name: demo\nversion: 1.0.0\nimages:\n  - harness/gateway:2.0\n',
+      bundleName: 'demo.tar',
+    });
+    ({ work, bundle, images } = world);
     enclave = await startRegistry();
-    images = await generateImages({ seed: 5, images: [{ repository: 'harness/gateway', tag: '2.0', layers: 2, layerSize: 20_000 }] });
-    await pushImages(source.url, images);
     ca = await createTestCA(join(work, 'pki'));
     client = await ca.issue('enclave-loader', [], { client: true });
     mkdirSync(join(work, 'www'));
-    front = await startNginx({
-      root: join(work, 'www'),
-      tls: ca,
-      locations: [
-        `    ssl_client_certificate ${ca.caCert};`,
-        '    ssl_verify_client on;',
-        '    client_max_body_size 0;',
-        '    location /v2/ {',
-        `      proxy_pass http://127.0.0.1:${enclave.port};`,
-        '      proxy_set_header Host $http_host;',
-        '      proxy_set_header X-Forwarded-Proto https;',
-        '      proxy_request_buffering off;',
-        '      proxy_buffering off;',
-        '    }',
-      ],
-    });
-    const pair = generateKeyPair(PASSWORD);
-    writeFileSync(join(work, 'airlock.key'), pair.privateKeyPem, { mode: 0o600 });
-    writeFileSync(join(work, 'airlock.pub'), pair.publicKeyPem);
-    writeFileSync(join(work, 'airlock.yaml'), 'name: demo\nversion: 1.0.0\nimages:\n  - harness/gateway:2.0\n');
-    bundle = join(work, 'demo.tar');
-    const packed = await airlock(['pack', '-f', join(work, 'airlock.yaml'), '-o', bundle, '--key', join(work, 'airlock.key'), '--registry-mirror', `docker.io=${source.url}`], {
-      env: { AIRLOCK_PASSWORD: PASSWORD },
-    });
-    assert.equal(packed.code, 0, packed.stderr);
+    front = await startMutualTlsFront({ root: join(work, 'www'), ca, upstreamPort: enclave.port });
   });
 
   after(async () => {
     await front?.stop();
     await enclave?.stop();
-    await source?.stop();
-    rmSync(work, { recursive: true, force: true });
+    await world?.stop();
   });
 
   const load = (registry: string, extra: string[], env: Record<string, string> = {}): Promise<CliResult> =>
-    airlock(['load', bundle, '--key', join(work, 'airlock.pub'), '--registry', registry, ...extra], { env: { AIRLOCK_CERTS_D: join(work, 'no-certs.d'), ...env } });
+    airlock(['load', bundle, '--key', world.pub, '--registry', registry, ...extra], { env: { AIRLOCK_CERTS_D: join(work, 'no-certs.d'), ...env } });
 
   async function digestIn(repository: string): Promise<string | undefined> {
     const transport = new HttpTransport({ proxy: {} });

@@ -1,15 +1,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateKeyPair } from '../../shared/sign/keys.ts';
 import { RegistryClient } from '../../shared/registry/client.ts';
 import { HttpTransport } from '../../shared/registry/transport.ts';
 import { childrenOf, isManifestOrIndex, parseManifest } from '../../shared/oci/mediatype.ts';
 import { airlock } from '../helpers/cli.ts';
 import { walk } from '../helpers/hostile.ts';
-import { generateImages, pushImages, type SyntheticImage } from '../services/fixtures.ts';
+import { packedWorld, type PackedWorld } from '../helpers/packed-world.ts';
+import type { SyntheticImage } from '../services/fixtures.ts';
 import { startQuirkProxy } from '../services/quirkProxy.ts';
 import { startRegistry, type RegistryService } from '../services/registry.ts';
 
@@ -24,45 +23,32 @@ import { startRegistry, type RegistryService } from '../services/registry.ts';
  * the registry refuses when blobs it references are gone
  * (MANIFEST_BLOB_UNKNOWN): load then pushes again what vanished and tags again.
  */
-const PASSWORD = 'gc test';
-
 describe('long loads and garbage collection', () => {
-  let source: RegistryService;
-  let work: string;
+  let world: PackedWorld;
   let bundle: string;
   let images: SyntheticImage[];
 
   before(async () => {
-    work = mkdtempSync(join(tmpdir(), 'airlock-gc-'));
-    source = await startRegistry();
-    images = await generateImages({
-      seed: 77,
-      images: [
-        { repository: 'harness/ng-manager', tag: '1.0', layers: 3, layerSize: 1_000_000 },
-        { repository: 'harness/gateway', tag: '2.0', layers: 2, layerSize: 5_000 },
-        { repository: 'library/pause', tag: '3.9', layers: 1, layerSize: 5_000, platforms: ['linux/amd64', 'linux/arm64'] },
-      ],
+    world = await packedWorld({
+      name: 'gc',
+      password: 'gc test',
+      images: {
+        seed: 77,
+        images: [
+          { repository: 'harness/ng-manager', tag: '1.0', layers: 3, layerSize: 1_000_000 },
+          { repository: 'harness/gateway', tag: '2.0', layers: 2, layerSize: 5_000 },
+          { repository: 'library/pause', tag: '3.9', layers: 1, layerSize: 5_000, platforms: ['linux/amd64', 'linux/arm64'] },
+        ],
+      },
+      manifests: { 'notes.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  text: "the last entry of the bundle"\n' },
+      spec: 'name: harness\nversion: 1.0.0\nimages:\n  - harness/ng-manager:1.0\n  - harness/gateway:2.0\n  - pause:3.9\nmanifests:\n  - path: ./deploy\n',
+      bundleName: 'harness.tar',
     });
-    await pushImages(source.url, images);
-    const pair = generateKeyPair(PASSWORD);
-    writeFileSync(join(work, 'airlock.key'), pair.privateKeyPem, { mode: 0o600 });
-    writeFileSync(join(work, 'airlock.pub'), pair.publicKeyPem);
-    mkdirSync(join(work, 'deploy'));
-    writeFileSync(join(work, 'deploy', 'notes.yaml'), 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  text: "the last entry of the bundle"\n');
-    writeFileSync(
-      join(work, 'airlock.yaml'),
-      'name: harness\nversion: 1.0.0\nimages:\n  - harness/ng-manager:1.0\n  - harness/gateway:2.0\n  - pause:3.9\nmanifests:\n  - path: ./deploy\n',
-    );
-    bundle = join(work, 'harness.tar');
-    const packed = await airlock(['pack', '-f', join(work, 'airlock.yaml'), '-o', bundle, '--key', join(work, 'airlock.key'), '--registry-mirror', `docker.io=${source.url}`], {
-      env: { AIRLOCK_PASSWORD: PASSWORD },
-    });
-    assert.equal(packed.code, 0, packed.stderr);
+    ({ bundle, images } = world);
   });
 
   after(async () => {
-    await source?.stop();
-    rmSync(work, { recursive: true, force: true });
+    await world?.stop();
   });
 
   /** The tag points at `digest`, and every manifest and blob under it is in the repository. */
@@ -108,7 +94,7 @@ describe('long loads and garbage collection', () => {
       });
       // A slow link for the large image: its layers commit late, whatever the machine's speed.
       front.add({ name: 'slow commits of the large layers', method: 'PUT', path: /\/v2\/harness\/ng-manager\/blobs\/uploads\//, before: () => new Promise((r) => setTimeout(r, 1500)) });
-      const res = await airlock(['load', bundle, '--key', join(work, 'airlock.pub'), '--registry', front.host, '--plain-http', '--jobs', '8']);
+      const res = await airlock(['load', bundle, '--key', world.pub, '--registry', front.host, '--plain-http', '--jobs', '8']);
       assert.equal(res.code, 0, res.stderr);
       assert.match(res.stderr, new RegExp(`1 manifest vanished from the registry during the load .* went again: ${front.host}/harness/gateway@${gateway.digest}`));
       for (const img of images) await assertComplete(target, img.repository, img.tag, img.digest);
@@ -152,7 +138,7 @@ describe('long loads and garbage collection', () => {
           assert.equal(res.status, 202);
         },
       });
-      const res = await airlock(['load', bundle, '--key', join(work, 'airlock.pub'), '--registry', front.host, '--plain-http']);
+      const res = await airlock(['load', bundle, '--key', world.pub, '--registry', front.host, '--plain-http']);
       assert.equal(res.code, 0, res.stderr);
       assert.match(res.stderr, new RegExp(`1 manifest vanished from the registry during the load .* went again: ${front.host}/library/pause@${child.digest}`));
       const pauseTags = front.log.filter((e) => e.method === 'PUT' && e.url === `/v2/library/pause/manifests/${pause.tag}`);
@@ -170,9 +156,9 @@ describe('long loads and garbage collection', () => {
       const tar = readFileSync(bundle);
       const entry = walk(tar).entries.find((e) => e.path === 'manifests/deploy/notes.yaml')!;
       tar[entry.dataAt + 10] = tar[entry.dataAt + 10]! ^ 0x20;
-      const bad = join(work, 'corrupted.tar');
+      const bad = join(world.work, 'corrupted.tar');
       writeFileSync(bad, tar);
-      const res = await airlock(['load', bad, '--key', join(work, 'airlock.pub'), '--registry', target.host, '--plain-http']);
+      const res = await airlock(['load', bad, '--key', world.pub, '--registry', target.host, '--plain-http']);
       assert.equal(res.code, 3, res.stderr);
       assert.match(res.stderr, /manifests\/deploy\/notes\.yaml/);
       assert.deepEqual(await target.requests(/^PUT \/v2\/.*\/manifests\/(?!sha256:)/), [], 'no tag');

@@ -1,11 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { generateKeyPair } from '../../shared/sign/keys.ts';
 import { airlock, type CliResult } from '../helpers/cli.ts';
-import { generateImages, pushImages, type SyntheticImage } from '../services/fixtures.ts';
+import { packedWorld, type PackedWorld } from '../helpers/packed-world.ts';
+import type { SyntheticImage } from '../services/fixtures.ts';
 import { startRegistry, type RegistryService } from '../services/registry.ts';
 import { startGitServer, type GitServer } from '../services/gitServer.ts';
 import { RegistryClient } from '../../shared/registry/client.ts';
@@ -22,53 +19,40 @@ import { HttpTransport } from '../../shared/registry/transport.ts';
  *   two levels (GitLab docs, "Naming convention for your container images":
  *   up to three levels of image repository names).
  */
-const PASSWORD = 'names test';
-
 describe('enclave names registries refuse', () => {
-  let source: RegistryService;
-  let work: string;
+  let world: PackedWorld;
   let bundle: string;
   let images: SyntheticImage[];
 
   before(async () => {
-    work = mkdtempSync(join(tmpdir(), 'airlock-names-'));
-    source = await startRegistry();
-    images = await generateImages({
-      seed: 41,
-      images: [
-        { repository: 'library/nginx', tag: '1.25', layers: 1, layerSize: 5_000 },
-        { repository: 'harness/gateway', tag: '2.0', layers: 1, layerSize: 5_000 },
-        { repository: 'harness/tools/upgrader', tag: '1.0', layers: 1, layerSize: 5_000 },
-      ],
+    world = await packedWorld({
+      name: 'names',
+      password: 'names test',
+      images: {
+        seed: 41,
+        images: [
+          { repository: 'library/nginx', tag: '1.25', layers: 1, layerSize: 5_000 },
+          { repository: 'harness/gateway', tag: '2.0', layers: 1, layerSize: 5_000 },
+          { repository: 'harness/tools/upgrader', tag: '1.0', layers: 1, layerSize: 5_000 },
+        ],
+      },
+      manifests: {
+        'upgrader.yaml':
+          'apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: upgrader\nspec:\n  template:\n    spec:\n      containers:\n        - name: upgrader\n          image: harness/tools/upgrader:1.0\n',
+      },
+      spec: 'name: harness\nversion: 1.0.0\nimages:\n  - nginx:1.25\n  - harness/gateway:2.0\n  - harness/tools/upgrader:1.0\nmanifests:\n  - path: ./deploy\n',
+      bundleName: 'harness.tar',
     });
-    await pushImages(source.url, images);
-    const pair = generateKeyPair(PASSWORD);
-    writeFileSync(join(work, 'airlock.key'), pair.privateKeyPem, { mode: 0o600 });
-    writeFileSync(join(work, 'airlock.pub'), pair.publicKeyPem);
-    mkdirSync(join(work, 'deploy'));
-    writeFileSync(
-      join(work, 'deploy', 'upgrader.yaml'),
-      'apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: upgrader\nspec:\n  template:\n    spec:\n      containers:\n        - name: upgrader\n          image: harness/tools/upgrader:1.0\n',
-    );
-    writeFileSync(
-      join(work, 'airlock.yaml'),
-      'name: harness\nversion: 1.0.0\nimages:\n  - nginx:1.25\n  - harness/gateway:2.0\n  - harness/tools/upgrader:1.0\nmanifests:\n  - path: ./deploy\n',
-    );
-    bundle = join(work, 'harness.tar');
-    const packed = await airlock(['pack', '-f', join(work, 'airlock.yaml'), '-o', bundle, '--key', join(work, 'airlock.key'), '--registry-mirror', `docker.io=${source.url}`], {
-      env: { AIRLOCK_PASSWORD: PASSWORD },
-    });
-    assert.equal(packed.code, 0, packed.stderr);
+    ({ bundle, images } = world);
   });
 
   after(async () => {
-    await source?.stop();
-    rmSync(work, { recursive: true, force: true });
+    await world?.stop();
   });
 
   const load = (target: RegistryService, registry: string, extra: string[] = []): Promise<CliResult> =>
     airlock(
-      ['load', bundle, '--key', join(work, 'airlock.pub'), '--registry', registry, '--plain-http', '--registry-username', target.username!, '--registry-password-env', 'ENCLAVE_PW', ...extra],
+      ['load', bundle, '--key', world.pub, '--registry', registry, '--plain-http', '--registry-username', target.username!, '--registry-password-env', 'ENCLAVE_PW', ...extra],
       { env: { ENCLAVE_PW: target.password, GIT_PW: undefined } },
     );
 
@@ -127,7 +111,7 @@ describe('enclave names registries refuse', () => {
       await git.createRepo('apps', { files: { 'README.md': 'apps\n' } });
       const res = await airlock(
         [
-          'load', bundle, '--key', join(work, 'airlock.pub'), '--registry', `${target.host}/group/project`, '--plain-http', '--map-depth', '2',
+          'load', bundle, '--key', world.pub, '--registry', `${target.host}/group/project`, '--plain-http', '--map-depth', '2',
           '--registry-username', target.username!, '--registry-password-env', 'ENCLAVE_PW',
           '--git', git.url('apps'), '--ca-file', git.caFile, '--git-username', git.username, '--git-password-env', 'GIT_PW', '--json',
         ],

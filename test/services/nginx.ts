@@ -171,3 +171,36 @@ export interface StaticServerOptions {
 export function startStaticServer(opts: StaticServerOptions): Promise<NginxService> {
   return startNginx({ root: opts.root, ...(opts.tls ? { tls: opts.tls } : {}) });
 }
+
+export interface MutualTlsFrontOptions {
+  /** Directory nginx serves at / (nothing of it is used). */
+  root: string;
+  /** Issues the server certificate, and is the only CA whose client certificates nginx accepts. */
+  ca: TestCA;
+  /** The registry behind it, on 127.0.0.1 (plain HTTP). */
+  upstreamPort: number;
+}
+
+/**
+ * A registry behind mutual TLS: nginx with `ssl_verify_client on` (a request
+ * without a client certificate of `ca` gets "400 No required SSL certificate
+ * was sent", ngx_http_ssl_module) proxying /v2/ to the registry, streaming.
+ */
+export function startMutualTlsFront(opts: MutualTlsFrontOptions): Promise<NginxService> {
+  return startNginx({
+    root: opts.root,
+    tls: opts.ca,
+    locations: [
+      `    ssl_client_certificate ${opts.ca.caCert};`,
+      '    ssl_verify_client on;',
+      '    client_max_body_size 0;',
+      '    location /v2/ {',
+      `      proxy_pass http://127.0.0.1:${opts.upstreamPort};`,
+      '      proxy_set_header Host $http_host;',
+      '      proxy_set_header X-Forwarded-Proto https;',
+      '      proxy_request_buffering off;',
+      '      proxy_buffering off;',
+      '    }',
+    ],
+  });
+}

@@ -1,11 +1,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPair } from '../../shared/sign/keys.ts';
 import { airlock } from '../helpers/cli.ts';
+import { fill, mountTmpfs as mountTmpfsOn, resizeTmpfs, unmountTmpfs } from '../helpers/tmpfs.ts';
 import { run } from '../services/exec.ts';
 import { startFaultProxy } from '../services/faultProxy.ts';
 import { generateImages, pushImages, type SyntheticImage } from '../services/fixtures.ts';
@@ -21,29 +22,13 @@ import { skopeoFlags } from '../services/skopeo.ts';
 const PASSWORD = 'disk test';
 const env = { AIRLOCK_PASSWORD: PASSWORD, COSIGN_PASSWORD: undefined };
 
+const MiB = 1024 * 1024;
+
 /** Mount a tmpfs of `mib` MiB on a new folder; undefined when mounting is not permitted here. */
 function mountTmpfs(parent: string, name: string, mib: number): string | undefined {
   const dir = join(parent, name);
   mkdirSync(dir);
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${mib}m`, 'tmpfs', dir], { stdio: 'pipe' });
-    return dir;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Write zeros until the file system is full (ENOSPC). */
-function fill(dir: string): void {
-  const fd = openSync(join(dir, 'filler'), 'w');
-  const chunk = Buffer.alloc(64 * 1024);
-  try {
-    for (;;) writeSync(fd, chunk);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-  } finally {
-    closeSync(fd);
-  }
+  return mountTmpfsOn(dir, mib * MiB) ? dir : undefined;
 }
 
 describe('full disks', () => {
@@ -180,22 +165,19 @@ describe('full disks', () => {
   /** A registry whose storage is a tmpfs of `mib` MiB; undefined when mounting is not permitted here. */
   async function registryOnTmpfs(mib: number): Promise<{ target: RegistryService; stop(): Promise<void> } | undefined> {
     const target = await startRegistry();
-    try {
-      execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${mib}m`, 'tmpfs', target.dataDir], { stdio: 'pipe' });
-    } catch {
+    if (!mountTmpfsOn(target.dataDir, mib * MiB)) {
       await target.stop();
       return undefined;
     }
     return {
       target,
       async stop() {
-        // Lazily: the registry still holds files there until it stops.
-        execFileSync('umount', ['-l', target.dataDir]);
+        unmountTmpfs(target.dataDir);
         await target.stop();
       },
     };
   }
-  const makeRoom = (target: RegistryService) => execFileSync('mount', ['-o', 'remount,size=64m', target.dataDir]);
+  const makeRoom = (target: RegistryService) => resizeTmpfs(target.dataDir, 64 * MiB);
 
   test('a registry whose storage fills during a load: exit 4 naming the registry and its answer; with room, the rerun completes', async (t) => {
     const on = await registryOnTmpfs(2);

@@ -82,7 +82,8 @@ export async function crafted(world: World, target: RegistryService, bundle: Buf
   const t = tally('crafted hostile bundles');
   const entries = walk(bundle).entries;
   const blob = (prefix: string) => entries.find((e) => e.path.startsWith('oci/blobs/') && e.size > 0 && bundle.subarray(e.dataAt, e.dataAt + 1).toString() === prefix)?.path;
-  const variants = hostileCases(bundle, { victim: 'manifests/deploy/app.yaml', config: blob('{'), layer: blob('\x1f') });
+  const victim = entries.find((e) => e.path.startsWith('manifests/') && e.size > 0)!.path;
+  const variants = hostileCases(bundle, { victim, config: blob('{'), layer: blob('\x1f') });
   await refuseAll(world, target, t, variants, jobs);
   return t;
 }

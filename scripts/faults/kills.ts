@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import pLimit from 'p-limit';
 import type { GitServer } from '../../test/services/gitServer.ts';
 import type { RegistryService } from '../../test/services/registry.ts';
 import type { S3Service } from '../../test/services/s3.ts';
@@ -25,6 +26,9 @@ export interface KillCase {
   afterRerun(trial: number, rerun: Run): Promise<string[]>;
 }
 
+/** Trials of one scenario running at once: each has state of its own, and the machine has 2 cores. */
+const TRIAL_JOBS = 2;
+
 export async function killCampaign(c: KillCase, seed: number): Promise<Tally> {
   const t = tally(c.scenario);
   const started = performance.now();
@@ -32,26 +36,28 @@ export async function killCampaign(c: KillCase, seed: number): Promise<Tally> {
   const measured = await airlock(await c.prepare(-1), { env: c.env });
   if (measured.code !== 0) throw new Error(`${c.scenario}: the measuring run failed: ${said(measured)}`);
   const random = seeded(seed);
-  for (let i = 0; i < c.trials; i++) {
-    const args = await c.prepare(i);
-    const killAfterMs = Math.floor(random() * measured.ms);
-    const what = `seed ${seed}, trial ${i}, killed after ${killAfterMs} ms`;
-    t.trials++;
-    const killed = await airlock(args, { env: c.env, killAfterMs });
-    if (killed.signal !== 'SIGKILL' && killed.code !== 0) violation(t, `${what}: the killed run failed on its own: ${said(killed)}`);
-    const broken = await c.afterKill(i);
-    for (const b of broken) violation(t, `${what}: after the kill: ${b}`);
-    const rerun = await airlock(args, { env: c.env });
-    if (rerun.code !== 0) {
-      violation(t, `${what}: the rerun ${said(rerun)}`, true);
-      continue;
-    }
-    const wrong = await c.afterRerun(i, rerun);
-    for (const w of wrong) violation(t, `${what}: after the rerun: ${w}`, true);
-    if (wrong.length === 0) t.completed++;
-  }
+  const delays = Array.from({ length: c.trials }, () => Math.floor(random() * measured.ms));
+  const limit = pLimit(TRIAL_JOBS);
+  await Promise.all(delays.map((killAfterMs, i) => limit(() => killTrial(c, t, i, `seed ${seed}, trial ${i}, killed after ${killAfterMs} ms`, killAfterMs))));
   t.seconds = (performance.now() - started) / 1000;
   return t;
+}
+
+async function killTrial(c: KillCase, t: Tally, i: number, what: string, killAfterMs: number): Promise<void> {
+  const args = await c.prepare(i);
+  t.trials++;
+  const killed = await airlock(args, { env: c.env, killAfterMs });
+  if (killed.signal !== 'SIGKILL' && killed.code !== 0) violation(t, `${what}: the killed run failed on its own: ${said(killed)}`);
+  const broken = await c.afterKill(i);
+  for (const b of broken) violation(t, `${what}: after the kill: ${b}`);
+  const rerun = await airlock(args, { env: c.env });
+  if (rerun.code !== 0) {
+    violation(t, `${what}: the rerun ${said(rerun)}`, true);
+    return;
+  }
+  const wrong = await c.afterRerun(i, rerun);
+  for (const w of wrong) violation(t, `${what}: after the rerun: ${w}`, true);
+  if (wrong.length === 0) t.completed++;
 }
 
 /** `repo:tag` -> digest a complete load of the bundle under `prefix` gives, from a reference load's report. */
@@ -192,9 +198,12 @@ export async function promoteKills(world: World, target: RegistryService, git: G
   const gitArgs = (i: number) => ['--ca-file', git.caFile, '--git', git.url(repo(i)), '--git-username', git.username, '--git-password-env', 'GIT_PW'];
   const env = { GIT_PW: git.password, GIT_SSL_CAINFO: git.caFile };
   const devs = new Map<number, string | undefined>();
+  // The images once; each trial's load then writes only its repository (--skip-images).
+  const images = await airlock(['load', bundle, '--key', world.pub, '--registry', `${target.host}/kill-promote`, '--plain-http']);
+  if (images.code !== 0) throw new Error(`promote: the load of the images failed: ${said(images)}`);
   const prepare = async (i: number) => {
     await git.createRepo(repo(i), { branch: 'main', files: { 'README.md': 'enclave apps\n' } });
-    const loaded = await airlock(['load', bundle, '--key', world.pub, '--registry', `${target.host}/kill-git`, '--plain-http', '--skip-images', ...gitArgs(i)], { env });
+    const loaded = await airlock(['load', bundle, '--key', world.pub, '--registry', `${target.host}/kill-promote`, '--plain-http', '--skip-images', ...gitArgs(i)], { env });
     if (loaded.code !== 0) throw new Error(`promote: the load before it failed: ${said(loaded)}`);
     devs.set(i, await branchTree(git, repo(i), 'dev'));
     return ['promote', '--to', 'prod', ...gitArgs(i)];

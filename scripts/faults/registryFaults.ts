@@ -57,18 +57,25 @@ export async function registryRestarts(world: World, target: RegistryService, bu
   });
 }
 
-/** Through a fault proxy: a storm of 503s, or connections dropped part way through blob bodies. */
+/**
+ * Through a fault proxy: storms of 503s and of 429s (with Retry-After), connections dropped part
+ * way through blob bodies, and a registry that stops reading an upload and never answers (the
+ * load's --timeout notices it).
+ */
 export async function proxyFaults(world: World, target: RegistryService, bundle: string, expected: Expected, trials: number): Promise<Tally[]> {
   const proxy: FaultProxy = await startFaultProxy({ host: '127.0.0.1', port: target.port });
   try {
-    const run = (scenario: string, inject: () => void) =>
-      disruptedLoads(scenario, trials, target, `127.0.0.1:${proxy.port}`, expected, loadArgs(world, bundle), async () => {
+    const run = (scenario: string, inject: () => void, extra: string[] = []) =>
+      disruptedLoads(scenario, trials, target, `127.0.0.1:${proxy.port}`, expected, (registry) => [...loadArgs(world, bundle)(registry), ...extra], async () => {
         proxy.clearFaults();
         inject();
       }, () => proxy.clearFaults());
-    const storm = await run('503 storm (30 requests in a row)', () => proxy.addFault({ match: /./, times: 30, kind: 'status', status: 503 }));
-    const drops = await run('connections dropped after 64 KB (20 blob transfers)', () => proxy.addFault({ match: /\/blobs\//, times: 20, kind: 'drop-after-bytes', bytes: 64 * 1024 }));
-    return [storm, drops];
+    return [
+      await run('503 storm (30 requests in a row)', () => proxy.addFault({ match: /./, times: 30, kind: 'status', status: 503 })),
+      await run('429 storm, Retry-After 1 (30 requests in a row)', () => proxy.addFault({ match: /./, times: 30, kind: 'status', status: 429, retryAfterSeconds: 1 })),
+      await run('connections dropped after 64 KB (20 blob transfers)', () => proxy.addFault({ match: /\/blobs\//, times: 20, kind: 'drop-after-bytes', bytes: 64 * 1024 })),
+      await run('registry stops reading mid-upload (load --timeout 2)', () => proxy.addFault({ match: /^(PATCH|PUT) \/v2\/.*\/blobs\/uploads\//, times: 2, kind: 'hang-request-after-bytes', bytes: 100_000 }), ['--timeout', '2']),
+    ];
   } finally {
     await proxy.stop();
   }

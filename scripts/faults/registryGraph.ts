@@ -36,7 +36,7 @@ export async function repositories(registryUrl: string, prefix: string): Promise
 }
 
 /** What is wrong with the graph of `repo`@`reference` (empty: complete). */
-async function graphProblems(registryUrl: string, repo: string, reference: string): Promise<string[]> {
+export async function graphProblems(registryUrl: string, repo: string, reference: string): Promise<string[]> {
   const got = await getJson<Manifest>(`${registryUrl}/v2/${repo}/manifests/${reference}`);
   if (got.status !== 200 || !got.body) return [`${repo}@${reference}: manifest answers ${got.status}`];
   const problems: string[] = [];

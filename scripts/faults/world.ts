@@ -28,8 +28,6 @@ export async function startWorld(): Promise<World> {
   const pub = join(work, 'airlock.pub');
   writeFileSync(key, pair.privateKeyPem, { mode: 0o600 });
   writeFileSync(pub, pair.publicKeyPem);
-  mkdirSync(join(work, 'deploy'));
-  writeFileSync(join(work, 'deploy', 'app.yaml'), 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: demo\n');
   let seed = 16;
   return {
     work,
@@ -41,10 +39,30 @@ export async function startWorld(): Promise<World> {
       await pushImages(source.url, await generateImages({ seed: seed++, baseLayerSize: images[0]!.layerSize, images }));
       const file = join(work, `${name}.yaml`);
       const list = images.map((i) => `  - ${i.repository}:${i.tag}`).join('\n');
-      writeFileSync(file, `name: ${name}\nversion: 1.0.0\nimages:\n${list}\nmanifests:\n  - path: deploy\n`);
+      // A Deployment per image, so that a load --git pins each (what approve signs).
+      mkdirSync(join(work, `deploy-${name}`));
+      writeFileSync(join(work, `deploy-${name}`, 'app.yaml'), [NAMESPACE, ...images.map(deployment)].join('---\n'));
+      writeFileSync(file, `name: ${name}\nversion: 1.0.0\nimages:\n${list}\nmanifests:\n  - path: deploy-${name}\n`);
       return file;
     },
   };
+}
+
+const NAMESPACE = 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: demo\n';
+
+function deployment(image: ImageSpec): string {
+  const name = image.repository.split('/').pop()!;
+  return [
+    'apiVersion: apps/v1',
+    'kind: Deployment',
+    `metadata: {name: ${name}, namespace: demo}`,
+    'spec:',
+    `  selector: {matchLabels: {app: ${name}}}`,
+    '  template:',
+    `    metadata: {labels: {app: ${name}}}`,
+    `    spec: {containers: [{name: ${name}, image: "${image.repository}:${image.tag}"}]}`,
+    '',
+  ].join('\n');
 }
 
 /** Pack a bundle once (the reference every trial is compared with). */

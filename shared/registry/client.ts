@@ -12,6 +12,7 @@ import { describeNetworkFailure } from '../net/errors.ts';
 import { DEFAULT_RETRY, isRetryableNetworkError, retryDelayMs, sleep, type RetryPolicy } from './retry.ts';
 import { header, HttpTransport, mutualTlsHint, type HttpHeaders, type HttpResponse, type TransportOptions } from './transport.ts';
 import type { ClientCertificates, HostTls } from './client-certs.ts';
+import { damagedStorageHint, isInternalStorageFailure } from './stored-link.ts';
 
 /**
  * A client for one registry host speaking the OCI distribution API
@@ -126,6 +127,8 @@ export class RegistryClient {
   /** Anonymous authentication for the other hosts redirects lead to (registry.k8s.io -> Artifact Registry). */
   private readonly redirectAuth = new Map<string, RegistryAuth>();
   private readonly certs: ClientCertificates | undefined;
+  /** "repository manifests/REF" or "repository blobs/DIGEST" whose link the registry could not read: read back once pushed again. */
+  private readonly relinked = new Set<string>();
 
   constructor(
     registry: string,
@@ -191,6 +194,7 @@ export class RegistryClient {
     });
     await res.body.dump();
     if (res.status === 404) return undefined;
+    if (res.status === 500 && (await this.brokenLink(repository, `manifests/${reference}`, what))) return undefined;
     if (options.refusedAsAbsent && (res.status === 401 || res.status === 403)) return undefined;
     if (res.status === 412) {
       const digest = header(res, 'docker-content-digest');
@@ -255,6 +259,8 @@ export class RegistryClient {
   async putManifest(repository: string, reference: string, mediaType: string, bytes: Buffer): Promise<string> {
     const digest = digestOf(bytes);
     const what = `push manifest ${this.display(repository)}${refSuffix(reference)}`;
+    // Its bytes as a blob first (stored-link.ts): they land whole or not at all, and the PUT only links them.
+    if (!this.blobHomes.get(digest)?.has(repository)) await this.pushBlob(repository, { mediaType: 'application/octet-stream', digest, size: bytes.length }, Readable.from([bytes]));
     const res = await this.send({
       method: 'PUT',
       url: this.url(repository, `manifests/${reference}`),
@@ -269,7 +275,16 @@ export class RegistryClient {
     if (stored && stored !== digest) {
       throw new VerificationError(`${what}: the registry stored digest ${stored}, we sent ${digest}`);
     }
+    if (this.relinked.delete(`${repository} manifests/${reference}`)) await this.readBackManifest(repository, reference, digest, what);
     return digest;
+  }
+
+  /** A manifest whose link was damaged, once pushed again: the registry must now serve it. */
+  private async readBackManifest(repository: string, reference: string, digest: string, what: string): Promise<void> {
+    const back = await this.getManifest(repository, reference).catch(() => undefined);
+    if (back?.descriptor.digest !== digest) {
+      throw new RemoteError(`${what}: the registry took the push but still cannot read the manifest back`, { hint: damagedStorageHint(digest) });
+    }
   }
 
   // ---- tags ---------------------------------------------------------------
@@ -346,6 +361,7 @@ export class RegistryClient {
     });
     await res.body.dump();
     if (res.status === 404) return false;
+    if (res.status === 500 && (await this.brokenLink(repository, `blobs/${desc.digest}`, what))) return false;
     if (res.status !== 200 && res.status !== 307) throw await this.failure(res, what);
     const len = header(res, 'content-length');
     if (res.status === 200 && len !== undefined && Number(len) !== desc.size) {
@@ -521,6 +537,9 @@ export class RegistryClient {
       // The source's own failure (a digest mismatch, a broken download) is the real cause.
       throw reader.error ?? err;
     }
+    if (this.relinked.delete(`${repository} blobs/${desc.digest}`) && !(await this.committedAnyway(repository, desc))) {
+      throw new RemoteError(`${what}: the registry took the upload but still cannot read the blob back`, { hint: damagedStorageHint(desc.digest) });
+    }
     this.remember(repository, desc.digest);
   }
 
@@ -621,6 +640,27 @@ export class RegistryClient {
       return url;
     }
     throw await this.failure(res, what);
+  }
+
+  /**
+   * After a HEAD answered 500 (past its retries): whether a GET of the same fails inside
+   * the registry too (500 UNKNOWN), as on a link file a full disk left empty
+   * (stored-link.ts). Such an item counts as absent, so that it is pushed again, which
+   * rewrites the link; it is read back after that push.
+   */
+  private async brokenLink(repository: string, path: string, what: string): Promise<boolean> {
+    const res = await this.sendFollowing({
+      method: 'GET',
+      url: this.url(repository, path),
+      headers: path.startsWith('blobs/') ? { range: 'bytes=0-0' } : { accept: MANIFEST_ACCEPT },
+      scopes: [repositoryScope(this.repo(repository), ['pull'])],
+      what: `${what} (read it once more)`,
+    });
+    const text = res.status === 500 ? await readText(res, 4096) : '';
+    if (res.status !== 500) await res.body.dump();
+    if (!isInternalStorageFailure(text)) return false;
+    this.relinked.add(`${repository} ${path}`);
+    return true;
   }
 
   /** After a failed closing PUT: whether the blob is in the repository anyway (the PUT committed, its answer got lost). */

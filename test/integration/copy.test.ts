@@ -363,12 +363,13 @@ describe('copyGraph through real registries', { concurrency: false }, () => {
         }),
       );
       const uploads = await dst.requests(/^PUT \/v2\/.*\/blobs\/uploads\/.*digest=/);
+      const unique = new Set(many.flatMap((i) => i.blobs.map((b) => b.digest)));
       const perDigest = new Map<string, number>();
       for (const line of uploads) {
         const d = decodeURIComponent(/digest=([^&\s]+)/.exec(line)![1]!);
-        perDigest.set(d, (perDigest.get(d) ?? 0) + 1);
+        // A manifest's own bytes go up as a blob before it (stored-link.ts): not a layer sent twice.
+        if (unique.has(d)) perDigest.set(d, (perDigest.get(d) ?? 0) + 1);
       }
-      const unique = new Set(many.flatMap((i) => i.blobs.map((b) => b.digest)));
       assert.equal(perDigest.size, unique.size, 'every distinct blob uploaded');
       for (const [d, n] of perDigest) assert.equal(n, 1, `${d} uploaded ${n} times`);
       const mounts = (await dst.requests(/^POST \/v2\/.*\/blobs\/uploads\/\?.*mount=/)).length;

@@ -1,15 +1,18 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPair } from '../../shared/sign/keys.ts';
 import { airlock } from '../helpers/cli.ts';
+import { fill, mountTmpfs as mountTmpfsOn, resizeTmpfs, unmountTmpfs } from '../helpers/tmpfs.ts';
+import { run } from '../services/exec.ts';
 import { startFaultProxy } from '../services/faultProxy.ts';
 import { generateImages, pushImages, type SyntheticImage } from '../services/fixtures.ts';
 import { startRegistry, type RegistryService } from '../services/registry.ts';
 import { startS3, type S3Service } from '../services/s3.ts';
+import { skopeoFlags } from '../services/skopeo.ts';
 
 /**
  * Full disks, on a real tmpfs of a few MB: pack, download and split refuse
@@ -19,29 +22,13 @@ import { startS3, type S3Service } from '../services/s3.ts';
 const PASSWORD = 'disk test';
 const env = { AIRLOCK_PASSWORD: PASSWORD, COSIGN_PASSWORD: undefined };
 
+const MiB = 1024 * 1024;
+
 /** Mount a tmpfs of `mib` MiB on a new folder; undefined when mounting is not permitted here. */
 function mountTmpfs(parent: string, name: string, mib: number): string | undefined {
   const dir = join(parent, name);
   mkdirSync(dir);
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${mib}m`, 'tmpfs', dir], { stdio: 'pipe' });
-    return dir;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Write zeros until the file system is full (ENOSPC). */
-function fill(dir: string): void {
-  const fd = openSync(join(dir, 'filler'), 'w');
-  const chunk = Buffer.alloc(64 * 1024);
-  try {
-    for (;;) writeSync(fd, chunk);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-  } finally {
-    closeSync(fd);
-  }
+  return mountTmpfsOn(dir, mib * MiB) ? dir : undefined;
 }
 
 describe('full disks', () => {
@@ -162,24 +149,111 @@ describe('full disks', () => {
     }
   });
 
-  test('a registry whose storage fills during a load: exit 4 naming the registry and its answer', async (t) => {
+  const load = (registry: string, extra: string[] = []) => airlock(['load', bundle, '--key', join(work, 'airlock.pub'), '--registry', registry, '--plain-http', ...extra]);
+
+  /** Every image of the bundle under `registry`: its tag names its digest, and skopeo copies it whole (every blob read and checked). */
+  async function assertLoaded(target: RegistryService): Promise<void> {
+    for (const img of images) {
+      const res = await fetch(`${target.url}/v2/${img.repository}/manifests/${img.tag}`, { method: 'HEAD', headers: { accept: img.mediaType } });
+      assert.equal(res.status, 200, `${img.repository}:${img.tag}`);
+      assert.equal(res.headers.get('docker-content-digest'), img.digest, `${img.repository}:${img.tag}`);
+      const copy = await run('skopeo', ['copy', '--quiet', ...skopeoFlags(target, 'src'), `docker://${target.host}/${img.repository}:${img.tag}`, `oci:${mkdtempSync(join(work, 'copy-'))}:x`], { allowFail: true });
+      assert.equal(copy.code, 0, `${img.repository}:${img.tag}: ${copy.stderr}`);
+    }
+  }
+
+  /** A registry whose storage is a tmpfs of `mib` MiB; undefined when mounting is not permitted here. */
+  async function registryOnTmpfs(mib: number): Promise<{ target: RegistryService; stop(): Promise<void> } | undefined> {
     const target = await startRegistry();
-    let mounted = false;
+    if (!mountTmpfsOn(target.dataDir, mib * MiB)) {
+      await target.stop();
+      return undefined;
+    }
+    return {
+      target,
+      async stop() {
+        unmountTmpfs(target.dataDir);
+        await target.stop();
+      },
+    };
+  }
+  const makeRoom = (target: RegistryService) => resizeTmpfs(target.dataDir, 64 * MiB);
+
+  test('a registry whose storage fills during a load: exit 4 naming the registry and its answer; with room, the rerun completes', async (t) => {
+    const on = await registryOnTmpfs(2);
+    if (!on) return t.skip(skipReason);
+    const { target } = on;
     try {
-      try {
-        execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', target.dataDir], { stdio: 'pipe' });
-        mounted = true;
-      } catch {
-        return t.skip(skipReason);
-      }
-      const full = await airlock(['load', bundle, '--key', join(work, 'airlock.pub'), '--registry', target.host, '--plain-http']);
+      const full = await load(target.host);
       assert.equal(full.code, 4, full.stderr);
       // docker-registry answers "HTTP 500 UNKNOWN: unknown error" and keeps the cause (no space left) in its log.
       assert.match(full.stderr, new RegExp(`registry ${target.host.replace(/\./g, '\\.')} answered HTTP 500`));
+      makeRoom(target);
+      const again = await load(target.host);
+      assert.equal(again.code, 0, again.stderr);
+      await assertLoaded(target);
     } finally {
-      // Lazily: the registry still holds files there until it stops.
-      if (mounted) execFileSync('umount', ['-l', target.dataDir]);
-      await target.stop();
+      await on.stop();
+    }
+  });
+
+  test('the disk fills just as a manifest is stored: with room, the rerun completes (the manifest bytes were uploaded whole as a blob first)', async (t) => {
+    const on = await registryOnTmpfs(16);
+    if (!on) return t.skip(skipReason);
+    const { target } = on;
+    const proxy = await startFaultProxy({ host: '127.0.0.1', port: target.port });
+    try {
+      // The first manifest PUT is held (its body never reaches the registry) until the disk is full; --timeout then sends it again.
+      proxy.addFault({ match: /^PUT \/v2\/.*\/manifests\/sha256:/, times: 1, kind: 'hang-request-after-bytes', bytes: 0 });
+      const full = await airlock(['load', bundle, '--key', join(work, 'airlock.pub'), '--registry', `127.0.0.1:${proxy.port}`, '--plain-http', '--timeout', '2'], {
+        onSpawn: (child) => {
+          const poll = setInterval(() => {
+            if (proxy.stats().requests.some((r) => /^PUT \/v2\/.*\/manifests\//.test(r))) {
+              clearInterval(poll);
+              fill(target.dataDir);
+            }
+          }, 20);
+          child.on('close', () => clearInterval(poll));
+        },
+      });
+      assert.equal(full.code, 4, full.stderr);
+      // distribution 2.x leaves the link files it could not write behind, empty.
+      const empty = execFileSync('find', [target.dataDir, '-name', 'link', '-empty']).toString().trim();
+      assert.notEqual(empty, '', 'an empty link file was left behind');
+      rmSync(join(target.dataDir, 'filler'));
+      const again = await load(target.host);
+      assert.equal(again.code, 0, again.stderr);
+      await assertLoaded(target);
+    } finally {
+      await proxy.stop();
+      await on.stop();
+    }
+  });
+
+  test('link files a full disk left empty (a blob, a manifest, a tag): the rerun answers the 500s by pushing those again', async (t) => {
+    const on = await registryOnTmpfs(16);
+    if (!on) return t.skip(skipReason);
+    const { target } = on;
+    try {
+      assert.equal((await load(target.host)).code, 0);
+      const [first, second] = images as [SyntheticImage, SyntheticImage];
+      const repo = (img: SyntheticImage) => join(target.dataDir, 'docker/registry/v2/repositories', img.repository);
+      const hex = (d: string) => d.replace('sha256:', '');
+      const layer = first.blobs.find((b) => b.mediaType.includes('layer'))!;
+      const links = [
+        join(repo(first), '_layers/sha256', hex(layer.digest), 'link'),
+        join(repo(first), '_manifests/revisions/sha256', hex(first.digest), 'link'),
+        join(repo(second), '_manifests/tags', second.tag, 'current/link'),
+      ];
+      for (const link of links) writeFileSync(link, '');
+      assert.equal((await fetch(`${target.url}/v2/${first.repository}/blobs/${layer.digest}`, { method: 'HEAD' })).status, 500);
+      assert.equal((await fetch(`${target.url}/v2/${second.repository}/manifests/${second.tag}`, { method: 'HEAD' })).status, 500);
+      const again = await load(target.host);
+      assert.equal(again.code, 0, again.stderr);
+      await assertLoaded(target);
+      for (const link of links) assert.match(readFileSync(link, 'utf8'), /^sha256:[0-9a-f]{64}$/, link);
+    } finally {
+      await on.stop();
     }
   });
 });

@@ -65,6 +65,8 @@ async function commonOptions(): Promise<BuildOptions> {
     legalComments: 'none',
     logLevel: 'warning',
     absWorkingDir: root,
+    // yargs measures its help with string-width, whose loading alone costs every start about 0.05 s of CPU.
+    alias: { 'string-width': './shared/cli/string-width.ts' },
   };
 }
 

@@ -16,7 +16,9 @@
  * parse those 2 MB on every start; so each file is built in three steps:
  *   1. the start-up graph: the entry with the commands' dynamic imports cut off;
  *   2. the command modules, as one CommonJS chunk, sharing the start-up graph's
- *      own modules (one UsageError class, one set of shutdown hooks);
+ *      own modules (one UsageError class, one set of shutdown hooks); each
+ *      command's modules are initialised when it imports them (inventory does
+ *      not initialise the AWS SDK or ssh2);
  *   3. the entry again, with that chunk inside as a compressed string, unpacked
  *      and compiled (vm) the first time a command imports it.
  */
@@ -141,7 +143,8 @@ async function lazyChunk(common: BuildOptions, startup: Set<string>, targets: st
   const result = await build({
     ...common,
     format: 'cjs',
-    stdin: { contents: targets.map((t, i) => `export * as m${i} from ${JSON.stringify(t)};`).join('\n'), resolveDir: root, sourcefile: 'commands.ts', loader: 'ts' },
+    // Each target behind a function: loading the chunk initialises no module; a command initialises what it imports, no more.
+    stdin: { contents: targets.map((t, i) => `export const m${i} = () => require(${JSON.stringify(t)});`).join('\n'), resolveDir: root, sourcefile: 'commands.ts', loader: 'ts' },
     write: false,
     outfile: join(dist, 'commands.cjs'),
     plugins: [shareStartupModules],
@@ -196,7 +199,7 @@ async function buildEntry(common: BuildOptions, { entry, out, startupBudget }: (
       b.onResolve({ filter: /^runtime$/, namespace: LAZY }, () => ({ path: 'runtime', namespace: LAZY }));
       b.onLoad({ filter: /^runtime$/, namespace: LAZY }, () => ({ contents: lazyRuntimeModule(chunk), resolveDir: root, loader: 'js' }));
       b.onLoad({ filter: /^m\d+$/, namespace: LAZY }, (args) => ({
-        contents: `module.exports = require('runtime').commandModules().${args.path};`,
+        contents: `module.exports = require('runtime').commandModules().${args.path}();`,
         resolveDir: root,
         loader: 'js',
       }));

@@ -3,7 +3,7 @@
  * download, split, inventory. The one-file enclave loader is built from this
  * module alone, so it must not import packer/. Each command imports its heavy modules (undici,
  * isomorphic-git, ssh2, the AWS SDK) when it runs, so `--help` and `--version`
- * start as fast as Node does.
+ * start as fast as Node does; verify and inspect, which need none of them, are imported up front.
  */
 import type { Argv } from 'yargs';
 import type { GitOptions } from './gitops/commit.ts';
@@ -16,6 +16,9 @@ import { UsageError } from '../shared/cli/errors.ts';
 import { registerSplitCommand } from '../shared/cli/split.ts';
 import { ENV_REGISTRY_FLAGS, formatEnvironmentCopy, withEnvRegistry } from './envRegistryCli.ts';
 import { Progress } from '../shared/cli/progress.ts';
+// verify and inspect are light (no network client: an s3:// bundle imports its client when it opens): loaded up front,
+// so verify never compiles the commands' chunk of the one-file loader.
+import { inspectCommand, verifyCommand } from './verify.ts';
 import { positiveInteger, registryAccess, withGitAuth, withJobs, withJson, withNetworkOptions, withPlainHttp, withRegistryAuth } from '../shared/cli/main.ts';
 
 const BUNDLE_DESCRIPTION = 'The bundle: a file, s3://bucket/key, or the first volume of a split bundle (BUNDLE.000)';
@@ -34,7 +37,6 @@ export function registerLoaderCommands(y: Argv): Argv {
           ),
         ),
       async (argv) => {
-        const { verifyCommand } = await import('./verify.ts');
         await verifyCommand(argv.bundle as string, argv.key as string, Boolean(argv.json), { endpoint: argv['s3-endpoint'], caFile: argv['ca-file'] });
       },
     )
@@ -46,7 +48,6 @@ export function registerLoaderCommands(y: Argv): Argv {
           withNetworkOptions(b.positional('bundle', { type: 'string', demandOption: true, describe: BUNDLE_DESCRIPTION })),
         ),
       async (argv) => {
-        const { inspectCommand } = await import('./verify.ts');
         await inspectCommand(argv.bundle as string, Boolean(argv.json), { endpoint: argv['s3-endpoint'], caFile: argv['ca-file'] });
       },
     )

@@ -19,7 +19,7 @@ import { checkPullBudget, RateLimitTracker } from '../shared/registry/ratelimit.
 import { HttpTransport } from '../shared/registry/transport.ts';
 import { PreloadedContent } from '../shared/store/preloaded.ts';
 import { RemoteStore } from '../shared/store/remote.ts';
-import { readPrivateKey, signBlob } from '../shared/sign/keys.ts';
+import { decryptPrivateKey, signBlob } from '../shared/sign/keys.ts';
 import { keyPassword } from '../shared/sign/password.ts';
 import { discoverImages } from '../shared/manifests/discover.ts';
 import { foundToSources, mergeImages, readImageList, type WantedImage } from './images.ts';
@@ -34,6 +34,7 @@ import { applySince, readSinceBase, type SinceBase } from './since.ts';
 import { imageRegistryEndpoints, specEndpoints } from './preflight.ts';
 import { preflight } from '../shared/net/preflight.ts';
 import { RetrySummary } from '../shared/net/retry-summary.ts';
+import { PhaseTimes } from '../shared/cli/phase-times.ts';
 
 /**
  * airlock pack: spec -> manifests + images -> one signed bundle.
@@ -95,6 +96,8 @@ export interface PackSummary {
   delta?: { blobsLeftOut: number; bytesLeftOut: number; since?: { name: string; version: string } };
   /** sha256 (hex) of the one-file loader carried as airlock-loader.mjs (--include-loader). */
   loaderSha256?: string;
+  /** Wall seconds of each phase: startup, prepare, resolve, layout, download, sync (docs/json-output.md). */
+  phases: Record<string, number>;
 }
 
 interface PlannedImage {
@@ -108,6 +111,10 @@ interface PlannedImage {
 
 export async function pack(options: PackOptions): Promise<PackSummary> {
   const started = performance.now();
+  const phases = new PhaseTimes();
+  // Node's start, module loading and argument parsing, until this call (performance.now() counts from the process start).
+  phases.record('startup', 0);
+  phases.start('prepare');
   const { logger } = options;
   const spec = await readSpec(options.spec);
   // Charts need the real helm: found (or refused) before any network work.
@@ -125,10 +132,14 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
   const keyPem = await readFile(options.key, 'utf8').catch((err: Error) => {
     throw new UsageError(`cannot read the signing key ${options.key}: ${err.message}`);
   });
-  const privateKey = readPrivateKey(keyPem, await keyPassword({ confirm: false }), options.key);
+  // The key is derived off the main thread (a few hundred ms of scrypt) while the local inputs are read;
+  // a wrong password still stops the run before any network work.
+  const decrypting = decryptPrivateKey(keyPem, await keyPassword({ confirm: false }), options.key);
+  decrypting.catch(() => undefined);
   const base: SinceBase | undefined = options.since !== undefined ? await readSinceBase(options.since) : undefined;
   const loader = options.loaderFile === undefined ? [] : [await loaderBundleFile(options.loaderFile)];
   // Every source answers once before any work: one clear error instead of a page of retries.
+  const privateKey = await decrypting;
   const registryOptions = { mirrors, plainHttp: options.plainHttp, credentials: onePerHost((host) => credentialsFor(host, { warn: (m) => logger.warn(m) })) };
   await preflight(specEndpoints(spec, { registry: registryOptions, git: gitAuthOf(options.sources), s3Endpoint: options.sources?.s3Endpoint }), { caFile: options.caFile });
 
@@ -220,6 +231,7 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
     }
 
     // 2. Resolve and plan every image before downloading any layer; each source registry (or its mirror) answers once first.
+    phases.start('resolve');
     await preflight(imageRegistryEndpoints(wanted.map((w) => w.reference), registryOptions), { caFile: options.caFile });
     const session = new CopySession({ concurrency: options.jobs ?? 8, onEvent: progressListener(progress) });
     progress.phase('resolve', { items: wanted.length });
@@ -229,6 +241,7 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
     const signatures = options.withSignatures ? await findSignatures(planned, session, logger) : undefined;
 
     // 3. Lay out, sign and fill the bundle.
+    phases.start('layout');
     const full = bundleContent(spec.name, spec.version, options.now ?? new Date(), platforms, planned, [...loader, ...files], charts, chartContent, signatures);
     const { referencedBytes } = full;
     // A delta leaves out the blobs the base holds: they are neither laid out nor downloaded.
@@ -243,6 +256,7 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
     // Left-out blobs count as done when copyGraph skips them.
     progress.phase('download', { bytes: blobBytes + (leftOut?.bytesLeftOut ?? 0), items: planned.length + charts.length });
     for (const f of [...loader, ...files]) await writer.writeFile(f);
+    phases.start('download');
     const bundle = writer;
     // The first failure stops the rest: the bundle is dropped anyway.
     await session.all(planned, async (p) => {
@@ -253,6 +267,7 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
     await copyCharts(charts, bundle, session);
     progress.advance(0, charts.length);
     progress.phase('sync');
+    phases.start('sync');
     await writer.commit();
     const seconds = (performance.now() - started) / 1000;
     const summary: PackSummary = {
@@ -271,6 +286,7 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
       ...(signatures ? { signatures: { images: signatures.byImage.size, manifests: [...signatures.byImage.values()].reduce((a, f) => a + f.length, 0) } } : {}),
       ...(leftOut ? { delta: leftOut } : {}),
       ...(loader[0] && { loaderSha256: loader[0].sha256 }),
+      phases: phases.finish(),
     };
     progress.done();
     return summary;

@@ -4,7 +4,10 @@
  *
  *   Harness shape   the 201 references of Harness SMP 0.44.1's image list as
  *                   synthetic images (about 400 MB, shared base layers)
- *   larger images   a few images with big layers (about 1 GB)
+ *   larger images   8 images with big layers (BENCH_LARGE_MB, default 1024 MiB in all)
+ *   huge images     with BENCH_HUGE=1: the same 8 images at BENCH_HUGE_MB (default
+ *                   5120): one pack, verify and load, their peak RSS next to the
+ *                   larger images' (scripts/bench-huge.ts): flat, under 200 MB
  *
  * Measured for each workload, each BENCH_RUNS times (medians reported):
  *   airlock pack    the one-file CLI (`node dist/airlock.mjs pack`) from a local
@@ -18,7 +21,8 @@
  *                   script, do today)
  *   airlock verify  the one-file enclave loader (dist/airlock-loader.mjs) over the bundle
  *   openssl sha256  `openssl dgst -sha256` over the bundle (read + hash limit)
- *   cp              a plain copy of the bundle file, never a reflink (disk limit)
+ *   cp              a plain copy of the bundle file, never a reflink (disk limit);
+ *                   pack's target on the larger images is 1.2x cp + openssl
  *   airlock load    the built CLI from the bundle into an empty registry, then
  *                   the same load again (everything present)
  *   skopeo load     `skopeo copy oci:DIR:REF docker://...` image by image from
@@ -32,8 +36,9 @@
  *                   (scripts/bench-inventory.ts; target >= 5x faster)
  *   sftp, s3        airlock upload and download of the bundle to a local sshd
  *                   and to a local S3 protocol server (s3rver)
- * plus the peak RSS of each airlock process (GNU time) and the bundle's size
- * against the unique blob bytes plus manifests.
+ * plus the peak RSS of each airlock process (GNU time), the medians of pack's
+ * phases (its --json "phases") and the bundle's size against the unique blob
+ * bytes plus manifests.
  * On the Harness shape, then: the --jobs curve, pack and load at 4/8/16/32
  * (scripts/bench-jobs.ts), and with BENCH_PROFILE=1 one pack and one load under
  * `node --cpu-prof`, top functions and modules by self time (scripts/bench-profile.ts).
@@ -41,7 +46,8 @@
  * Environment: BENCH_RUNS (default 3), BENCH_JOBS (default 16),
  * BENCH_SCALE (Harness shape, 1 = about 400 MB), BENCH_LARGE_MB (default 1024),
  * BENCH_ONLY (harness | large | delta), BENCH_JOBS_CURVE (default 4,8,16,32; empty
- * to skip), BENCH_PROFILE (1 to profile). The Harness upgrade (full vs delta bundle)
+ * to skip), BENCH_PROFILE (1 to profile), BENCH_HUGE (1: the huge images too),
+ * BENCH_HUGE_MB (default 5120). The Harness upgrade (full vs delta bundle)
  * is measured by bench-delta.ts, after the Harness shape.
  */
 import { formatStartupRatio, startupRatio } from './startup.ts';
@@ -50,10 +56,9 @@ import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { formatBytes } from '../shared/cli/progress.ts';
-import { formatReference, type ImageReference } from '../shared/oci/reference.ts';
+import { formatReference } from '../shared/oci/reference.ts';
 import { generateKeyPair } from '../shared/sign/keys.ts';
 import { mergeImages, readImageList } from '../packer/images.ts';
-import { generateImages, pushImages, type ImageSpec } from '../test/services/fixtures.ts';
 import { startRegistry, type RegistryService } from '../test/services/registry.ts';
 import { startSshd } from '../test/services/sshd.ts';
 import { startS3 } from '../test/services/s3.ts';
@@ -62,6 +67,8 @@ import { benchDelta } from './bench-delta.ts';
 import { floor } from './bench-floor.ts';
 import { benchJobsCurve } from './bench-jobs.ts';
 import { profilePackAndLoad } from './bench-profile.ts';
+import { benchHuge } from './bench-huge.ts';
+import { largerImages, packPhases, publishWorkload, type Workload } from './bench-workload.ts';
 
 const exec = promisify(execFile);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -69,6 +76,8 @@ const JOBS = Number(process.env.BENCH_JOBS ?? 16);
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
 const LARGE_MB = Number(process.env.BENCH_LARGE_MB ?? 1024);
 const ONLY = process.env.BENCH_ONLY;
+const HUGE = process.env.BENCH_HUGE === '1';
+const HUGE_MB = Number(process.env.BENCH_HUGE_MB ?? 5120);
 const JOBS_CURVE = (process.env.BENCH_JOBS_CURVE ?? '4,8,16,32').split(',').filter(Boolean).map(Number);
 const PROFILE = process.env.BENCH_PROFILE === '1';
 const root = join(import.meta.dirname, '..');
@@ -76,15 +85,6 @@ const work = join(root, '.tmp', 'bench');
 const PASSWORD = 'bench';
 const say = (s: string) => process.stdout.write(`${s}\n`);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-
-interface Workload {
-  name: string;
-  refs: ImageReference[];
-  specs: ImageSpec[];
-  baseLayerSize: number;
-  /** Also measure the --jobs curve (and the profile, with BENCH_PROFILE=1). */
-  jobsCurve?: boolean;
-}
 
 async function timed(fn: () => Promise<unknown>): Promise<number> {
   const t = performance.now();
@@ -122,53 +122,34 @@ async function harnessShape(): Promise<Workload> {
   };
 }
 
-function largerImages(): Workload {
-  // 8 images of 4 layers: one shared 32 MB base, 3 unique layers each; about LARGE_MB in total.
-  const count = 8;
-  const layer = Math.round(((LARGE_MB - 32) * 1024 * 1024) / (count * 3));
-  const refs: ImageReference[] = Array.from({ length: count }, (_, i) => ({ registry: 'docker.io', repository: `bench/large-${i}`, tag: '1.0' }));
-  return {
-    name: `larger images (${count} images)`,
-    refs,
-    baseLayerSize: 32 * 1024 * 1024,
-    specs: refs.map((r) => ({ repository: r.repository, tag: r.tag!, layers: 4, layerSize: layer, sharedBaseLayers: 1 })),
-  };
-}
+/** The peak RSS of each airlock command over a workload's runs. */
+type PeakRss = Record<string, number>;
 
-async function measure(w: Workload, registry: RegistryService, dir: string): Promise<void> {
-  const images = await generateImages({ seed: 2026, baseLayerSize: w.baseLayerSize, images: w.specs });
-  await pushImages(registry.url, images, { concurrency: 8 });
-  const unique = new Map<string, number>();
-  for (const img of images) {
-    unique.set(img.digest, img.size);
-    for (const b of img.blobs) unique.set(b.digest, b.size);
-    for (const c of img.children ?? []) unique.set(c.digest, c.size);
-  }
-  const bytes = [...unique.values()].reduce((a, b) => a + b, 0);
-  say(`\n## ${w.name}: ${unique.size} unique blobs and manifests, ${formatBytes(bytes)}; ${RUNS} runs each, --jobs ${JOBS}\n`);
-
-  await writeFile(join(dir, 'images.txt'), w.refs.map((r) => formatReference(r)).join('\n') + '\n');
-  await writeFile(join(dir, 'airlock.yaml'), `name: bench\nversion: "1.0"\nimageLists: [images.txt]\n`);
-  const mirrors = [...new Set(w.refs.map((r) => r.registry))].flatMap((r) => ['--registry-mirror', `${r}=${registry.url}`]);
+async function measure(w: Workload, registry: RegistryService, dir: string): Promise<PeakRss> {
+  const { count, bytes, packArgs } = await publishWorkload(w, registry, dir, join(work, 'airlock.key'));
+  say(`\n## ${w.name}: ${count} unique blobs and manifests, ${formatBytes(bytes)}; ${RUNS} runs each, --jobs ${JOBS}\n`);
   const bundle = join(dir, 'bundle.tar');
-  const packArgs = ['pack', '-f', join(dir, 'airlock.yaml'), '--key', join(work, 'airlock.key'), ...mirrors, '--json'];
   const loadArgs = ['--key', join(work, 'airlock.pub'), '--plain-http', '--json'];
   const results: Record<string, number[]> = { pack: [], skopeo: [], verify: [], sha256: [], cp: [], load: [], reload: [], skopeoLoad: [], floorPull: [], floorPush: [] };
-  let packRss = 0;
-  let verifyRss = 0;
-  let loadRss = 0;
+  const peak: PeakRss = {};
+  const phases: Record<string, number[]> = {};
+  /** Run one airlock command, keeping its peak RSS under `name`. */
+  const tracked = async (name: string, args: string[]) => {
+    const r = await airlock(args);
+    peak[name] = Math.max(peak[name] ?? 0, r.rss);
+    return r;
+  };
+  const rss = (name: string) => `peak RSS ${formatBytes(peak[name] ?? 0)}`;
   let bundleSize = 0;
   let inventoryRows: string[] = [];
   for (let run = 0; run < RUNS; run++) {
     await rm(bundle, { force: true });
-    const packed = await airlock([...packArgs, '-o', bundle, '--jobs', String(JOBS)]);
+    const packed = await tracked('pack', [...packArgs, '-o', bundle, '--jobs', String(JOBS)]);
     results.pack!.push(packed.seconds);
-    packRss = Math.max(packRss, packed.rss);
+    for (const [phase, s] of Object.entries(packPhases(packed.stdout))) (phases[phase] ??= []).push(s);
     bundleSize = (await stat(bundle)).size;
 
-    const verified = await airlock(['verify', bundle, '--key', join(work, 'airlock.pub'), '--json']);
-    results.verify!.push(verified.seconds);
-    verifyRss = Math.max(verifyRss, verified.rss);
+    results.verify!.push((await tracked('verify', ['verify', bundle, '--key', join(work, 'airlock.pub'), '--json'])).seconds);
     results.sha256!.push(await timed(() => exec('openssl', ['dgst', '-sha256', bundle])));
     results.cp!.push(await timed(() => exec('cp', ['--reflink=never', bundle, join(dir, 'copy.tar')])));
     await rm(join(dir, 'copy.tar'), { force: true });
@@ -189,10 +170,8 @@ async function measure(w: Workload, registry: RegistryService, dir: string): Pro
     const floorEnclave = await startRegistry();
     const extracted = join(dir, 'extracted');
     try {
-      const loaded = await airlock(['load', bundle, '--key', join(work, 'airlock.pub'), '--registry', enclave.host, '--plain-http', '--jobs', String(JOBS), '--json']);
-      results.load!.push(loaded.seconds);
-      loadRss = Math.max(loadRss, loaded.rss);
-      results.reload!.push((await airlock(['load', bundle, '--key', join(work, 'airlock.pub'), '--registry', enclave.host, '--plain-http', '--json'])).seconds);
+      results.load!.push((await tracked('load', ['load', bundle, '--key', join(work, 'airlock.pub'), '--registry', enclave.host, '--plain-http', '--jobs', String(JOBS), '--json'])).seconds);
+      results.reload!.push((await tracked('reload', ['load', bundle, '--key', join(work, 'airlock.pub'), '--registry', enclave.host, '--plain-http', '--json'])).seconds);
       if (run === 0) inventoryRows = (await benchInventory({ registry: enclave, refs: w.refs, dir, jobs: JOBS, airlock })).rows;
       await mkdir(extracted, { recursive: true });
       await exec('tar', ['-xf', bundle, '-C', extracted]);
@@ -221,20 +200,25 @@ async function measure(w: Workload, registry: RegistryService, dir: string): Pro
   say('|---|---|---|---|');
   const floorPull = median(results.floorPull!);
   const floorPush = median(results.floorPush!);
-  row(`airlock pack (CLI, jobs ${JOBS})`, pack, `${(pack / floorPull).toFixed(2)}x the floor; ${(median(results.skopeo!) / pack).toFixed(1)}x faster than the skopeo loop; ${(pack / sha).toFixed(2)}x openssl; peak RSS ${formatBytes(packRss)}`);
+  const cp = median(results.cp!);
+  row(
+    `airlock pack (CLI, jobs ${JOBS})`,
+    pack,
+    `${(pack / floorPull).toFixed(2)}x the floor; ${(median(results.skopeo!) / pack).toFixed(1)}x faster than the skopeo loop; ${(pack / (cp + sha)).toFixed(2)}x cp + openssl; ${rss('pack')}`,
+  );
   row(`floor pull (minimal client, ${JOBS} at once)`, floorPull, 'GET every manifest and blob, bytes discarded');
   row('skopeo copy, image by image', median(results.skopeo!), '');
-  row('airlock verify (one-file loader)', median(results.verify!), `${(median(results.verify!) / sha).toFixed(2)}x openssl; peak RSS ${formatBytes(verifyRss)}`);
+  row('airlock verify (one-file loader)', median(results.verify!), `${(median(results.verify!) / sha).toFixed(2)}x openssl; ${rss('verify')}`);
   const load = median(results.load!);
-  row(`airlock load (CLI, jobs ${JOBS})`, load, `${(load / floorPush).toFixed(2)}x the floor; ${(median(results.skopeoLoad!) / load).toFixed(1)}x faster than the skopeo loop; peak RSS ${formatBytes(loadRss)}; no temp files`);
+  row(`airlock load (CLI, jobs ${JOBS})`, load, `${(load / floorPush).toFixed(2)}x the floor; ${(median(results.skopeoLoad!) / load).toFixed(1)}x faster than the skopeo loop; ${rss('load')}; no temp files`);
   row(`floor push (minimal client, ${JOBS} at once)`, floorPush, 'every blob once + mounts, then manifests');
   row('skopeo copy oci: -> docker://, by image', median(results.skopeoLoad!), 'from the extracted bundle');
   // A reload reads every byte (load checks what verify checks): its budget is one hash of the bundle plus 5% of the first load.
   const reload = median(results.reload!);
-  row('airlock load again (all present)', reload, `${((reload / load) * 100).toFixed(1)}% of the first load; ${(reload / (sha + 0.05 * load)).toFixed(2)}x the budget (openssl + 5% of the first load = ${(sha + 0.05 * load).toFixed(2)} s)`);
+  row('airlock load again (all present)', reload, `${((reload / load) * 100).toFixed(1)}% of the first load; ${(reload / (sha + 0.05 * load)).toFixed(2)}x the budget (openssl + 5% of the first load = ${(sha + 0.05 * load).toFixed(2)} s); ${rss('reload')}`);
   for (const r of inventoryRows) say(r);
   row('openssl dgst -sha256 bundle', sha, 'read + hash limit');
-  row('cp --reflink=never bundle', median(results.cp!), 'disk limit (page cache, no fsync; pack flushes to disk)');
+  row('cp --reflink=never bundle', cp, 'disk limit (page cache, no fsync; pack flushes to disk)');
 
   // Transfer over SFTP to a local sshd (loopback), once each way, next to the same plain copy.
   const sshd = await startSshd();
@@ -242,10 +226,10 @@ async function measure(w: Workload, registry: RegistryService, dir: string): Pro
     const drop = join(dir, 'drop');
     await mkdir(drop);
     const ssh = ['--ssh-key', sshd.clientKey, '--known-hosts', sshd.knownHosts];
-    const up = await airlock(['upload', bundle, `sftp://${sshd.user}@127.0.0.1:${sshd.port}${drop}/`, ...ssh]);
-    const down = await airlock(['download', `sftp://${sshd.user}@127.0.0.1:${sshd.port}${drop}/bundle.tar`, '-o', join(dir, 'downloaded.tar'), ...ssh]);
-    row('airlock upload, sftp:// (loopback)', up.seconds, `${(up.seconds / median(results.cp!)).toFixed(1)}x cp`);
-    row('airlock download, sftp:// (loopback)', down.seconds, `${(down.seconds / median(results.cp!)).toFixed(1)}x cp`);
+    const up = await tracked('upload sftp', ['upload', bundle, `sftp://${sshd.user}@127.0.0.1:${sshd.port}${drop}/`, ...ssh]);
+    const down = await tracked('download sftp', ['download', `sftp://${sshd.user}@127.0.0.1:${sshd.port}${drop}/bundle.tar`, '-o', join(dir, 'downloaded.tar'), ...ssh]);
+    row('airlock upload, sftp:// (loopback)', up.seconds, `${(up.seconds / cp).toFixed(1)}x cp; ${rss('upload sftp')}`);
+    row('airlock download, sftp:// (loopback)', down.seconds, `${(down.seconds / cp).toFixed(1)}x cp; ${rss('download sftp')}`);
   } finally {
     await sshd.stop();
     await rm(join(dir, 'downloaded.tar'), { force: true });
@@ -255,19 +239,21 @@ async function measure(w: Workload, registry: RegistryService, dir: string): Pro
   try {
     const s3Args = ['--s3-endpoint', s3.endpoint];
     Object.assign(process.env, s3.env);
-    const up = await airlock(['upload', bundle, `s3://${s3.bucket}/bench/`, ...s3Args]);
-    const down = await airlock(['download', `s3://${s3.bucket}/bench/bundle.tar`, '-o', join(dir, 'downloaded.tar'), ...s3Args]);
-    row('airlock upload, s3:// (s3rver, loopback)', up.seconds, `${(up.seconds / median(results.cp!)).toFixed(1)}x cp`);
-    row('airlock download, s3:// (s3rver, loopback)', down.seconds, `${(down.seconds / median(results.cp!)).toFixed(1)}x cp`);
+    const up = await tracked('upload s3', ['upload', bundle, `s3://${s3.bucket}/bench/`, ...s3Args]);
+    const down = await tracked('download s3', ['download', `s3://${s3.bucket}/bench/bundle.tar`, '-o', join(dir, 'downloaded.tar'), ...s3Args]);
+    row('airlock upload, s3:// (s3rver, loopback)', up.seconds, `${(up.seconds / cp).toFixed(1)}x cp; ${rss('upload s3')}`);
+    row('airlock download, s3:// (s3rver, loopback)', down.seconds, `${(down.seconds / cp).toFixed(1)}x cp; ${rss('download s3')}`);
   } finally {
     await s3.stop();
     await rm(join(dir, 'downloaded.tar'), { force: true });
   }
   say(`\nbundle ${formatBytes(bundleSize)} = unique blobs and manifests + ${(((bundleSize - bytes) / bytes) * 100).toFixed(3)}% (tar headers, padding, index, signature, layout files)`);
   say(`runs (s): ${JSON.stringify(Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.map((x) => +x.toFixed(2))])))}`);
+  say(`pack phases (medians, s; --json "phases"): ${Object.entries(phases).map(([phase, s]) => `${phase} ${median(s).toFixed(2)}`).join(', ')}`);
   if (w.jobsCurve && JOBS_CURVE.length > 0) await benchJobsCurve({ levels: JOBS_CURVE, runs: RUNS, dir, packArgs, loadArgs, airlock, say });
   if (w.jobsCurve && PROFILE) await profilePackAndLoad({ root, dir, packArgs, loadArgs, env: { ...process.env, AIRLOCK_PASSWORD: PASSWORD }, say });
   await rm(bundle, { force: true });
+  return peak;
 }
 
 await rm(work, { recursive: true, force: true });
@@ -280,18 +266,22 @@ say(`airlock bench on ${(await readFile('/proc/cpuinfo', 'utf8').catch(() => '')
 say(formatStartupRatio(startupRatio()));
 const workloads: (() => Promise<Workload> | Workload)[] = [];
 if (ONLY !== 'large' && ONLY !== 'delta') workloads.push(harnessShape);
-if (ONLY !== 'harness' && ONLY !== 'delta') workloads.push(largerImages);
+if (ONLY !== 'harness' && ONLY !== 'delta') workloads.push(() => largerImages(LARGE_MB));
 try {
+  let largerPeak: PeakRss = {};
   for (const make of workloads) {
     const registry = await startRegistry();
     const dir = join(work, `w${workloads.indexOf(make)}`);
     await mkdir(dir, { recursive: true });
     try {
-      await measure(await make(), registry, dir);
+      largerPeak = await measure(await make(), registry, dir);
     } finally {
       await registry.stop();
       await rm(dir, { recursive: true, force: true });
     }
+  }
+  if (HUGE && ONLY !== 'harness' && ONLY !== 'delta') {
+    await benchHuge({ mb: HUGE_MB, dir: join(work, 'huge'), key: join(work, 'airlock.key'), pub: join(work, 'airlock.pub'), jobs: JOBS, airlock, say, largerMb: LARGE_MB, largerPeak });
   }
   if (ONLY !== 'large') {
     await benchDelta({ workload: await harnessShape(), dir: join(work, 'delta'), key: join(work, 'airlock.key'), pub: join(work, 'airlock.pub'), jobs: JOBS, airlock, say });

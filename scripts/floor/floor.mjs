@@ -131,7 +131,9 @@ async function pull(images) {
     ...[...blobs.values()].map((b) => ({ url: `/v2/${b.repository}/blobs/${b.digest}`, headers: {} })),
   ];
   await pool(gets, async (g) => {
-    bytes += (await send('GET', g.url, { headers: g.headers, expect: [200] })).received;
+    // Read `bytes` after the await: `bytes += await ...` would add to the value from before it and lose the others' counts.
+    const { received } = await send('GET', g.url, { headers: g.headers, expect: [200] });
+    bytes += received;
   });
 }
 

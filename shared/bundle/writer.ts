@@ -2,11 +2,10 @@ import { createReadStream } from 'node:fs';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { randomBytes, createHash } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
-import { Writable, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
 import { UsageError, VerificationError } from '../cli/errors.ts';
 import { ANNOTATION_REF_NAME, type Descriptor, type ImageIndex } from '../oci/descriptor.ts';
-import { parseDigest, VerifyingStream } from '../oci/digest.ts';
+import { parseDigest, verifiedChunks } from '../oci/digest.ts';
 import { MediaType } from '../oci/mediatype.ts';
 import type { ContentSink } from '../store/store.ts';
 import { layoutBundle, mtimeOf, padding } from './canonical.ts';
@@ -18,9 +17,10 @@ import { checkIndexEntryPath, type BundleChart, type BundleEntry, type BundleIma
  * BundleWriter: lays out the whole bundle tar (DESIGN.md §2) before any blob
  * arrives, then fills it in. Every blob's size and sha256 are in its
  * descriptor, so each entry's header and offset, and the signed index, are
- * known up front: the file is pre-sized, the index, signature, headers and
- * small entries are written at once, and blobs are then written in parallel
- * straight into their slots (positional writes, no temp copy). As a
+ * known up front: the file is pre-sized, the index, signature and small
+ * entries are written at once, and blobs are then written in parallel
+ * straight into their slots, each with its tar header (positional writes,
+ * no temp copy). As a
  * ContentSink it takes copyGraph's pushes. The bundle is written under a
  * temporary name next to the output and renamed only by commit(), after
  * every slot is filled and the data is on disk.
@@ -57,12 +57,17 @@ export interface BundleContent {
 
 interface Slot {
   entry: BundleEntry;
+  /** The entry's tar header, written with its data, and where it starts (its data follows it). */
+  header: Buffer;
+  headerOffset: number;
   /** Where the entry's data starts in the tar. */
   offset: number;
   filled: boolean;
 }
 
 const SYNC_EVERY = 64 * 1024 * 1024;
+/** Bytes gathered into one positional write. */
+const WRITE_BATCH = 1024 * 1024;
 const OCI_LAYOUT = Buffer.from(JSON.stringify({ imageLayoutVersion: '1.0.0' }));
 
 export class BundleWriter implements ContentSink {
@@ -132,10 +137,9 @@ export class BundleWriter implements ContentSink {
     const [indexAt, sigAt] = layout.entries;
     const head = Buffer.concat([indexAt!.header, padded(indexBytes), sigAt!.header, padded(signature)]);
     const slots = new Map<string, Slot>();
-    const headers: { offset: number; bytes: Buffer }[] = [];
     for (const placed of layout.entries.slice(2)) {
-      headers.push({ offset: placed.headerOffset, bytes: placed.header });
-      slots.set(placed.path, { entry: { path: placed.path, size: placed.size, sha256: placed.sha256 }, offset: placed.offset, filled: false });
+      const entry = { path: placed.path, size: placed.size, sha256: placed.sha256 };
+      slots.set(placed.path, { entry, header: placed.header, headerOffset: placed.headerOffset, offset: placed.offset, filled: false });
     }
     const size = layout.size;
 
@@ -153,10 +157,9 @@ export class BundleWriter implements ContentSink {
     try {
       await fh.truncate(size);
       await writeAll(fh, head, 0);
-      for (const h of headers) await writeAll(fh, h.bytes, h.offset);
       for (const [path, bytes] of small) {
         const slot = slots.get(path)!;
-        await writeAll(fh, bytes, slot.offset);
+        await writeAll(fh, [slot.header, bytes], slot.headerOffset);
         slot.filled = true;
       }
     } catch (err) {
@@ -186,7 +189,7 @@ export class BundleWriter implements ContentSink {
       body.destroy();
       throw new Error(`internal: ${desc.digest} (${desc.size} bytes) is not in the bundle's layout`);
     }
-    await this.writing(pipeline(body, new SlotStream(this.fh, slot.offset, desc.size, slot.entry.path, (n) => this.written(n))));
+    await this.writing(this.fill(slot, body));
     slot.filled = true;
   }
 
@@ -200,9 +203,43 @@ export class BundleWriter implements ContentSink {
   async writeFile(file: BundleFile): Promise<void> {
     const slot = this.slots.get(file.path);
     if (!slot) throw new Error(`internal: ${file.path} is not in the bundle's layout`);
-    const verifier = new VerifyingStream({ digest: `sha256:${file.sha256}`, size: file.size }, `${file.file} (changed while packing?)`);
-    await this.writing(pipeline(createReadStream(file.file), verifier, new SlotStream(this.fh, slot.offset, file.size, file.path, (n) => this.written(n))));
+    const chunks = verifiedChunks(createReadStream(file.file), { digest: `sha256:${file.sha256}`, size: file.size }, `${file.file} (changed while packing?)`);
+    await this.writing(this.fill(slot, chunks));
     slot.filled = true;
+  }
+
+  /**
+   * Positional writes of the slot's header and then `chunks`, gathered into
+   * batches of WRITE_BATCH bytes (one pwritev each, no copy): one batch goes
+   * to the file while the next fills. Errors unless exactly the slot's size
+   * arrives. (The padding after it is already zeros: the file was pre-sized.)
+   */
+  private async fill(slot: Slot, chunks: AsyncIterable<Buffer>): Promise<void> {
+    const stop = slot.offset + slot.entry.size;
+    let position = slot.headerOffset;
+    let batch: Buffer[] = [slot.header];
+    let batched = slot.header.length;
+    let previous: Promise<void> = Promise.resolve();
+    const send = async (): Promise<void> => {
+      // One batch at a time: the one before must be in the file first (and its error surfaces here).
+      await previous;
+      const [buffers, bytes, at] = [batch, batched, position];
+      position += bytes;
+      batch = [];
+      batched = 0;
+      previous = writeAll(this.fh, buffers, at).then(() => this.written(bytes));
+      // Awaited by the next send or at the end; a failure meanwhile is not unhandled.
+      previous.catch(() => undefined);
+    };
+    for await (const chunk of chunks) {
+      if (position + batched + chunk.length > stop) throw new VerificationError(`${slot.entry.path}: more bytes than its descriptor's size`);
+      batch.push(chunk);
+      batched += chunk.length;
+      if (batched >= WRITE_BATCH) await send();
+    }
+    if (batched > 0) await send();
+    await previous;
+    if (position !== stop) throw new VerificationError(`${slot.entry.path}: ${stop - position} bytes short`);
   }
 
   /** Every entry written: flush to disk and rename into place. Refuses when a slot is still empty. */
@@ -255,55 +292,25 @@ export class BundleWriter implements ContentSink {
   }
 }
 
-/** Positional writes into one slot of the bundle file; errors unless exactly `size` bytes arrive. */
-class SlotStream extends Writable {
-  private position: number;
-  private readonly stop: number;
-
-  constructor(
-    private readonly fh: FileHandle,
-    start: number,
-    size: number,
-    private readonly path: string,
-    private readonly onWritten: (bytes: number) => void,
-  ) {
-    super({ highWaterMark: 1 << 20 });
-    this.position = start;
-    this.stop = start + size;
-  }
-
-  override _writev(chunks: { chunk: Buffer }[], callback: (err?: Error | null) => void): void {
-    this.writeAt(chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk)), callback);
-  }
-
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
-    this.writeAt(chunk, callback);
-  }
-
-  private writeAt(bytes: Buffer, callback: (err?: Error | null) => void): void {
-    if (this.position + bytes.length > this.stop) {
-      callback(new VerificationError(`${this.path}: more bytes than its descriptor's size`));
-      return;
-    }
-    const at = this.position;
-    this.position += bytes.length;
-    writeAll(this.fh, bytes, at).then(() => {
-      this.onWritten(bytes.length);
-      callback();
-    }, callback);
-  }
-
-  override _final(callback: (err?: Error | null) => void): void {
-    callback(this.position === this.stop ? null : new VerificationError(`${this.path}: ${this.stop - this.position} bytes short`));
+/** Write every byte of `buffers` at `position` (pwritev, continued after a short write). */
+async function writeAll(fh: FileHandle, buffers: Buffer | Buffer[], position: number): Promise<void> {
+  let rest = Array.isArray(buffers) ? buffers : [buffers];
+  let at = position;
+  while (rest.length > 0) {
+    const { bytesWritten } = await fh.writev(rest, at);
+    at += bytesWritten;
+    rest = afterBytes(rest, bytesWritten);
   }
 }
 
-async function writeAll(fh: FileHandle, bytes: Buffer, position: number): Promise<void> {
-  let done = 0;
-  while (done < bytes.length) {
-    const { bytesWritten } = await fh.write(bytes, done, bytes.length - done, position + done);
-    done += bytesWritten;
-  }
+/** What of `buffers` is left once the first `n` bytes are written. */
+function afterBytes(buffers: Buffer[], n: number): Buffer[] {
+  let skip = n;
+  let i = 0;
+  while (i < buffers.length && skip >= buffers[i]!.length) skip -= buffers[i++]!.length;
+  const rest = buffers.slice(i);
+  if (skip > 0) rest[0] = rest[0]!.subarray(skip);
+  return rest;
 }
 
 function padded(bytes: Buffer): Buffer {

@@ -1,7 +1,7 @@
-import { Readable, pipeline } from 'node:stream';
+import { Readable } from 'node:stream';
 import { AirlockError, RemoteError, VerificationError } from '../cli/errors.ts';
 import type { Descriptor } from '../oci/descriptor.ts';
-import { digestOf, VerifyingStream } from '../oci/digest.ts';
+import { ContentCheck, digestOf } from '../oci/digest.ts';
 import { MANIFEST_ACCEPT, parseManifest } from '../oci/mediatype.ts';
 import { apiHost } from '../oci/reference.ts';
 import { RegistryAuth, repositoryScope } from './auth.ts';
@@ -378,11 +378,11 @@ export class RegistryClient {
    */
   fetchBlob(repository: string, desc: Descriptor): Readable {
     const what = `blob ${shortDigest(desc.digest)} of ${this.display(repository)}`;
-    const source = Readable.from(this.blobChunks(repository, desc, what), { objectMode: false });
-    return pipeline(source, new VerifyingStream(desc, what), () => undefined);
+    // The check runs in the generator itself: one stream per blob, not a pipeline of three.
+    return Readable.from(this.blobChunks(repository, desc, what, new ContentCheck(desc, what)), { objectMode: false });
   }
 
-  private async *blobChunks(repository: string, desc: Descriptor, what: string): AsyncGenerator<Buffer> {
+  private async *blobChunks(repository: string, desc: Descriptor, what: string, check: ContentCheck): AsyncGenerator<Buffer> {
     let offset = 0;
     for (let attempt = 1; ; attempt++) {
       const res = await this.openBlob(repository, desc, offset, what);
@@ -400,9 +400,14 @@ export class RegistryClient {
             skip = 0;
           }
           offset += c.length;
-          yield c;
+          const pass = check.accept(c);
+          if (pass) yield pass;
         }
-        if (offset >= desc.size) return;
+        if (offset >= desc.size) {
+          const last = check.end();
+          if (last) yield last;
+          return;
+        }
         throw Object.assign(new Error(`connection closed after ${offset} of ${desc.size} bytes`), {
           code: 'ECONNRESET',
         });

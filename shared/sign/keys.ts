@@ -1,5 +1,5 @@
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, scryptSync, sign, verify } from 'node:crypto';
-import type { KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, scrypt, scryptSync, sign, verify } from 'node:crypto';
+import type { KeyObject, ScryptOptions } from 'node:crypto';
 import nacl from 'tweetnacl';
 import { UsageError, VerificationError } from '../cli/errors.ts';
 
@@ -24,10 +24,18 @@ interface Envelope {
 }
 
 function deriveKey(password: string, salt: Buffer, params: { N: number; r: number; p: number }): Buffer {
-  return scryptSync(Buffer.from(password, 'utf8'), salt, 32, {
-    ...params,
-    maxmem: 128 * params.N * params.r * params.p + 16 * 1024 * 1024,
+  return scryptSync(Buffer.from(password, 'utf8'), salt, 32, scryptOptions(params));
+}
+
+/** deriveKey off the main thread (libuv's pool): cosign's N = 2^16 costs a few hundred ms of CPU. */
+function deriveKeyInBackground(password: string, salt: Buffer, params: { N: number; r: number; p: number }): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    scrypt(Buffer.from(password, 'utf8'), salt, 32, scryptOptions(params), (err, key) => (err ? reject(err) : resolve(key)));
   });
+}
+
+function scryptOptions(params: { N: number; r: number; p: number }): ScryptOptions {
+  return { ...params, maxmem: 128 * params.N * params.r * params.p + 16 * 1024 * 1024 };
 }
 
 /** A new key pair: the encrypted private key PEM and the public key PEM (SPKI). */
@@ -50,6 +58,22 @@ export function generateKeyPair(password: string): { privateKeyPem: string; publ
 
 /** Decrypt a cosign private key (either PEM label). A wrong password is exit 2. */
 export function readPrivateKey(pemText: string, password: string, source: string): KeyObject {
+  const env = readEnvelope(pemText, source);
+  return openEnvelope(env, deriveKey(password, Buffer.from(env.kdf.salt, 'base64'), env.kdf.params), source);
+}
+
+/**
+ * readPrivateKey with the key derivation on libuv's pool, so that other work
+ * runs meanwhile. A key that is not a cosign key fails at once (a UsageError
+ * thrown by this call); a wrong password only when the promise settles.
+ */
+export function decryptPrivateKey(pemText: string, password: string, source: string): Promise<KeyObject> {
+  const env = readEnvelope(pemText, source);
+  return deriveKeyInBackground(password, Buffer.from(env.kdf.salt, 'base64'), env.kdf.params).then((key) => openEnvelope(env, key, source));
+}
+
+/** The encrypted key's envelope, checked: scrypt with cosign's parameters, NaCl secretbox. */
+function readEnvelope(pemText: string, source: string): Envelope {
   const m = /-----BEGIN (ENCRYPTED SIGSTORE PRIVATE KEY|ENCRYPTED COSIGN PRIVATE KEY)-----([\s\S]*?)-----END \1-----/.exec(pemText);
   if (!m) {
     throw new UsageError(`${source}: not a cosign private key (no "${PRIVATE_KEY_LABEL}" or "${LEGACY_LABEL}" PEM block)`);
@@ -68,8 +92,12 @@ export function readPrivateKey(pemText: string, password: string, source: string
   if (!ALLOWED_N.has(N) || r !== 8 || p !== 1) {
     throw new UsageError(`${source}: unsupported scrypt parameters N=${N} r=${r} p=${p}`);
   }
-  const key = deriveKey(password, Buffer.from(kdf.salt, 'base64'), { N, r, p });
-  const opened = nacl.secretbox.open(Buffer.from(env.ciphertext, 'base64'), Buffer.from(cipher.nonce, 'base64'), key);
+  return { ...env, kdf: { ...kdf, params: { N, r, p } } };
+}
+
+/** Open the sealed key with the derived key: a P-256 private key, or a UsageError (a wrong password among them). */
+function openEnvelope(env: Envelope, key: Buffer, source: string): KeyObject {
+  const opened = nacl.secretbox.open(Buffer.from(env.ciphertext, 'base64'), Buffer.from(env.cipher.nonce, 'base64'), key);
   if (!opened) {
     throw new UsageError(`${source}: wrong password for the private key`, {
       hint: 'set AIRLOCK_PASSWORD (or COSIGN_PASSWORD) to the password the key was made with',

@@ -105,6 +105,12 @@ describe('airlock pack', () => {
     assert.ok((summary.savedBytes as number) >= 300_000, 'the shared base layer is stored once');
     assert.equal(summary.bundleBytes, statSync(bundle).size);
     assert.deepEqual(readdirSync(work).filter((f) => f.includes('partial')), []);
+    // Wall time per phase (docs/json-output.md), in order; after start-up they add up to `seconds`.
+    const phases = (summary as unknown as { phases: Record<string, number> }).phases;
+    assert.deepEqual(Object.keys(phases), ['startup', 'prepare', 'resolve', 'layout', 'download', 'sync']);
+    assert.ok(Object.values(phases).every((s) => s >= 0) && phases.startup! > 0 && phases.download! > 0, JSON.stringify(phases));
+    const afterStartup = Object.entries(phases).filter(([name]) => name !== 'startup').reduce((a, [, s]) => a + s, 0);
+    assert.ok(Math.abs(afterStartup - (summary.seconds as number)) < 0.02, `${afterStartup} vs ${summary.seconds}`);
 
     const verified = await airlock(['verify', bundle, '--key', join(work, 'airlock.pub')]);
     assert.equal(verified.code, 0, verified.stderr);

@@ -118,3 +118,59 @@ test('BundleWriter refuses an output folder that does not exist (exit 2) and pat
   const bad = { ...content, files: [{ ...content.files[0]!, path: 'manifests/../etc/passwd' }] };
   await assert.rejects(BundleWriter.create(join(dir, 'b.tar'), bad, sign), /cannot pack "manifests\/\.\.\/etc\/passwd"/);
 });
+
+test('BundleWriter: a blob of many odd-sized chunks lands byte for byte, its header with it; a retried push rewrites the slot', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'airlock-writer-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const { layer, config, manifest, content } = fixture(dir);
+  // Over 3 write batches, in chunks from 1 byte (more than one pwritev's IOV_MAX of them) to 300 KB.
+  const big = blob(Buffer.from(Array.from({ length: 3_500_000 }, (_, i) => (i * 7919) % 251)));
+  const sizes = [...Array.from({ length: 2000 }, () => 1), 300_000, 17, 65_536, 999_999];
+  const chunks: Buffer[] = [];
+  for (let at = 0, i = 0; at < big.bytes.length; i++) {
+    const n = sizes[i % sizes.length]!;
+    chunks.push(big.bytes.subarray(at, at + n));
+    at += n;
+  }
+  const w = await BundleWriter.create(join(dir, 'b.tar'), { ...content, blobs: [big.desc, ...content.blobs] }, sign);
+  // A first try that breaks after 1 MB (a dropped connection): the slot stays empty, and the push may be tried again.
+  const broken = Readable.from(
+    (async function* () {
+      yield big.bytes.subarray(0, 1_000_000);
+      throw new Error('connection reset');
+    })(),
+  );
+  await assert.rejects(w.push(big.desc, broken), /connection reset/);
+  assert.equal(await w.exists(big.desc), false);
+  await w.push(big.desc, Readable.from(chunks).pipe(new VerifyingStream(big.desc, 'test')));
+  for (const b of [layer, config, manifest]) await w.push(b.desc, body(b));
+  await w.writeFile(content.files[0]!);
+  await w.commit();
+  execFileSync('tar', ['-xf', join(dir, 'b.tar'), '-C', dir]);
+  assert.deepEqual(readFileSync(join(dir, 'oci', 'blobs', 'sha256', big.desc.digest.slice(7))), big.bytes);
+  assert.deepEqual(readFileSync(join(dir, 'oci', 'blobs', 'sha256', layer.desc.digest.slice(7))), layer.bytes);
+});
+
+test('BundleWriter: a source with more bytes than its descriptor is refused before it writes past its slot', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'airlock-writer-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const { layer, config, manifest, content } = fixture(dir);
+  const w = await BundleWriter.create(join(dir, 'b.tar'), content, sign);
+  for (const b of [config, manifest]) await w.push(b.desc, body(b));
+  // Unverified bytes (the writer's own bound, not the source's check): the layer and then 2 MB more.
+  const tooLong = Readable.from([layer.bytes, Buffer.alloc(2 * 1024 * 1024, 9)]);
+  await assert.rejects(w.push(layer.desc, tooLong), /more bytes than its descriptor's size/);
+  assert.equal(await w.exists(layer.desc), false);
+  await w.push(layer.desc, body(layer));
+  await w.writeFile(content.files[0]!);
+  await w.commit();
+  // The entries after the layer's slot are intact: the bundle reads and verifies.
+  const index = await readBundle(createReadStream(join(dir, 'b.tar')), {
+    publicKey,
+    source: 'b.tar',
+    onEntry: async (_e, s) => {
+      for await (const _ of s) void _;
+    },
+  });
+  assert.equal(index.name, 'demo');
+});

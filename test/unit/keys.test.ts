@@ -5,7 +5,9 @@ import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  decryptPrivateKey,
   generateKeyPair,
+  keyFingerprint,
   readPrivateKey,
   readPublicKey,
   signBlob,
@@ -73,4 +75,20 @@ test('a changed blob, another key or a garbage signature fail with exit 3', () =
 test('not a key: clear usage errors', () => {
   assert.throws(() => readPrivateKey('hello', '', 'x.key'), /x.key: not a cosign private key/);
   assert.throws(() => readPublicKey('hello', 'x.pub'), /x.pub: not a public key/);
+});
+
+test('decryptPrivateKey derives off the main thread: the same key as readPrivateKey; a wrong password rejects (exit 2), not a key throws at once', async () => {
+  const { privateKeyPem } = generateKeyPair('pw');
+  const pending = decryptPrivateKey(privateKeyPem, 'pw', 'a.key');
+  // The main thread is free while scrypt runs: a timer set after the call fires before the key is ready.
+  const order: string[] = [];
+  await Promise.all([pending.then(() => order.push('key')), new Promise((r) => setImmediate(r)).then(() => order.push('timer'))]);
+  assert.deepEqual(order, ['timer', 'key']);
+  assert.equal(keyFingerprint(await pending), keyFingerprint(readPrivateKey(privateKeyPem, 'pw', 'a.key')));
+  await assert.rejects(decryptPrivateKey(privateKeyPem, 'wrong', 'a.key'), (err: Error & { exitCode?: number }) => {
+    assert.equal(err.exitCode, 2);
+    assert.match(err.message, /a\.key: wrong password/);
+    return true;
+  });
+  assert.throws(() => decryptPrivateKey('-----BEGIN PUBLIC KEY-----\nAA==\n-----END PUBLIC KEY-----\n', 'pw', 'b.key'), /b\.key: not a cosign private key/);
 });

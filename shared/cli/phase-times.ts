@@ -14,6 +14,13 @@ export class PhaseTimes {
     this.add(name, this.now() - startedAt);
   }
 
+  /** Every phase's seconds so far, the running one up to now (it keeps running). */
+  snapshot(): Record<string, number> {
+    const seconds = { ...this.seconds };
+    if (this.current) seconds[this.current.name] = plus(seconds[this.current.name], this.now() - this.current.startedAt);
+    return seconds;
+  }
+
   /** End the running phase, if any, and start `name`. */
   start(name: string): void {
     const t = this.now();
@@ -33,6 +40,11 @@ export class PhaseTimes {
   }
 
   private add(name: string, ms: number): void {
-    this.seconds[name] = Number((((this.seconds[name] ?? 0) * 1000 + ms) / 1000).toFixed(3));
+    this.seconds[name] = plus(this.seconds[name], ms);
   }
+}
+
+/** `seconds` (none yet: 0) plus `ms`, in seconds rounded to milliseconds. */
+function plus(seconds: number | undefined, ms: number): number {
+  return Number((((seconds ?? 0) * 1000 + ms) / 1000).toFixed(3));
 }

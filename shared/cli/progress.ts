@@ -17,6 +17,7 @@
  */
 import type { StatusLine } from './log.ts';
 import { jsonLine } from './output.ts';
+import { PhaseTimes } from './phase-times.ts';
 import { backgroundTimeout, type Cancel, type Schedule } from '../schedule.ts';
 
 export interface ProgressOptions {
@@ -144,8 +145,8 @@ export class Progress implements StatusLine {
   /** The status text last written (JSON): a phase change or the end does not repeat it. */
   private lastEmitted: string | undefined;
   private lineShown = false;
-  /** Milliseconds spent in each phase so far (a phase entered twice adds up). */
-  private readonly phaseMs = new Map<string, number>();
+  /** Seconds spent in each phase so far (a phase entered twice adds up). */
+  private readonly phaseTimes: PhaseTimes;
   private cancelTrailing: Cancel | undefined;
   private finished = false;
 
@@ -160,13 +161,14 @@ export class Progress implements StatusLine {
     this.schedule = options.schedule ?? backgroundTimeout;
     this.startedAt = this.now();
     this.phaseStartedAt = this.startedAt;
+    this.phaseTimes = new PhaseTimes(this.now);
   }
 
   /** Start a phase ("resolve", "download", "push"...); counters restart from the given totals. */
   phase(name: string, totals: Totals = {}): void {
     // JSON: the state the previous phase ended in (its last counts), unless that was just written.
     if (this.json && this.phaseName !== '' && this.lastEmitted !== this.statusText()) this.emit(this.now());
-    this.closePhase();
+    this.phaseTimes.start(name);
     this.phaseName = name;
     this.phaseStartedAt = this.now();
     this.bytesTotal = totals.bytes ?? 0;
@@ -181,13 +183,7 @@ export class Progress implements StatusLine {
 
   /** Seconds spent in each phase, in the order first entered (the current one up to now); for a result's `phases`. */
   phaseSeconds(): Record<string, number> {
-    const ms = new Map(this.phaseMs);
-    if (this.phaseName !== '' && !this.finished) ms.set(this.phaseName, (ms.get(this.phaseName) ?? 0) + (this.now() - this.phaseStartedAt));
-    return Object.fromEntries([...ms].map(([name, t]) => [name, Number((t / 1000).toFixed(3))]));
-  }
-
-  private closePhase(): void {
-    if (this.phaseName !== '') this.phaseMs.set(this.phaseName, (this.phaseMs.get(this.phaseName) ?? 0) + (this.now() - this.phaseStartedAt));
+    return this.phaseTimes.snapshot();
   }
 
   /** More work discovered in the current phase. */
@@ -265,7 +261,7 @@ export class Progress implements StatusLine {
   /** The work is over: clear the status line and print one summary (a JSON line with --json). */
   done(summaryFields: Record<string, unknown> = {}): void {
     if (this.finished) return;
-    this.closePhase();
+    this.phaseTimes.finish();
     this.finished = true;
     this.cancelTrailing?.();
     this.cancelTrailing = undefined;

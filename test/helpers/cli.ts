@@ -17,12 +17,15 @@ export interface CliOptions {
   timeoutMs?: number;
   /** Told about the child once it runs (to send it signals). */
   onSpawn?: (child: ChildProcess) => void;
+  /** Run the one-file build dist/airlock.mjs (scripts/test.sh builds it first): starts in a fraction of tsx's time. */
+  built?: boolean;
 }
 
-/** Run the real CLI (`node --import tsx airlock.ts ...`) and collect its output. */
+/** Run the real CLI (`node --import tsx airlock.ts ...`, or the build) and collect its output. */
 export function airlock(args: string[], options: CliOptions = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'airlock.ts', ...args], {
+    const entry = options.built ? ['dist/airlock.mjs'] : ['--import', 'tsx', 'airlock.ts'];
+    const child = spawn(process.execPath, [...entry, ...args], {
       cwd: REPO_ROOT,
       env: { ...process.env, ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],

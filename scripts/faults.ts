@@ -18,6 +18,7 @@ import { startSshd } from '../test/services/sshd.ts';
 import { fileSha256 } from './faults/files.ts';
 import { gitLoadKills, killCampaign, loadKills, packKills, promoteKills, referenceLoad, transferKills } from './faults/kills.ts';
 import { proxyFaults, registryRestarts } from './faults/registryFaults.ts';
+import { hostileSources, lyingRegistries } from './faults/sources.ts';
 
 const SEED = Number(process.env.FAULTS_SEED ?? 16);
 const SCALE = Number(process.env.FAULTS_SCALE ?? 0.25);
@@ -52,6 +53,8 @@ async function main(): Promise<void> {
       } finally {
         await target.stop();
       }
+      report(await hostileSources(world, JOBS));
+      report(await lyingRegistries(world, JOBS));
     }
     if (ONLY.has('kills') || ONLY.has('registry')) {
       // A medium bundle (a few MB), so a kill can land in the middle of each phase.

@@ -1,6 +1,8 @@
-import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { helm4 } from '../services/tools.ts';
+import { airlock } from './cli.ts';
 import { tarFile, tarHeader, TAR_END } from './tar.ts';
 
 /**
@@ -107,3 +109,30 @@ export const HOSTILE_SOURCES: HostileSource[] = [
   { name: 'chart archive with a hard link', write: (d) => chartArchive(d, [tarHeader('web/values.yaml', 0, '1', '/etc/passwd')]), code: 3, refusal: /"web\/values\.yaml" is a hard link to "\/etc\/passwd"/ },
   { name: 'chart archive with ".." in a path', write: (d) => chartArchive(d, [tarFile('web/../../escape.yaml', Buffer.from('x: 1\n'))]), code: 3, refusal: /climbs out of the archive with "\.\."/ },
 ];
+
+/** The heap `packHostile` runs pack with: a parser that expanded a bomb or read the whole document dies of it. */
+export const HOSTILE_HEAP_MB = 192;
+
+/**
+ * Write the case into `dir` (created, then removed), run the built CLI's pack
+ * on it with a capped heap, and say what was wrong, or undefined when it was
+ * refused as it must be: its exit code, its message, no bundle, no crash.
+ */
+export async function packHostile(c: HostileSource, dir: string, key: string, password: string): Promise<string | undefined> {
+  mkdirSync(dir);
+  try {
+    const spec = c.write(dir);
+    const res = await airlock(['pack', '-f', spec, '-o', join(dir, 'out.tar'), '--key', key, '--helm', helm4()], {
+      env: { AIRLOCK_PASSWORD: password, NODE_OPTIONS: `--max-old-space-size=${HOSTILE_HEAP_MB}` },
+      timeoutMs: 60_000,
+      built: true,
+    });
+    const said = `exit ${res.code}${res.signal ? ` (${res.signal})` : ''}: ${res.stderr.trim().split('\n').slice(-3).join(' | ')}`;
+    const left = readdirSync(dir).filter((f) => f.startsWith('out.tar'));
+    if (res.code !== c.code || !c.refusal.test(res.stderr) || /heap out of memory|RangeError|a bug in airlock/.test(res.stderr)) return `${c.name}: wanted exit ${c.code} ${c.refusal}, got ${said}`;
+    if (left.length > 0) return `${c.name}: left ${left.join(', ')}`;
+    return undefined;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -12,11 +12,12 @@ import type { Socket } from 'node:net';
  *   endless             200 with a chunked body that never ends
  *   redirect-loop       307 to another path that redirects back, forever
  *   token-garbage       every request 401 Bearer, and the token endpoint answers HTML
+ *   phantom             200 for any blob HEAD, 12345 bytes, whether the registry holds it or not
  *
  * Where test/services/quirkProxy.ts makes a registry behave as other real
  * registries do, this one makes it behave as none should.
  */
-export type LieKind = 'longer' | 'shorter' | 'short-body' | 'endless' | 'redirect-loop' | 'token-garbage';
+export type LieKind = 'longer' | 'shorter' | 'short-body' | 'endless' | 'redirect-loop' | 'token-garbage' | 'phantom';
 
 export interface Lie {
   kind: LieKind;
@@ -118,6 +119,11 @@ export async function startLyingRegistry(target: { host: string; port: number })
         client.resume();
         const next = path.endsWith('/loop') ? path.slice(0, -'/loop'.length) : `${path}/loop`;
         return raw(socket, 307, { location: `http://127.0.0.1:${port}${next}`, 'content-length': '0' });
+      }
+      case 'phantom': {
+        client.resume();
+        const digest = path.split('/').pop() ?? '';
+        return raw(socket, 200, { 'content-length': '12345', 'docker-content-digest': digest, 'content-type': 'application/octet-stream' });
       }
       case 'token-garbage': {
         client.resume();

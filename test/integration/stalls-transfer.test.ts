@@ -49,7 +49,7 @@ describe('stalled git, S3 and SFTP transfers (--timeout)', () => {
 
   test('a git-over-HTTPS answer that stalls mid-pack is dropped after --timeout, fetched again, and the pack completes', async () => {
     const port = Number(new URL(server.url('apps')).port);
-    const proxy = await startStallingProxy({ host: '127.0.0.1', port }, { afterBytes: 200_000 });
+    const proxy = await startStallingProxy({ host: '127.0.0.1', port }, { afterBytes: 100_000 });
     try {
       const url = server.url('apps').replace(`:${port}/`, `:${proxy.port}/`);
       const spec = join(work, 'airlock.yaml');

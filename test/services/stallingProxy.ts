@@ -1,12 +1,12 @@
 import net from 'node:net';
 
 /**
- * A TCP proxy on 127.0.0.1 (random port) that stops forwarding: on the
- * first `stalledConnections` connections, once the server has sent
- * `afterBytes` bytes toward the client, nothing more is passed in either
- * direction and the sockets stay open (a server that hangs mid-response, as
- * seen from the client, whatever the protocol on top: TLS, SSH, HTTP).
- * Later connections are forwarded whole.
+ * A TCP proxy on 127.0.0.1 (random port) that stops forwarding: once the
+ * server has sent `afterBytes` bytes toward the client on one connection,
+ * nothing more is passed on it and the sockets stay open (a server that
+ * hangs mid-response, as seen from the client, whatever the protocol on top:
+ * TLS, SSH, HTTP). That happens to `stalledConnections` connections (default
+ * 1); after that, every connection is forwarded whole.
  */
 export interface StallingProxy {
   port: number;
@@ -20,7 +20,6 @@ export async function startStallingProxy(target: { host: string; port: number },
   let connections = 0;
   let stalled = 0;
   const server = net.createServer((client) => {
-    const stall = connections < (opts.stalledConnections ?? 1);
     connections++;
     const upstream = net.connect(target.port, target.host);
     for (const s of [client, upstream]) {
@@ -32,16 +31,12 @@ export async function startStallingProxy(target: { host: string; port: number },
       });
     }
     client.pipe(upstream);
-    if (!stall) {
-      upstream.pipe(client);
-      return;
-    }
     let sent = 0;
     let hung = false;
     upstream.on('data', (chunk: Buffer) => {
       if (hung) return;
       const room = opts.afterBytes - sent;
-      if (chunk.length >= room) {
+      if (chunk.length >= room && stalled < (opts.stalledConnections ?? 1)) {
         if (room > 0) client.write(chunk.subarray(0, room));
         hung = true;
         stalled++;

@@ -22,6 +22,7 @@ import { RemoteStore } from '../shared/store/remote.ts';
 import { decryptPrivateKey, signBlob } from '../shared/sign/keys.ts';
 import { keyPassword } from '../shared/sign/password.ts';
 import { discoverImages } from '../shared/manifests/discover.ts';
+import { readYamlText } from '../shared/yaml/bounded.ts';
 import { foundToSources, mergeImages, readImageList, type WantedImage } from './images.ts';
 import { fetchManifests, type FetchManifestsOptions } from './sources/manifests.ts';
 import { fetchGitTree } from './sources/git.ts';
@@ -347,7 +348,7 @@ async function wantedImages(
   for (const list of imageLists) sources.push(...(await readImageList(list)));
   for (const f of discoverIn) {
     if (!/\.ya?ml$/i.test(f.path)) continue;
-    sources.push(...foundToSources(discoverImages(await readFile(f.file, 'utf8'), f.path)));
+    sources.push(...foundToSources(discoverImages(await readYamlText(f.file, f.path, 'source'), f.path)));
   }
   // The charts' rendered output was searched as it was rendered (and their image annotations read).
   sources.push(...fromCharts.map((c) => ({ text: c.text, where: c.where })));

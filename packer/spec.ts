@@ -1,7 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode, type YAMLError, type YAMLMap } from 'yaml';
-import { UsageError } from '../shared/cli/errors.ts';
+import { AirlockError, UsageError } from '../shared/cli/errors.ts';
+import { checkYamlShape, readYamlText } from '../shared/yaml/bounded.ts';
 import type { Platform } from '../shared/oci/descriptor.ts';
 import { parsePlatform } from '../shared/oci/platform.ts';
 import { parseReference, type ImageReference } from '../shared/oci/reference.ts';
@@ -70,14 +70,16 @@ const NAME = /^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$/;
 export async function readSpec(file: string): Promise<BundleSpec> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = await readYamlText(file, file, 'user');
   } catch (err) {
+    if (err instanceof AirlockError) throw err;
     throw new UsageError(`cannot read the spec ${file}: ${(err as Error).message}`);
   }
   return parseSpec(text, file);
 }
 
 export function parseSpec(text: string, file: string): BundleSpec {
+  checkYamlShape(text, file, 'user');
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true });
   const at = (node: YamlNode | null | undefined): string => {

@@ -21,6 +21,7 @@ import { proxyFaults, registryRestarts } from './faults/registryFaults.ts';
 import { approveKills } from './faults/approveKills.ts';
 import { packerDiskFull, registryDiskFull } from './faults/diskFull.ts';
 import { sourceFaults } from './faults/sourceFaults.ts';
+import { hostileSources, lyingRegistries } from './faults/sources.ts';
 
 const SEED = Number(process.env.FAULTS_SEED ?? 16);
 const SCALE = Number(process.env.FAULTS_SCALE ?? 1);
@@ -62,6 +63,8 @@ async function main(): Promise<void> {
         report(await crafted(world, target, smallBytes, JOBS));
         report(await truncations(world, target, smallBytes, JOBS));
         report(await flips(world, target, smallBytes, scaled(200), SEED, JOBS));
+        report(await hostileSources(world, JOBS));
+        report(await lyingRegistries(world, JOBS));
       }
       const expected = await referenceLoad(world, target, bundle);
       if (ONLY.has('kills')) {

@@ -2,8 +2,8 @@ import { createReadStream } from 'node:fs';
 import { lstat, readdir, readFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { Parser, type ReadEntry } from 'tar';
-import { parse as parseYaml } from 'yaml';
-import { UsageError, VerificationError } from '../../shared/cli/errors.ts';
+import { AirlockError, UsageError, VerificationError } from '../../shared/cli/errors.ts';
+import { parseYamlValue } from '../../shared/yaml/bounded.ts';
 
 /**
  * The parts of a chart (a folder or a .tgz) and of every subchart under its
@@ -188,8 +188,9 @@ async function collect(files: FileMap, parents: string[], label: string, budget:
 function parseChartYaml(text: string, where: string): { name: string; version: string; annotations: Record<string, string> } {
   let doc: unknown;
   try {
-    doc = parseYaml(text, { maxAliasCount: 100 });
+    doc = parseYamlValue(text, where, 'source');
   } catch (err) {
+    if (err instanceof AirlockError) throw err;
     throw new UsageError(`${where}: invalid YAML (${(err as Error).message.split('\n')[0]})`);
   }
   const obj = typeof doc === 'object' && doc !== null ? (doc as Record<string, unknown>) : {};

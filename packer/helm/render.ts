@@ -1,7 +1,8 @@
-import { lstat, mkdir, mkdtemp, readFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { AirlockError, ExitCode, UsageError } from '../../shared/cli/errors.ts';
 import { discoverImages } from '../../shared/manifests/discover.ts';
+import { readYamlText } from '../../shared/yaml/bounded.ts';
 import type { ManifestFile } from '../sources/manifests.ts';
 import { readChartTree } from './chart-files.ts';
 import { lastLines, prepareHelmHome, runHelmToFile, type Helm } from './helm.ts';
@@ -167,7 +168,7 @@ export async function renderChart(request: RenderRequest, options: RenderOptions
   const images: ChartImage[] = [];
   for (const f of files) {
     const chartOf = chartOfSource(f.path.slice(`manifests/${releaseName}/`.length));
-    for (const found of discoverImages(await readFile(f.file, 'utf8'), f.path)) images.push({ image: found.image, chart: chartOf, where: found.where, from: 'render' });
+    for (const found of discoverImages(await readYamlText(f.file, f.path, 'source'), f.path)) images.push({ image: found.image, chart: chartOf, where: found.where, from: 'render' });
   }
   for (const a of annotatedImages(charts, (m) => warnings.push(`chart ${label}: ${m}`))) images.push({ image: a.image, chart: a.chart, where: a.where, from: 'annotation' });
 

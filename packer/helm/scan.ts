@@ -1,4 +1,4 @@
-import { parse as parseYaml } from 'yaml';
+import { parseYamlValue } from '../../shared/yaml/bounded.ts';
 import type { ChartMeta } from './chart-files.ts';
 
 /**
@@ -102,7 +102,7 @@ export function annotatedImages(charts: ChartMeta[], warn: (message: string) => 
       const where = `${name} Chart.yaml annotation ${key}`;
       let list: unknown;
       try {
-        list = parseYaml(text, { maxAliasCount: 100 });
+        list = parseYamlValue(text, where, 'source');
       } catch (err) {
         warn(`${where}: not YAML (${(err as Error).message.split('\n')[0]}); ignored`);
         continue;

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { lstat, readFile, writeFile } from 'node:fs/promises';
-import { parse, stringify, type Tags } from 'yaml';
-import { UsageError } from '../../shared/cli/errors.ts';
+import { stringify, type Tags } from 'yaml';
+import { AirlockError, UsageError } from '../../shared/cli/errors.ts';
+import { parseYamlValue, yamlLimits } from '../../shared/yaml/bounded.ts';
 import { setToValues, type SetValue } from './set-values.ts';
 
 /**
@@ -57,8 +58,10 @@ export async function readValuesFile(file: string, label: string): Promise<Value
   }
   let doc: unknown;
   try {
-    doc = parse(await readFile(file, 'utf8'), { version: '1.1', customTags: noTimestamps, uniqueKeys: true, maxAliasCount: 1000 });
+    const what = `${label}: values file ${file}`;
+    doc = parseYamlValue(await readFile(file, 'utf8'), what, 'user', { version: '1.1', customTags: noTimestamps, uniqueKeys: true }, { ...yamlLimits(), maxAliasCount: 1000 });
   } catch (err) {
+    if (err instanceof AirlockError) throw err;
     throw new UsageError(`${label}: values file ${file} is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
   }
   if (doc === null || doc === undefined) return {};

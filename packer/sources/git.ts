@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import git, { type GitHttpResponse, type HttpClient, type ServerRef, type TreeEntry } from 'isomorphic-git';
 import { RemoteError, UsageError, VerificationError } from '../../shared/cli/errors.ts';
 import { gitRemoteCall, openGitRemote, type GitRemote } from '../../shared/git/remote.ts';
+import { DEFAULT_RETRY } from '../../shared/registry/retry.ts';
 import type { HttpTransport } from '../../shared/registry/transport.ts';
 
 /**
@@ -107,6 +108,7 @@ export async function fetchGitTree(source: GitTreeSource, dest: string, options:
       ({ fetchHead } = await cap.check(() =>
         gitRemoteCall(remote, `fetch ${wanted.shown}`, () =>
           git.fetch({ fs, http: remote.http, gitdir, remote: 'origin', ref: wanted.ref, remoteRef: wanted.ref, singleBranch: true, tags: false, depth: 1 }),
+          { retry: DEFAULT_RETRY },
         ),
       ));
     } catch (err) {
@@ -174,7 +176,7 @@ interface WantedRef {
 /** Which ref to fetch: checked against what the server advertises (a sha is taken as it is). */
 async function resolveRef(remote: GitRemote, ref: string | undefined, label: string): Promise<WantedRef> {
   if (ref !== undefined && SHA.test(ref)) return { kind: 'sha', ref, shown: `commit ${ref}` };
-  const refs = await gitRemoteCall(remote, 'list refs', () => git.listServerRefs({ http: remote.http, url: remote.url, symrefs: true, peelTags: true }));
+  const refs = await gitRemoteCall(remote, 'list refs', () => git.listServerRefs({ http: remote.http, url: remote.url, symrefs: true, peelTags: true }), { retry: DEFAULT_RETRY });
   const byName = new Map(refs.map((r) => [r.ref, r]));
   if (ref === undefined) {
     const head = byName.get('HEAD');

@@ -6,6 +6,7 @@ import pLimit from 'p-limit';
 import { UsageError, VerificationError } from '../../shared/cli/errors.ts';
 import { checkEntryPath } from '../../shared/bundle/format.ts';
 import { HttpTransport } from '../../shared/registry/transport.ts';
+import { checkYamlShape, readYamlText } from '../../shared/yaml/bounded.ts';
 import { downloadToFile, redactUrl } from './http-download.ts';
 import { extractArchive } from './safe-tar.ts';
 import type { ManifestSource } from '../spec.ts';
@@ -87,6 +88,7 @@ export const MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024;
 export const MAX_EXTRACTED_BYTES = 512 * 1024 * 1024;
 export const MAX_ARCHIVE_ENTRIES = 100_000;
 const HASH_CONCURRENCY = 8;
+const YAML_NAME = /\.ya?ml$/i;
 const ARCHIVE_NAME = /\.(tar\.gz|tgz|tar)$/i;
 /** What is dropped from an archive's name to name its folder (".gz" only when the content said gzip). */
 const ARCHIVE_EXT = /\.(tar\.gz|tgz|tar|gz)$/i;
@@ -127,6 +129,8 @@ export async function fetchManifests(sources: ManifestSource[], options: FetchMa
     }
     const limit = pLimit(HASH_CONCURRENCY);
     const files = await Promise.all([...byPath.values()].map(({ found }) => limit(() => hashFile(found))));
+    // The loader parses every manifest it commits: YAML past the limits is refused here, not there.
+    for (const f of files) if (YAML_NAME.test(f.path)) checkYamlShape(await readYamlText(f.file, f.path, 'source'), f.path, 'source');
     return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   } finally {
     await own?.close();

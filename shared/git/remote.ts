@@ -7,6 +7,7 @@ import type { SshAuth } from '../transfer/ssh.ts';
 import { gitHttp } from './http.ts';
 import { parseSshUrl, SshGitTransport } from './ssh.ts';
 import { describeNetworkFailure } from '../net/errors.ts';
+import { isRetryableNetworkError, retryDelayMs, sleep, type RetryPolicy } from '../registry/retry.ts';
 
 /**
  * A git remote as isomorphic-git takes it: a URL and an HTTP plugin. HTTPS
@@ -90,20 +91,34 @@ export function checkGitRemote(git: GitRemoteOptions, label = '--git'): 'ssh' | 
   return url;
 }
 
-/** Run one exchange with the remote; isomorphic-git's failures become exit 4 naming the remote and what was done. */
-export async function gitRemoteCall<T>(remote: GitRemote, what: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof Errors.PushRejectedError || err instanceof Errors.MergeConflictError || err instanceof Errors.GitPushError) throw err;
-    if (err instanceof Errors.HttpError) {
-      const status = (err.data as { statusCode?: number }).statusCode;
-      throw new RemoteError(`git ${what} at ${remote.display}: HTTP ${status}`, {
-        hint: status === 401 || status === 403 ? 'check --git-username / --git-password-env' : 'check the repository URL',
-        cause: err,
-      });
+/**
+ * Run one exchange with the remote; isomorphic-git's failures become exit 4
+ * naming the remote and what was done. With `retry` (reads only: listing
+ * refs, fetching), a connection that broke or stalled past --timeout
+ * mid-answer is tried again from the start, as the registry client does.
+ */
+export async function gitRemoteCall<T>(remote: GitRemote, what: string, fn: () => Promise<T>, opts: { retry?: RetryPolicy } = {}): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      const again = opts.retry !== undefined && attempt < opts.retry.attempts && !(err instanceof AirlockError) && !(err instanceof Errors.HttpError) && isRetryableNetworkError(err);
+      if (!again) throw remoteFailure(remote, what, err);
+      await sleep(retryDelayMs(attempt, opts.retry!));
     }
-    if (err instanceof AirlockError) throw err; // ours, already saying what failed (a usage error, a refused host key, a cap)
-    throw new RemoteError(`git ${what} at ${remote.display}: ${describeNetworkFailure(err)}`, { cause: err });
   }
+}
+
+/** What a failed exchange is thrown as. */
+function remoteFailure(remote: GitRemote, what: string, err: unknown): unknown {
+  if (err instanceof Errors.PushRejectedError || err instanceof Errors.MergeConflictError || err instanceof Errors.GitPushError) return err;
+  if (err instanceof Errors.HttpError) {
+    const status = (err.data as { statusCode?: number }).statusCode;
+    return new RemoteError(`git ${what} at ${remote.display}: HTTP ${status}`, {
+      hint: status === 401 || status === 403 ? 'check --git-username / --git-password-env' : 'check the repository URL',
+      cause: err,
+    });
+  }
+  if (err instanceof AirlockError) return err; // ours, already saying what failed (a usage error, a refused host key, a cap)
+  return new RemoteError(`git ${what} at ${remote.display}: ${describeNetworkFailure(err)}`, { cause: err });
 }

@@ -1,5 +1,5 @@
-import { parseAllDocuments } from 'yaml';
 import { UsageError } from '../cli/errors.ts';
+import { forEachYamlDocument, toJs } from '../yaml/bounded.ts';
 
 /**
  * Container images named by Kubernetes manifests: the containers,
@@ -28,16 +28,15 @@ const POD_SPEC_PATH: Record<string, string[]> = {
   CronJob: ['spec', 'jobTemplate', 'spec', 'template', 'spec'],
 };
 
+/** Fetched manifests: YAML past the limits of ../yaml/bounded.ts is refused (exit 3), invalid YAML is exit 2. */
 export function discoverImages(yamlText: string, file: string): FoundImage[] {
   const found: FoundImage[] = [];
-  const docs = parseAllDocuments(yamlText);
-  if (!Array.isArray(docs)) return found;
-  for (const doc of docs) {
+  forEachYamlDocument(yamlText, file, 'source', (doc) => {
     if (doc.errors.length > 0) {
       throw new UsageError(`${file}: invalid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
     }
-    visit(doc.toJS({ maxAliasCount: 100 }) as unknown, file, found);
-  }
+    visit(toJs(doc, file, 'source'), file, found);
+  });
   return found;
 }
 

@@ -63,7 +63,8 @@ export interface RegistryOptions extends TransportOptions {
   lookupsByGet?: boolean;
 }
 
-export const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
+/** The most a manifest may hold: distribution's own limit (4 MiB); a body that keeps coming is cut off there. */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 const DEFAULT_MONOLITHIC_MAX = 64 * 1024 * 1024;
 /** Redirects followed for one request (registry.k8s.io answers every manifest request with one). */
 const MAX_REDIRECTS = 5;
@@ -229,6 +230,21 @@ export class RegistryClient {
    */
   async getManifest(repository: string, reference: string, options: { refusedAsAbsent?: boolean } = {}): Promise<{ descriptor: Descriptor; bytes: Buffer } | undefined> {
     const what = `get manifest ${this.display(repository)}${refSuffix(reference)}`;
+    // A body cut short (the connection dropped after the headers) is tried again, as a blob is.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.getManifestOnce(repository, reference, what, options);
+      } catch (err) {
+        if (err instanceof AirlockError) throw err;
+        if (!isRetryableNetworkError(err) || attempt >= this.retry.attempts) {
+          throw new RemoteError(`${what}: ${describeNetworkFailure(err)}`, { cause: err });
+        }
+        await sleep(retryDelayMs(attempt, this.retry));
+      }
+    }
+  }
+
+  private async getManifestOnce(repository: string, reference: string, what: string, options: { refusedAsAbsent?: boolean }): Promise<{ descriptor: Descriptor; bytes: Buffer } | undefined> {
     const res = await this.sendFollowing({
       method: 'GET',
       url: this.url(repository, `manifests/${reference}`),
@@ -316,7 +332,9 @@ export class RegistryClient {
       return { status: res.status };
     }
     if (res.status !== 200) throw await this.failure(res, what);
-    const bytes = await readLimited(res, MAX_MANIFEST_BYTES, what);
+    const bytes = await readLimited(res, MAX_MANIFEST_BYTES, what).catch((err: unknown) => {
+      throw err instanceof AirlockError ? err : new RemoteError(`${what}: ${describeNetworkFailure(err)}`, { cause: err });
+    });
     try {
       return { status: 200, body: JSON.parse(bytes.toString('utf8')) as unknown, next: parseNextLink(header(res, 'link'), res.url) };
     } catch {
@@ -434,7 +452,16 @@ export class RegistryClient {
       scopes: [repositoryScope(this.repo(repository), ['pull'])],
       what,
     });
-    if (res.status === 200 || (res.status === 206 && offset > 0)) return res;
+    if (res.status === 200 || (res.status === 206 && offset > 0)) {
+      // A registry that announces another length than the descriptor's is lying about the content: no retry will help.
+      const len = header(res, 'content-length');
+      const expected = res.status === 200 ? desc.size : desc.size - offset;
+      if (len !== undefined && Number(len) !== expected) {
+        res.body.destroy();
+        throw new VerificationError(`${what}: the registry answers ${len} bytes, the descriptor says ${expected}${offset > 0 ? ` (from byte ${offset})` : ''}`);
+      }
+      return res;
+    }
     if (res.status === 404) {
       await res.body.dump();
       throw new RemoteError(`${what}: not found in the registry (HTTP 404)`, {
@@ -932,7 +959,7 @@ async function readLimited(res: HttpResponse, limit: number, what: string): Prom
   const declared = Number(header(res, 'content-length'));
   if (Number.isFinite(declared) && declared > limit) {
     res.body.destroy();
-    throw new VerificationError(`${what}: manifest of ${declared} bytes exceeds the ${limit}-byte limit`);
+    throw new VerificationError(`${what}: manifest of ${declared} bytes exceeds the ${limit / (1024 * 1024)} MiB limit`);
   }
   const parts: Buffer[] = [];
   let total = 0;
@@ -940,7 +967,7 @@ async function readLimited(res: HttpResponse, limit: number, what: string): Prom
     total += chunk.length;
     if (total > limit) {
       res.body.destroy();
-      throw new VerificationError(`${what}: manifest exceeds the ${limit}-byte limit`);
+      throw new VerificationError(`${what}: the answer ran past the ${limit / (1024 * 1024)} MiB a manifest may hold`);
     }
     parts.push(chunk);
   }

@@ -39,6 +39,8 @@ const RETRYABLE_CODES = new Set([
   'UND_ERR_CONNECT_TIMEOUT',
   'UND_ERR_HEADERS_TIMEOUT',
   'UND_ERR_BODY_TIMEOUT',
+  // A body shorter than the server's own Content-Length: the connection was cut.
+  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
   'AIRLOCK_STALL',
 ]);
 

@@ -1,5 +1,8 @@
 import { formatBytes, formatRate, Progress } from '../cli/progress.ts';
+import { Logger } from '../cli/log.ts';
 import { printResult } from '../cli/output.ts';
+import { DEFAULT_RETRY, retryDelayMs, sleep } from '../registry/retry.ts';
+import { BrokenTransferError } from './broken.ts';
 import type { SshAuth } from './ssh.ts';
 import type { TransferProgress } from './sftp.ts';
 
@@ -20,15 +23,21 @@ export async function runTransfer(
   const endpoint = transferEndpoint(remote, network);
   if (endpoint) await preflight([endpoint], { caFile: network.caFile });
   const progress = new Progress({ json, summaryLine: false });
+  const logger = new Logger({ json });
+  logger.attachStatusLine(progress);
   progress.phase(direction);
   let bytes = 0;
   const started = performance.now();
-  const files = await transfer({
-    total: (n) => progress.addTotal(n),
-    advance: (n) => {
-      bytes += n;
-      progress.advance(n);
-    },
+  const files = await withResumes((message) => logger.warn(message), async (attempt) => {
+    // A resumed attempt counts again from its offset: the total is told once, the bytes anew.
+    bytes = 0;
+    return transfer({
+      total: (n) => attempt === 1 && progress.addTotal(n),
+      advance: (n) => {
+        bytes += n;
+        if (attempt === 1) progress.advance(n);
+      },
+    });
   }).finally(() => progress.done());
   const seconds = (performance.now() - started) / 1000;
   const done = direction === 'upload' ? 'uploaded' : 'downloaded';
@@ -38,4 +47,17 @@ export async function runTransfer(
     json,
     () => `${done} ${formatBytes(bytes)} ${direction === 'upload' ? 'to' : 'from'} ${remote} in ${seconds.toFixed(1)} s (${formatRate(bytes / Math.max(seconds, 1e-6))}):\n${files.map((f) => `  ${f}`).join('\n')}`,
   );
+}
+
+/** Run a transfer, resuming it (a new attempt from where it stopped) when it broke off, within DEFAULT_RETRY's bounds. */
+async function withResumes<T>(warn: (message: string) => void, run: (attempt: number) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run(attempt);
+    } catch (err) {
+      if (!(err instanceof BrokenTransferError) || attempt >= DEFAULT_RETRY.attempts) throw err;
+      warn(`${err.message}; resuming (attempt ${attempt + 1} of ${DEFAULT_RETRY.attempts})`);
+      await sleep(retryDelayMs(attempt, DEFAULT_RETRY));
+    }
+  }
 }

@@ -1,3 +1,4 @@
+import { BrokenTransferError } from './broken.ts';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { Agent as HttpsAgent } from 'node:https';
@@ -259,7 +260,7 @@ export async function downloadS3(url: string, output: string, options: S3Options
       });
       await pipeline(res.Body as Readable, meter, createWriteStream(temp, { flags: offset > 0 ? 'r+' : 'w', start: offset })).catch(async (err: Error) => {
         await dropWhenDiskFull(err, temp, size);
-        throw new RemoteError(`S3 download of ${url} broke off: ${err.message}`, { hint: 'run the same command again: it resumes' });
+        throw new BrokenTransferError(`S3 download of ${url} broke off: ${err.message}`, { hint: 'run the same command again: it resumes' });
       });
     } else if (size === 0) {
       await writeFile(temp, '');

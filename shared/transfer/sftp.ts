@@ -1,3 +1,4 @@
+import { BrokenTransferError } from './broken.ts';
 import { open, readFile, rename, stat } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
 import type { Client, SFTPWrapper, Stats } from 'ssh2';
@@ -69,7 +70,7 @@ export async function uploadSftp(bundle: string, url: string, auth: SshAuth, pro
       progress?.advance(offset);
       if (offset < size || size === 0) {
         await copyToRemote(sftp, file, temp, offset, size, progress).catch((err: Error) => {
-          throw new RemoteError(`SFTP upload of ${basename(file)} to ${loc.host}:${target} broke off: ${err.message}`, { hint: 'run the same command again: it resumes' });
+          throw new BrokenTransferError(`SFTP upload of ${basename(file)} to ${loc.host}:${target} broke off: ${err.message}`, { hint: 'run the same command again: it resumes' });
         });
       }
       const written = await sftpStat(sftp, temp);
@@ -124,7 +125,7 @@ async function fetchFile(sftp: SFTPWrapper, loc: SftpLocation, remote: string, l
   if (offset < st.size || st.size === 0) {
     await copyFromRemote(sftp, remote, temp, offset, st.size, progress).catch(async (err: Error) => {
       await dropWhenDiskFull(err, temp, st.size);
-      throw new RemoteError(`SFTP download of ${loc.host}:${remote} broke off: ${err.message}`, { hint: 'run the same command again: it resumes' });
+      throw new BrokenTransferError(`SFTP download of ${loc.host}:${remote} broke off: ${err.message}`, { hint: 'run the same command again: it resumes' });
     });
   }
   const got = (await stat(temp)).size;

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { parse } from 'yaml';
-import { VerificationError } from '../../../shared/cli/errors.ts';
+import { AirlockError, VerificationError } from '../../../shared/cli/errors.ts';
+import { parseYamlValue } from '../../../shared/yaml/bounded.ts';
 import { parseChartVersion } from './version.ts';
 
 /**
@@ -113,8 +113,9 @@ async function readText(file: string, where: string): Promise<string> {
 function parseYamlMapping(text: string, where: string): Record<string, unknown> {
   let value: unknown;
   try {
-    value = parse(text, { maxAliasCount: 100 });
+    value = parseYamlValue(text, where, 'source');
   } catch (err) {
+    if (err instanceof AirlockError) throw err;
     throw bad(where, `not valid YAML: ${(err as Error).message.split('\n')[0]}`);
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw bad(where, 'not a YAML mapping');

@@ -1,7 +1,7 @@
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parse } from 'yaml';
-import { RemoteError, UsageError, VerificationError } from '../../../shared/cli/errors.ts';
+import { AirlockError, RemoteError, UsageError, VerificationError } from '../../../shared/cli/errors.ts';
+import { parseYamlValue, yamlLimits } from '../../../shared/yaml/bounded.ts';
 import { downloadToFile, redactUrl } from '../http-download.ts';
 import { MAX_CHART_ARCHIVE_BYTES } from './archive.ts';
 import type { ChartFetchContext } from './context.ts';
@@ -79,8 +79,10 @@ async function fetchIndex(repo: string, ctx: ChartFetchContext, from: string): P
   });
   let doc: unknown;
   try {
-    doc = parse(await readFile(file, 'utf8'), { maxAliasCount: 100 });
+    const indexLimits = { ...yamlLimits(), maxFileBytes: MAX_INDEX_BYTES, maxDocumentBytes: MAX_INDEX_BYTES };
+    doc = parseYamlValue(await readFile(file, 'utf8'), shown, 'source', {}, indexLimits);
   } catch (err) {
+    if (err instanceof AirlockError) throw err;
     throw new RemoteError(`${shown}: not valid YAML: ${(err as Error).message.split('\n')[0]}`, { hint: 'check that the URL is a Helm chart repository' });
   } finally {
     await rm(dir, { recursive: true, force: true });

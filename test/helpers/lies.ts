@@ -18,6 +18,8 @@ export interface LieCase {
   lies: (bigLayer: string) => Lie[];
   code: 0 | 3 | 4;
   refusal?: RegExp;
+  /** load: the bundle loaded honestly first, so that the load through the liar reads every tag's manifest. */
+  preloaded?: boolean;
 }
 
 const blob = (digest: string) => new RegExp(`/blobs/${digest}$`);
@@ -34,7 +36,7 @@ export const LIE_CASES: LieCase[] = [
   { name: 'target token endpoint answering garbage', side: 'load', lies: () => [{ kind: 'token-garbage', path: /.*/ }], code: 4, refusal: /the token server 127\.0\.0\.1:\d+ did not answer JSON/ },
   { name: 'target redirect loop on uploads', side: 'load', lies: () => [{ kind: 'redirect-loop', path: /\/blobs\/uploads/ }], code: 4, refusal: /HTTP 307/ },
   { name: 'target manifest answers short of their Content-Length, once', side: 'load', lies: () => [{ kind: 'short-body', path: /\/manifests\//, times: 1 }], code: 0 },
-  { name: 'target manifest answers short of their Content-Length, always', side: 'load', lies: () => [{ kind: 'short-body', path: /\/manifests\// }], code: 4, refusal: /get manifest .*: the answer was cut short/ },
+  { name: 'target manifest answers short of their Content-Length, always', side: 'load', preloaded: true, lies: () => [{ kind: 'short-body', path: /\/manifests\// }], code: 4, refusal: /get manifest .*: the answer was cut short/ },
   { name: 'target claiming a blob of another size', side: 'load', lies: () => [{ kind: 'phantom', method: 'HEAD', path: /\/blobs\/sha256:/ }], code: 3, refusal: /the registry holds \d+ bytes, the descriptor says \d+/ },
 ];
 
@@ -64,6 +66,10 @@ export async function tellLie(w: LieWorld, c: LieCase, i: number): Promise<LieOu
   const target = c.side === 'pack' ? w.source : await startRegistry();
   const load = (host: string) => airlock(['load', w.bundle, '--key', w.pub, '--registry', host, '--plain-http', '--timeout', '3'], { timeoutMs: 90_000 });
   try {
+    if (c.preloaded) {
+      const honest = await load(target.host);
+      if (honest.code !== 0) throw new Error(`${c.name}: the honest load first failed: ${honest.stderr}`);
+    }
     const liar = await startLyingRegistry({ host: '127.0.0.1', port: target.port });
     try {
       for (const lie of c.lies(w.bigLayer)) liar.lie(lie);

@@ -105,8 +105,10 @@ describe('airlock load', () => {
       assert.ok(report.blobsMounted >= 2, 'shared base layers are mounted, not uploaded again');
       assert.deepEqual(Object.keys(report.phases), ['check', 'preflight', 'plan', 'push', 'tags']);
       // Each repository's push probe (an upload opened under push scope) is the upload of its first blob: no request of its own.
+      // Each manifest's bytes go up as a blob before the manifest itself (stored-link.ts): one upload each too.
       const uploadsOpened = await target.requests(/^POST \/v2\/.*\/blobs\/uploads\/ /);
-      assert.equal(uploadsOpened.length, report.blobsUploaded, 'one upload opened per blob uploaded, the probes included');
+      const manifestsByDigest = await target.requests(/^PUT \/v2\/.*\/manifests\/sha256:/);
+      assert.equal(uploadsOpened.length, report.blobsUploaded + manifestsByDigest.length, 'one upload opened per blob and manifest uploaded, the probes included');
       assert.deepEqual(await target.requests(/^DELETE /), [], 'no probe session cancelled: each one carried a blob');
       await assertLoaded(target);
       // The pause index was packed whole (no platform in the spec): both platforms are there.

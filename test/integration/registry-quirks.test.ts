@@ -375,8 +375,8 @@ describe('registries as they behave', () => {
       const root = await from.resolve(img.tag);
       await copyGraph(from, new RemoteStore(c, 'hang/nginx'), root, { session: new CopySession({ concurrency: 1 }) });
       assert.equal(lb.log.filter((e) => e.status === -1).length, 1);
-      // Each blob sent once: the one whose answer never came is not uploaded again.
-      assert.equal(lb.log.filter((e) => e.method === 'PUT' && /digest=/.test(e.url)).length, img.blobs.length);
+      // Each blob sent once: the one whose answer never came is not uploaded again (the manifest's bytes go up as a blob too: stored-link.ts).
+      assert.equal(lb.log.filter((e) => e.method === 'PUT' && /digest=/.test(e.url) && !e.url.includes(img.digest.slice(7))).length, img.blobs.length);
       assert.equal((await c.resolve('hang/nginx', img.digest))?.digest, img.digest);
     } finally {
       await transport.close();

@@ -16,7 +16,7 @@ import { formatPlatform, parsePlatform, requireWantedPlatform } from '../shared/
 import { RegistryClient } from '../shared/registry/client.ts';
 import { credentialsFor, onePerHost } from '../shared/registry/credentials.ts';
 import { checkPullBudget, RateLimitTracker } from '../shared/registry/ratelimit.ts';
-import { HttpTransport } from '../shared/registry/transport.ts';
+import { summarizedTransport } from '../shared/registry/access.ts';
 import { PreloadedContent } from '../shared/store/preloaded.ts';
 import { RemoteStore } from '../shared/store/remote.ts';
 import { decryptPrivateKey, signBlob } from '../shared/sign/keys.ts';
@@ -34,7 +34,6 @@ import { copySignatures, discoverSignatures, signatureRefs, type FoundSignatures
 import { applySince, readSinceBase, type SinceBase } from './since.ts';
 import { imageRegistryEndpoints, specEndpoints } from './preflight.ts';
 import { preflight } from '../shared/net/preflight.ts';
-import { RetrySummary } from '../shared/net/retry-summary.ts';
 import { PhaseTimes } from '../shared/cli/phase-times.ts';
 
 /**
@@ -146,15 +145,8 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
 
   const workDir = await mkdtemp(join(tmpdir(), 'airlock-pack-'));
   const removeWorkDir = onShutdown(() => rm(workDir, { recursive: true, force: true }));
-  const retries = new RetrySummary((line) => logger.warn(line));
-  const transport = new HttpTransport({
-    caFile: options.caFile,
-    onRetry: (r) => {
-      logger.debug(`retrying ${r.what} in ${r.delayMs} ms: ${r.reason}`);
-      retries.record(r.endpoint, r.reason);
-    },
-    onWarning: (w) => logger.warn(`${w.what}: ${w.warning}`),
-  });
+  const net = summarizedTransport(options.caFile, logger);
+  const { transport, retries } = net;
   const progress = new Progress({ json: options.json, summaryLine: false });
   logger.attachStatusLine(progress);
   let writer: BundleWriter | undefined;
@@ -301,7 +293,7 @@ export async function pack(options: PackOptions): Promise<PackSummary> {
     abortWriter();
     removeWorkDir();
     await rm(workDir, { recursive: true, force: true });
-    await transport.close();
+    await net.close();
   }
 }
 

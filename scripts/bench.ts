@@ -23,6 +23,9 @@
  *   openssl sha256  `openssl dgst -sha256` over the bundle (read + hash limit)
  *   cp              a plain copy of the bundle file, never a reflink (disk limit);
  *                   pack's target on the larger images is 1.2x cp + openssl
+ *   cp + sync       the same copy, then `sync FILE` (fsync): the durable disk
+ *                   limit, since pack flushes its bundle before naming it; pack
+ *                   is printed against both
  *   airlock load    the built CLI from the bundle into an empty registry, then
  *                   the same load again (everything present)
  *   skopeo load     `skopeo copy oci:DIR:REF docker://...` image by image from
@@ -130,7 +133,7 @@ async function measure(w: Workload, registry: RegistryService, dir: string): Pro
   say(`\n## ${w.name}: ${count} unique blobs and manifests, ${formatBytes(bytes)}; ${RUNS} runs each, --jobs ${JOBS}\n`);
   const bundle = join(dir, 'bundle.tar');
   const loadArgs = ['--key', join(work, 'airlock.pub'), '--plain-http', '--json'];
-  const results: Record<string, number[]> = { pack: [], skopeo: [], verify: [], sha256: [], cp: [], load: [], reload: [], skopeoLoad: [], floorPull: [], floorPush: [] };
+  const results: Record<string, number[]> = { pack: [], skopeo: [], verify: [], sha256: [], cp: [], cpSync: [], load: [], reload: [], skopeoLoad: [], floorPull: [], floorPush: [] };
   const peak: PeakRss = {};
   const phases: Record<string, number[]> = {};
   /** Run one airlock command, keeping its peak RSS under `name`. */
@@ -152,6 +155,14 @@ async function measure(w: Workload, registry: RegistryService, dir: string): Pro
     results.verify!.push((await tracked('verify', ['verify', bundle, '--key', join(work, 'airlock.pub'), '--json'])).seconds);
     results.sha256!.push(await timed(() => exec('openssl', ['dgst', '-sha256', bundle])));
     results.cp!.push(await timed(() => exec('cp', ['--reflink=never', bundle, join(dir, 'copy.tar')])));
+    await rm(join(dir, 'copy.tar'), { force: true });
+    // The durable copy: pack flushes its bundle to disk before it names it, so its disk limit is a copy plus fsync.
+    results.cpSync!.push(
+      await timed(async () => {
+        await exec('cp', ['--reflink=never', bundle, join(dir, 'copy.tar')]);
+        await exec('sync', [join(dir, 'copy.tar')]);
+      }),
+    );
     await rm(join(dir, 'copy.tar'), { force: true });
 
     const layout = join(dir, `skopeo-${run}`);
@@ -201,10 +212,11 @@ async function measure(w: Workload, registry: RegistryService, dir: string): Pro
   const floorPull = median(results.floorPull!);
   const floorPush = median(results.floorPush!);
   const cp = median(results.cp!);
+  const cpSync = median(results.cpSync!);
   row(
     `airlock pack (CLI, jobs ${JOBS})`,
     pack,
-    `${(pack / floorPull).toFixed(2)}x the floor; ${(median(results.skopeo!) / pack).toFixed(1)}x faster than the skopeo loop; ${(pack / (cp + sha)).toFixed(2)}x cp + openssl; ${rss('pack')}`,
+    `${(pack / floorPull).toFixed(2)}x the floor; ${(median(results.skopeo!) / pack).toFixed(1)}x faster than the skopeo loop; ${(pack / (cp + sha)).toFixed(2)}x cp + openssl, ${(pack / (cpSync + sha)).toFixed(2)}x cp + fsync + openssl; ${rss('pack')}`,
   );
   row(`floor pull (minimal client, ${JOBS} at once)`, floorPull, 'GET every manifest and blob, bytes discarded');
   row('skopeo copy, image by image', median(results.skopeo!), '');
@@ -219,6 +231,7 @@ async function measure(w: Workload, registry: RegistryService, dir: string): Pro
   for (const r of inventoryRows) say(r);
   row('openssl dgst -sha256 bundle', sha, 'read + hash limit');
   row('cp --reflink=never bundle', cp, 'disk limit (page cache, no fsync; pack flushes to disk)');
+  row('cp + sync (fsync) of the copy', cpSync, 'durable disk limit (what pack must pay)');
 
   // Transfer over SFTP to a local sshd (loopback), once each way, next to the same plain copy.
   const sshd = await startSshd();
